@@ -1,0 +1,237 @@
+// The kernel's public contract: what a monitor invokes (Syscalls on capabilities) and
+// what a virtualization extension (the kernel half of plugins/vmx or plugins/svm)
+// implements and sees. Nothing here throws at the guest's or the monitor's request:
+// every failure is a SysErr value.
+import type { CpuExitReason, InterceptControls, CpuExit, X86State, EventType, PhysMemory, AccessSize } from "../x86/types.js";
+
+/** A capability reference in the caller's CSpace: slot index (bits 15:0) and slot generation (bits 30:16). */
+export type CPtr = number;
+
+export const enum ObjType {
+  Null = 0,
+  Ram = 1,
+  Frame = 2,
+  GuestPhysSpace = 3,
+  VmControl = 4,
+  Dispatcher = 5,
+}
+
+export const enum Rights {
+  None = 0,
+  Read = 1,
+  Write = 2,
+  Grant = 4,
+  All = 7,
+}
+
+/** Guest-physical mapping permissions (EPT/NPT style). */
+export const enum MapPerm {
+  R = 1,
+  W = 2,
+  X = 4,
+  RWX = 7,
+}
+
+export const enum SysErr {
+  Ok = 0,
+  /** The slot holds no capability. */
+  CapEmpty = 1,
+  /** The capability is of another object type than the call needs. */
+  CapWrongType = 2,
+  /** The capability lacks a right the call needs. */
+  CapNoRight = 3,
+  /** The slot was deleted or revoked since this CPtr was handed out (generation mismatch). */
+  CapStale = 4,
+  /** The CPtr names no slot of this CSpace. */
+  CapInvalid = 5,
+  /** The CSpace has no free slot. */
+  CSpaceFull = 6,
+  InvalidArgument = 7,
+  /** The Ram capability has too few bytes left. */
+  OutOfMemory = 8,
+  /** No virtualization extension is installed, or another one than the call needs. */
+  NoExtension = 9,
+  /** The dispatcher has not been set up as a guest. */
+  NotGuest = 10,
+  /** A guest-physical mapping overlaps an existing one. */
+  Overlap = 11,
+  /** VMX: VMfailInvalid (SDM 31.2): no current VMCS. */
+  VmFailInvalid = 12,
+  /** VMX: VMfailValid (SDM 31.2): the error number is in the VM-instruction error field and in `ret.vmInstructionError`. */
+  VmFailValid = 13,
+  /** An extension is already installed. */
+  ExtensionInstalled = 14,
+}
+
+/** Names for SysErr values, for messages. */
+export const SYS_ERR_NAMES: readonly string[] = [
+  "ok", "cap-empty", "cap-wrong-type", "cap-no-right", "cap-stale", "cap-invalid", "cspace-full",
+  "invalid-argument", "out-of-memory", "no-extension", "not-guest", "overlap", "vmfail-invalid",
+  "vmfail-valid", "extension-installed",
+];
+
+/**
+ * The syscall return block, one per CSpace, reused by every call (like return
+ * registers): a call writes the fields it defines and leaves the others alone.
+ */
+export interface SysRet {
+  /** A new capability (copy, mint, retype). */
+  cap: CPtr;
+  /** A scalar result (vmread). */
+  value: number;
+  /** A mapped view (frameMap). */
+  view: Uint8Array | null;
+  /** capIdentify results. */
+  type: ObjType;
+  rights: number;
+  bytes: number;
+  /** The VM-instruction error number of the last VMfailValid (SDM 31.4). */
+  vmInstructionError: number;
+}
+
+/** A monitor-side handler for guest-physical accesses that hit no RAM frame. Must not throw. */
+export interface MmioHandler {
+  read(gpa: number, size: AccessSize): number;
+  write(gpa: number, size: AccessSize, value: number): void;
+}
+
+export interface GuestSetup {
+  vmcontrol: CPtr;
+  gpspace: CPtr;
+  /** A Frame of at least 32 bytes: the guest GPRs in Gpr order, as little-endian u32. */
+  guestControl: CPtr;
+}
+
+/**
+ * Invocations on capabilities, as a monitor makes them. One Syscalls object is
+ * bound to one CSpace. The VMX calls follow the SDM's instruction outcomes: Ok is
+ * VMsucceed, VmFailInvalid and VmFailValid are the two failures.
+ *
+ * The ABI is that of a 32-bit host: vmread/vmwrite move 32 bits; a 64-bit field's
+ * upper half is reached through its "high" encoding (SDM 25.11.2, appendix B).
+ */
+export interface Syscalls {
+  readonly ret: SysRet;
+  // CSpace
+  capCopy(src: CPtr): SysErr;
+  /** A copy with rights ⊆ the source's; needs Grant on the source. */
+  capMint(src: CPtr, rights: Rights): SysErr;
+  capDelete(cap: CPtr): SysErr;
+  /** Delete every copy and descendant of `cap`, leaving `cap` itself. */
+  capRevoke(cap: CPtr): SysErr;
+  capIdentify(cap: CPtr): SysErr;
+  /** Carve `bytes` from a Ram capability into a new object. VmControl needs `kind`. */
+  ramRetype(ram: CPtr, type: ObjType, bytes: number, kind?: "vmcs" | "vmcb"): SysErr;
+  /** Map a Frame (or a VMCB VmControl) into the monitor: ret.view. Needs Read. */
+  frameMap(frame: CPtr): SysErr;
+  // Guest-physical space
+  gpspaceMap(gpspace: CPtr, frame: CPtr, gpa: number, perms: MapPerm): SysErr;
+  gpspaceUnmap(gpspace: CPtr, gpa: number): SysErr;
+  gpspaceSetMmio(gpspace: CPtr, handler: MmioHandler): SysErr;
+  // Dispatcher
+  dispatcherSetupGuest(dcb: CPtr, setup: GuestSetup): SysErr;
+  // VMX
+  vmptrld(dcb: CPtr, vmcs: CPtr): SysErr;
+  vmclear(dcb: CPtr, vmcs: CPtr): SysErr;
+  /** ret.value = the field. Needs Read on the DCB. */
+  vmread(dcb: CPtr, encoding: number): SysErr;
+  /** Needs Write on the DCB. */
+  vmwrite(dcb: CPtr, encoding: number, value: number): SysErr;
+  vmlaunch(dcb: CPtr): SysErr;
+  vmresume(dcb: CPtr): SysErr;
+  // SVM
+  vmrun(dcb: CPtr): SysErr;
+}
+
+// ---------------------------------------------------------------------------
+// What a virtualization extension sees: kernel objects already checked against
+// the caller's capabilities.
+
+export interface VmControlObject {
+  readonly kind: "vmcs" | "vmcb";
+  /** The region. For a VMCB the monitor maps the same bytes. */
+  readonly bytes: Uint8Array;
+  /** Its host-physical address (4 KiB aligned), as VMPTRLD/VMCLEAR operands and VMCB addresses name it. */
+  readonly paddr: number;
+  /** Extension-private state (launch state, field storage ...). */
+  ext: unknown;
+}
+
+export interface GuestPhysSpaceObject {
+  /** Host-physical address of its root (what an EPT pointer or N_CR3 names). */
+  readonly paddr: number;
+  /** The guest-physical address space as the engine's core sees it. */
+  readonly memory: PhysMemory;
+}
+
+/** The engine's vCPU: an x86 core (or a KVM vCPU) that runs until an intercept. */
+export interface EngineVcpu {
+  readonly intercepts: InterceptControls;
+  readonly exit: CpuExit;
+  run(budget: number): CpuExitReason;
+  getState(out: X86State): void;
+  setState(state: X86State): void;
+  deliverEvent(type: EventType, vector: number, errorCode: number, hasErrorCode: boolean): void;
+  interruptible(): boolean;
+}
+
+export interface Engine {
+  readonly name: string;
+  createVcpu(memory: PhysMemory): EngineVcpu;
+}
+
+export interface GuestBinding {
+  readonly vmcontrol: VmControlObject;
+  readonly gpspace: GuestPhysSpaceObject;
+  /** The GPR frame shared with the monitor (Gpr order). */
+  readonly guestControl: Uint32Array;
+  readonly vcpu: EngineVcpu;
+  /** Extension-private per-guest state (e.g. the current-VMCS pointer). */
+  ext: unknown;
+}
+
+export interface DispatcherObject {
+  readonly id: number;
+  guest: GuestBinding | null;
+}
+
+export interface ExtensionContext {
+  /** Instructions per world-switch timeslice; when it ends the guest exits as for a host interrupt. */
+  readonly timeslice: number;
+  /** Look up a VmControl by host-physical address (VMPTRLD/VMCLEAR operands, VMCB addresses). */
+  vmcontrolAt(paddr: number): VmControlObject | undefined;
+}
+
+interface ExtensionCommon {
+  /** Called once by the kernel on install. */
+  attach(ctx: ExtensionContext): void;
+  /** A new VmControl of this extension's kind was retyped: initialise `ctl.bytes` and `ctl.ext`. */
+  initControl(ctl: VmControlObject): void;
+  /** dispatcher.setupGuest: validate and initialise (VMX: host state in the kernel). */
+  setupGuest(dcb: DispatcherObject, guest: GuestBinding): SysErr;
+}
+
+export interface VmxExtension extends ExtensionCommon {
+  readonly kind: "vmx";
+  vmptrld(dcb: DispatcherObject, ctl: VmControlObject, ret: SysRet): SysErr;
+  vmclear(dcb: DispatcherObject, ctl: VmControlObject, ret: SysRet): SysErr;
+  vmread(dcb: DispatcherObject, encoding: number, ret: SysRet): SysErr;
+  vmwrite(dcb: DispatcherObject, encoding: number, value: number, ret: SysRet): SysErr;
+  vmlaunch(dcb: DispatcherObject, ret: SysRet): SysErr;
+  vmresume(dcb: DispatcherObject, ret: SysRet): SysErr;
+}
+
+export interface SvmExtension extends ExtensionCommon {
+  readonly kind: "svm";
+  vmrun(dcb: DispatcherObject, ret: SysRet): SysErr;
+}
+
+export type VirtExtension = VmxExtension | SvmExtension;
+
+/** How a plugin installs the kernel half of a backend (like loading a kernel module). */
+export interface KernelExtensionHost {
+  install(ext: VirtExtension): SysErr;
+  readonly engineName: string;
+}
+
+export type { X86State, InterceptControls, CpuExit, CpuExitReason, EventType, PhysMemory, AccessSize };

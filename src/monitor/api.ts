@@ -1,0 +1,284 @@
+// The public plugin API of the monitor. Built-in plugins (plugins/*) use only this
+// module, src/kernel/api.ts and src/x86 — exactly what a third-party plugin gets.
+import type { DependencyContainer, InjectionToken } from "tsyringe";
+import type { EventEmitter } from "eventemitter3";
+import type { AccessSize, X86State, EventType } from "../x86/types.js";
+import type { CPtr, KernelExtensionHost, Syscalls } from "../kernel/api.js";
+
+export type { AccessSize, X86State, DependencyContainer, InjectionToken };
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/** A configuration problem; `path` is a JSON path such as `plugins[2].options.irq`. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly path: string, readonly detail: string, readonly file?: string) {
+    super(`${file ? `${file}: ` : ""}${path || "(root)"}: ${detail}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Plugins
+
+/** Plugins are registered in phase order, then in config order within a phase. */
+export type Phase = "core" | "backend" | "bus" | "device" | "firmware" | "late";
+export const PHASES: readonly Phase[] = ["core", "backend", "bus", "device", "firmware", "late"];
+
+/** What the monitor hands every plugin, so a plugin outside the tree imports nothing. */
+export interface HostApi {
+  readonly tokens: typeof Tokens;
+  readonly inject: typeof import("tsyringe").inject;
+  readonly injectable: typeof import("tsyringe").injectable;
+  readonly injectAll: typeof import("tsyringe").injectAll;
+  readonly Lifecycle: typeof import("tsyringe").Lifecycle;
+  readonly ConfigError: typeof ConfigError;
+}
+
+/** The one default export of a plugin module. */
+export interface MonitorPlugin<C = unknown> {
+  readonly id: string;
+  readonly phase: Phase;
+  /** Plugin ids that must be loaded before this one (checked before register). */
+  readonly requires?: readonly string[];
+  /** Parse this plugin's options strictly; throw ConfigError naming `path` + the bad key. */
+  parseConfig(raw: unknown, path: string): C;
+  /** Register into the VM's child container. */
+  register(vm: DependencyContainer, config: C, host: HostApi): void | Promise<void>;
+}
+
+// ---------------------------------------------------------------------------
+// Devices and buses (STYLE rules 1, 2, 6)
+
+export interface IoDevice {
+  /** Shown in errors and logs, e.g. "uart16550@com1". */
+  readonly name: string;
+  /** `offset` is relative to the range's base. Must not throw; undecoded reads return all-ones. */
+  read(offset: number, size: AccessSize): number;
+  write(offset: number, size: AccessSize, value: number): void;
+}
+
+export interface IoRange {
+  space: "pio" | "mmio";
+  base: number;
+  length: number;
+}
+
+export type BusInsertError =
+  | { kind: "overlap"; with: string; message: string }
+  | { kind: "zero-length"; message: string }
+  | { kind: "overflow"; message: string };
+
+export interface Bus {
+  readonly space: "pio" | "mmio";
+  insert(range: IoRange, device: IoDevice): BusInsertError | undefined;
+  read(addr: number, size: AccessSize): number;
+  write(addr: number, size: AccessSize, value: number): void;
+  /** Accesses that hit no device (read as all-ones, writes ignored). */
+  readonly unclaimed: { reads: number; writes: number };
+}
+
+/** A device a plugin asks the monitor to place on a bus (multi-bound). */
+export interface IoDeviceContribution {
+  readonly device: IoDevice;
+  readonly ranges: readonly IoRange[];
+}
+
+export interface IrqLine {
+  raise(): void;
+  lower(): void;
+}
+
+/** The monitor's interrupt lines. Until an interrupt controller is plugged, a line only records its level. */
+export interface IrqLines {
+  line(irq: number): IrqLine;
+  level(irq: number): boolean;
+}
+
+export interface DeviceEvents {
+  invalidRead(offset: number, size: AccessSize): void;
+  invalidWrite(offset: number, size: AccessSize, value: number): void;
+}
+export const NO_EVENTS: DeviceEvents = { invalidRead() {}, invalidWrite() {} };
+
+// ---------------------------------------------------------------------------
+// Console
+
+export interface ConsoleEvents {
+  /** One byte of guest output; `source` names the producer ("com1", "bios-tty", ...). */
+  output: (byte: number, source: string) => void;
+}
+
+export interface Console {
+  /** Guest output towards the host. */
+  write(source: string, byte: number): void;
+  /** Subscribe to host input: every subscriber sees every byte. Returns the unsubscribe function. */
+  onInput(listener: (byte: number) => void): () => void;
+  /** Host side: feed typed input to the guest. */
+  type(bytes: Uint8Array | string): void;
+  readonly events: EventEmitter<ConsoleEvents>;
+}
+
+// ---------------------------------------------------------------------------
+// Guest memory as the monitor sees it (RAM frames mapped through capabilities)
+
+export interface GuestMemory {
+  /** Bytes of RAM mapped from guest-physical 0. */
+  readonly size: number;
+  /** Reads outside RAM return all-ones; writes outside RAM are dropped. */
+  read8(gpa: number): number;
+  read16(gpa: number): number;
+  read32(gpa: number): number;
+  write8(gpa: number, value: number): void;
+  write16(gpa: number, value: number): void;
+  write32(gpa: number, value: number): void;
+  /** Copy bytes in; returns false (writes nothing) if the range leaves RAM. */
+  writeBytes(gpa: number, bytes: Uint8Array): boolean;
+  /** Copy bytes out; returns undefined if the range leaves RAM. */
+  readBytes(gpa: number, length: number): Uint8Array | undefined;
+}
+
+// ---------------------------------------------------------------------------
+// The backend-neutral vCPU (STYLE rule 11: libnvmm-like)
+
+/** Parts of the state for getState/setState. */
+export const enum StateParts {
+  Gprs = 1,
+  /** EIP, EFLAGS. */
+  Basic = 2,
+  Segments = 4,
+  /** CR0/2/3/4, DR7, EFER. */
+  Control = 8,
+  /** GDTR, IDTR, LDTR, TR. */
+  Tables = 16,
+  /** Activity and interruptibility. */
+  Events = 32,
+  All = 63,
+}
+
+export interface IoExit {
+  kind: "io";
+  port: number;
+  size: AccessSize;
+  in: boolean;
+  /** OUT: the value written. IN: the handler stores the value read here; the backend commits it at the next run. */
+  data: number;
+}
+export interface MmioExit {
+  kind: "mmio";
+  gpa: number;
+  size: AccessSize;
+  write: boolean;
+  data: number;
+}
+export interface CpuidExit {
+  kind: "cpuid";
+  leaf: number;
+  subleaf: number;
+  /** The handler stores the result; the backend commits it and advances EIP at the next run. */
+  eax: number; ebx: number; ecx: number; edx: number;
+}
+export interface HltExit {
+  kind: "hlt";
+  /** EFLAGS.IF at the HLT: false means the guest can never wake. */
+  interruptsEnabled: boolean;
+}
+export interface ShutdownExit { kind: "shutdown"; reason: "triple-fault" | "reset" }
+/** The host's timeslice ended (VMX external-interrupt exit, SVM INTR): nothing for the guest to see. */
+export interface PreemptExit { kind: "preempt" }
+export interface InterruptWindowExit { kind: "interrupt-window" }
+export interface ExceptionExit { kind: "exception"; vector: number; errorCode: number; hasErrorCode: boolean }
+/** VM entry failed: VMfail (the error number), a guest-state check (VMX exit 33/34), or VMEXIT_INVALID. */
+export interface EntryFailureExit { kind: "entry-failure"; code: number; message: string }
+/** An exit the backend cannot turn into any other kind; `code` is the raw exit reason / exit code. */
+export interface UnhandledExit { kind: "unhandled"; code: number; message: string }
+
+/** A discriminated union; backends reuse one object per kind (no allocation per exit). */
+export type VmExit =
+  | IoExit | MmioExit | CpuidExit | HltExit | ShutdownExit | PreemptExit
+  | InterruptWindowExit | ExceptionExit | EntryFailureExit | UnhandledExit;
+export type VmExitKind = VmExit["kind"];
+export const VM_EXIT_KINDS: readonly VmExitKind[] = [
+  "io", "mmio", "cpuid", "hlt", "shutdown", "preempt", "interrupt-window", "exception", "entry-failure", "unhandled",
+];
+
+export interface VcpuEvent {
+  type: EventType;
+  vector: number;
+  errorCode?: number;
+}
+
+export interface VcpuBackend {
+  /** "vmx", "svm", or a wrapper's name. */
+  readonly id: string;
+  /** Run the guest until it exits. Pending state writes, injections and exit completions are committed first. */
+  run(): VmExit;
+  /** A backend-owned object, valid until the next call; reads are done lazily by parts. */
+  getState(parts?: number): X86State;
+  /** Copy `parts` of `state` in; committed at the next run. */
+  setState(state: X86State, parts?: number): void;
+  /** Queue an event for the next entry. */
+  inject(event: VcpuEvent): void;
+  /** Exit with "interrupt-window" as soon as the guest can take an external interrupt. */
+  setInterruptWindow(enabled: boolean): void;
+}
+
+/** Wraps the backend's vCPU (multi-bound, applied in plugin order): realmode's BIOS, tracers, ... */
+export interface VcpuInterposer {
+  wrap(inner: VcpuBackend): VcpuBackend;
+}
+
+/** Puts the guest into its boot state (multi-bound, run in plugin order before the first run). */
+export interface BootContribution {
+  boot(vcpu: VcpuBackend, memory: GuestMemory): void;
+}
+
+/** The capabilities the monitor core creates for the VM before any backend registers. */
+export interface MachineCaps {
+  readonly ram: CPtr;
+  readonly gpspace: CPtr;
+  readonly dispatcher: CPtr;
+  readonly guestControl: CPtr;
+  /** The guestControl frame as the monitor maps it (Gpr order). */
+  readonly guestRegs: Uint32Array;
+}
+
+export interface MonitorEventMap {
+  /** The VM is about to run its first instruction. */
+  start: () => void;
+  /** The run ended; see RunResult. */
+  stop: (result: RunResult) => void;
+}
+
+export type StopReason = "halted" | "shutdown" | "escape" | "timeout" | "error";
+export interface RunResult {
+  reason: StopReason;
+  message: string;
+  exits: Record<string, number>;
+}
+
+export interface Logger {
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+}
+
+// ---------------------------------------------------------------------------
+// Tokens (STYLE rule 5): Symbol.for so separately built plugins share them.
+
+export const Tokens = {
+  Syscalls: Symbol.for("hvkit:Syscalls") as InjectionToken<Syscalls>,
+  KernelExtensionHost: Symbol.for("hvkit:KernelExtensionHost") as InjectionToken<KernelExtensionHost>,
+  MachineCaps: Symbol.for("hvkit:MachineCaps") as InjectionToken<MachineCaps>,
+  GuestMemory: Symbol.for("hvkit:GuestMemory") as InjectionToken<GuestMemory>,
+  VcpuBackend: Symbol.for("hvkit:VcpuBackend") as InjectionToken<VcpuBackend>,
+  VcpuInterposer: Symbol.for("hvkit:VcpuInterposer") as InjectionToken<VcpuInterposer>,
+  BootContribution: Symbol.for("hvkit:BootContribution") as InjectionToken<BootContribution>,
+  PioBus: Symbol.for("hvkit:PioBus") as InjectionToken<Bus>,
+  MmioBus: Symbol.for("hvkit:MmioBus") as InjectionToken<Bus>,
+  IoDeviceContribution: Symbol.for("hvkit:IoDeviceContribution") as InjectionToken<IoDeviceContribution>,
+  IrqLines: Symbol.for("hvkit:IrqLines") as InjectionToken<IrqLines>,
+  Console: Symbol.for("hvkit:Console") as InjectionToken<Console>,
+  MonitorEvents: Symbol.for("hvkit:MonitorEvents") as InjectionToken<EventEmitter<MonitorEventMap>>,
+  Logger: Symbol.for("hvkit:Logger") as InjectionToken<Logger>,
+} as const;

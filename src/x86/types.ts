@@ -1,0 +1,174 @@
+// The contract of the one x86 core (src/x86). The soft engine (src/kernel) drives it
+// as "hardware"; plugins/realmode drives another instance as its emulator.
+// State mirrors the VMCS guest-state area (SDM Vol. 3C 25.4) so the VMX and SVM
+// extensions map it field by field.
+
+/** A segment register as the VMCS holds it: selector, base, limit and access rights. */
+export interface SegmentReg {
+  selector: number;
+  base: number;
+  limit: number;
+  /**
+   * Access rights in the VMCS format (SDM 25.4.1, table 25-2): bits 3:0 type, 4 S,
+   * 6:5 DPL, 7 P, 12 AVL, 13 L, 14 D/B, 15 G, 16 segment unusable.
+   */
+  attrib: number;
+}
+
+export interface TableReg {
+  base: number;
+  limit: number;
+}
+
+/** Activity states, numbered as the VMCS activity-state field (SDM 25.4.2). */
+export const enum Activity {
+  Active = 0,
+  Hlt = 1,
+  Shutdown = 2,
+  WaitForSipi = 3,
+}
+
+/** Interruptibility bits, as the VMCS interruptibility-state field (SDM 25.4.2, table 25-3). */
+export const enum Interruptibility {
+  BlockingBySti = 1 << 0,
+  BlockingByMovSs = 1 << 1,
+  BlockingBySmi = 1 << 2,
+  BlockingByNmi = 1 << 3,
+}
+
+/** Architectural state of one core. Plain, JSON-safe; 32-bit values as unsigned numbers. */
+export interface X86State {
+  eax: number; ecx: number; edx: number; ebx: number;
+  esp: number; ebp: number; esi: number; edi: number;
+  eip: number;
+  eflags: number;
+  es: SegmentReg; cs: SegmentReg; ss: SegmentReg; ds: SegmentReg; fs: SegmentReg; gs: SegmentReg;
+  ldtr: SegmentReg; tr: SegmentReg;
+  gdtr: TableReg; idtr: TableReg;
+  cr0: number; cr2: number; cr3: number; cr4: number;
+  dr7: number;
+  efer: number;
+  activity: Activity;
+  interruptibility: number;
+}
+
+/** GPR indices in x86 ModR/M order; also the layout of a DCB's guestControl frame. */
+export const enum Gpr {
+  Eax = 0, Ecx = 1, Edx = 2, Ebx = 3, Esp = 4, Ebp = 5, Esi = 6, Edi = 7,
+}
+
+export type AccessSize = 1 | 2 | 4;
+
+/**
+ * Physical memory as the core sees it after segmentation (and later paging).
+ * The engine provides it: RAM frames mapped by a GuestPhysSpace, the rest MMIO.
+ * Must not throw: unmapped reads return all-ones, unmapped writes are dropped
+ * (or dispatched to MMIO by the provider).
+ */
+export interface PhysMemory {
+  read8(pa: number): number;
+  read16(pa: number): number;
+  read32(pa: number): number;
+  write8(pa: number, value: number): void;
+  write16(pa: number, value: number): void;
+  write32(pa: number, value: number): void;
+}
+
+/** Port I/O that the core performs itself when the instruction is not intercepted. */
+export interface IoPorts {
+  in(port: number, size: AccessSize): number;
+  out(port: number, size: AccessSize, value: number): void;
+}
+
+/**
+ * What makes the core stop instead of executing. The engine fills these from the
+ * VMCS controls or the VMCB intercept vectors before each run; the core only reads them.
+ */
+export interface InterceptControls {
+  hlt: boolean;
+  cpuid: boolean;
+  /** Every IN/OUT/INS/OUTS exits (VMX "unconditional I/O exiting"). */
+  ioAll: boolean;
+  /** Else, when set: one bit per port (65536 bits, port p at byte p>>3 bit p&7); a set bit exits. */
+  ioBitmap: Uint8Array | null;
+  /** One bit per vector (32 bytes): INT n for a set vector exits before vectoring (SVM INTn intercept). */
+  softIntBitmap: Uint8Array | null;
+  /** Bit v set: exception v exits instead of being delivered (VMX exception bitmap, SVM exception intercepts). */
+  exceptionBitmap: number;
+}
+
+/** Why `Cpu.run` returned. The core is stopped *before* the intercepted instruction. */
+export const enum CpuExitReason {
+  None = 0,
+  /** The instruction budget ran out (the host's timeslice ended). */
+  Budget = 1,
+  Hlt = 2,
+  Cpuid = 3,
+  Io = 4,
+  /** INT n / INT3 / INTO intercepted by softIntBitmap. */
+  SoftInt = 5,
+  /** An exception whose bit is set in exceptionBitmap. */
+  Exception = 6,
+  /** A fault while delivering a double fault (SDM 6.15, interrupt 8): the core is in shutdown. */
+  TripleFault = 7,
+  /** HLT executed without the HLT intercept: the core now waits for an interrupt. */
+  Halted = 8,
+}
+
+/** Kinds of software-interrupt instruction, for SoftInt exits. */
+export const enum SoftIntKind { IntN = 0, Int3 = 1, Into = 2 }
+
+/**
+ * Exit information, one reused object per core (no allocation per exit).
+ * Fields not relevant to `reason` keep stale values.
+ */
+export interface CpuExit {
+  reason: CpuExitReason;
+  /** Length in bytes of the instruction that caused the exit (prefixes included). */
+  instrLen: number;
+  // I/O (reason Io)
+  ioPort: number;
+  ioSize: AccessSize;
+  ioIn: boolean;
+  ioString: boolean;
+  ioRep: boolean;
+  /** The port came from an imm8 operand (SDM 28.2.1 table 28-5 bit 6). */
+  ioImm: boolean;
+  /** Address size of a string instruction: 2 or 4. */
+  ioAddrSize: number;
+  /** Segment register index of a string OUTS source (ES=0..GS=5, x86 Sreg order). */
+  ioSeg: number;
+  // Exceptions and software interrupts
+  vector: number;
+  errorCode: number;
+  hasErrorCode: boolean;
+  softIntKind: SoftIntKind;
+}
+
+/** Events the engine asks the core to deliver before the next instruction. */
+export const enum EventType {
+  ExtInt = 0,
+  Nmi = 2,
+  HardwareException = 3,
+  SoftwareInt = 4,
+}
+
+/** The core itself, as the engine and the realmode emulator drive it. */
+export interface Cpu {
+  readonly intercepts: InterceptControls;
+  readonly exit: CpuExit;
+  mem: PhysMemory;
+  io: IoPorts;
+  /** Run up to `budget` instructions; stops at the first intercept. */
+  run(budget: number): CpuExitReason;
+  getState(out: X86State): void;
+  setState(state: X86State): void;
+  /**
+   * Deliver an event now, through the IVT in real mode (SDM 20.1.4), as the
+   * VM-entry event injection does (SDM 27.6). Faults during delivery escalate
+   * as they would on hardware.
+   */
+  deliverEvent(type: EventType, vector: number, errorCode: number, hasErrorCode: boolean): void;
+  /** Whether an external interrupt could be taken now (IF=1, no STI/MOV SS shadow). */
+  interruptible(): boolean;
+}
