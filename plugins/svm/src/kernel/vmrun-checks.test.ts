@@ -1,0 +1,46 @@
+import { describe, expect, it } from "vitest";
+import { EventInj, F } from "../vmcb.js";
+import { SOFT_SVM_CAPS, VMRUN_CHECKS, firstFailedCheck, type VmrunEnv } from "./vmrun-checks.js";
+import { BROKEN_ROWS, LONG_MODE_CAPS, validVmcb } from "./vmrun-checks.fixtures.js";
+
+const GPSPACE_PADDR = 0x0020_3000;
+
+describe("VMRUN consistency checks (APM 15.5.1)", () => {
+  it("a valid VMCB passes every check, with and without long-mode support", () => {
+    expect(firstFailedCheck(validVmcb(GPSPACE_PADDR), { caps: SOFT_SVM_CAPS, gpspacePaddr: GPSPACE_PADDR })).toBe(-1);
+    expect(firstFailedCheck(validVmcb(GPSPACE_PADDR), { caps: LONG_MODE_CAPS, gpspacePaddr: GPSPACE_PADDR })).toBe(-1);
+  });
+
+  it("every check has exactly one breaking row", () => {
+    expect(BROKEN_ROWS.map((r) => r.check).sort()).toEqual(VMRUN_CHECKS.map((c) => c.name).sort());
+  });
+
+  it.each(BROKEN_ROWS)("breaking $check fails exactly that check", (row) => {
+    const env: VmrunEnv = { caps: row.caps ?? SOFT_SVM_CAPS, gpspacePaddr: GPSPACE_PADDR };
+    const v = validVmcb(GPSPACE_PADDR);
+    row.breakIt(v);
+    const idx = firstFailedCheck(v, env);
+    expect(idx).toBeGreaterThanOrEqual(0);
+    expect(VMRUN_CHECKS[idx]!.name).toBe(row.check);
+    const failing = VMRUN_CHECKS.filter((c) => c.violated(v, env)).map((c) => c.name);
+    expect(failing).toEqual([row.check]);
+  });
+
+  it("accepts the legal CR0 cache combinations (CD=1/NW=1 and CD=1/NW=0)", () => {
+    const env = { caps: SOFT_SVM_CAPS, gpspacePaddr: GPSPACE_PADDR };
+    const v = validVmcb(GPSPACE_PADDR);
+    v.write(F.CR0, 0x60000010);
+    expect(firstFailedCheck(v, env)).toBe(-1);
+    v.write(F.CR0, 0x40000010);
+    expect(firstFailedCheck(v, env)).toBe(-1);
+  });
+
+  it("accepts injected #BP (vector 3) and a valid external interrupt", () => {
+    const env = { caps: SOFT_SVM_CAPS, gpspacePaddr: GPSPACE_PADDR };
+    const v = validVmcb(GPSPACE_PADDR);
+    v.write(F.EVENTINJ, (EventInj.V | (3 << EventInj.TYPE_SHIFT) | 3) >>> 0);
+    expect(firstFailedCheck(v, env)).toBe(-1);
+    v.write(F.EVENTINJ, (EventInj.V | (0 << EventInj.TYPE_SHIFT) | 0x80) >>> 0);
+    expect(firstFailedCheck(v, env)).toBe(-1);
+  });
+});

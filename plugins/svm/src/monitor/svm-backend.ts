@@ -1,0 +1,301 @@
+// The monitor half of plugins/svm: a VcpuBackend over a VMCB frame that the monitor
+// maps (Syscalls.frameMap) and edits directly, as vmkitmon does: no syscall per
+// field, one `vmrun` syscall per entry (AMD APM Vol. 2 chapter 15).
+//
+// Exits are decoded from EXITCODE/EXITINFO1/EXITINFO2/nRIP into the backend-neutral
+// VmExit union, one reused object per kind. Instruction exits are completed at the
+// next run() (KVM-like): IN data into AL/AX/EAX, CPUID results into EAX-EDX, RIP to
+// nRIP. String I/O (INS/OUTS) is not supported in this slice: an `unhandled` exit.
+import { inject, injectable } from "tsyringe";
+import { ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls } from "../../../../src/kernel/api.js";
+import {
+  StateParts,
+  Tokens,
+  type CpuidExit,
+  type EntryFailureExit,
+  type ExceptionExit,
+  type HltExit,
+  type InterruptWindowExit,
+  type IoExit,
+  type MachineCaps,
+  type PreemptExit,
+  type ShutdownExit,
+  type UnhandledExit,
+  type VcpuBackend,
+  type VcpuEvent,
+  type VmExit,
+} from "../../../../src/monitor/api.js";
+import { Activity, Gpr, Interruptibility, type AccessSize, type X86State } from "../../../../src/x86/types.js";
+import { resetState } from "../../../../src/x86/state.js";
+import { B, Efer, EventInj, F, IoioInfo, Misc1, Misc2, SvmExit, Vmcb, VMCB_BYTES } from "../vmcb.js";
+import { VMRUN_CHECKS } from "../kernel/vmrun-checks.js";
+
+/** A host-side problem setting up or running the SVM vCPU (never caused by the guest). */
+export class SvmBackendError extends Error {
+  override readonly name = "SvmBackendError";
+}
+
+const EFLAGS_IF = 1 << 9, EFLAGS_VM = 1 << 17;
+const CR0_PE = 1;
+/** Exceptions that push an error code in protected mode (APM 8.2); none do in real mode. */
+const ERROR_CODE_VECTORS = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 17) | (1 << 21) | (1 << 29) | (1 << 30);
+const SIZE_MASK = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
+
+/** The intercepts this backend always sets (APM 15.9; INTR and SHUTDOWN are required by the hvkit kernel). */
+export const SVM_BACKEND_MISC1 = Misc1.INTR | Misc1.CPUID | Misc1.HLT | Misc1.IOIO_PROT | Misc1.SHUTDOWN;
+export const SVM_BACKEND_MISC2 = Misc2.VMRUN;
+export const SVM_BACKEND_ASID = 1;
+
+/** Messages for VMEXIT_INVALID, built once (EXITINFO1 = failed check index + 1). */
+const INVALID_MESSAGES = VMRUN_CHECKS.map((c) => `VMEXIT_INVALID: ${c.name}: ${c.rule}`);
+
+const enum Completion { None, IoIn, IoOut, Cpuid, Hlt }
+
+@injectable()
+export class SvmBackend implements VcpuBackend {
+  readonly id = "svm";
+  /** The VMCB as the monitor maps it. */
+  readonly vmcb: Vmcb;
+  /** The VmControl capability of the VMCB. */
+  readonly vmcbCap: CPtr;
+
+  private readonly regs: Uint32Array;
+  private readonly state: X86State = resetState();
+  private completion = Completion.None;
+  private completionSize: AccessSize = 1;
+  private completionRip = 0;
+
+  private readonly ioExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0 };
+  private readonly cpuidExit: CpuidExit = { kind: "cpuid", leaf: 0, subleaf: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 };
+  private readonly hltExit: HltExit = { kind: "hlt", interruptsEnabled: false };
+  private readonly shutdownExit: ShutdownExit = { kind: "shutdown", reason: "triple-fault" };
+  private readonly preemptExit: PreemptExit = { kind: "preempt" };
+  private readonly windowExit: InterruptWindowExit = { kind: "interrupt-window" };
+  private readonly exceptionExit: ExceptionExit = { kind: "exception", vector: 0, errorCode: 0, hasErrorCode: false };
+  private readonly entryFailureExit: EntryFailureExit = { kind: "entry-failure", code: SvmExit.INVALID, message: "" };
+  private readonly unhandledExit: UnhandledExit = { kind: "unhandled", code: 0, message: "" };
+
+  constructor(
+    @inject(Tokens.Syscalls) private readonly sys: Syscalls,
+    @inject(Tokens.MachineCaps) private readonly caps: MachineCaps,
+  ) {
+    this.regs = caps.guestRegs;
+    this.check(sys.ramRetype(caps.ram, ObjType.VmControl, VMCB_BYTES, "vmcb"), "ramRetype(VmControl vmcb)");
+    this.vmcbCap = sys.ret.cap;
+    this.check(sys.frameMap(this.vmcbCap), "frameMap(vmcb)");
+    const view = sys.ret.view;
+    if (view === null) throw new SvmBackendError("frameMap(vmcb) returned no view");
+    this.vmcb = new Vmcb(view);
+    this.check(
+      sys.dispatcherSetupGuest(caps.dispatcher, { vmcontrol: this.vmcbCap, gpspace: caps.gpspace, guestControl: caps.guestControl }),
+      "dispatcherSetupGuest",
+    );
+    const v = this.vmcb;
+    v.write(F.INTERCEPT_MISC1, SVM_BACKEND_MISC1);
+    v.write(F.INTERCEPT_MISC2, SVM_BACKEND_MISC2);
+    v.write(F.GUEST_ASID, SVM_BACKEND_ASID);
+    // Guest memory is the GuestPhysSpace: nested paging, N_CR3 as the kernel filled it at setup.
+    v.setBits(B.NP_ENABLE, 1);
+    // The power-on state (APM 14.1.3) until a BootContribution sets its own.
+    this.setState(resetState(), StateParts.All);
+  }
+
+  private check(err: SysErr, what: string): void {
+    if (err !== SysErr.Ok) throw new SvmBackendError(`svm backend: ${what} failed: ${SYS_ERR_NAMES[err] ?? err}`);
+  }
+
+  run(): VmExit {
+    if (this.completion !== Completion.None) this.complete();
+    const err = this.sys.vmrun(this.caps.dispatcher);
+    if (err !== SysErr.Ok) throw new SvmBackendError(`svm backend: vmrun failed: ${SYS_ERR_NAMES[err] ?? err}`);
+    return this.decodeExit();
+  }
+
+  /** Finishes the last instruction exit: the monitor's setState came first, this goes on top. */
+  private complete(): void {
+    const v = this.vmcb;
+    switch (this.completion) {
+      case Completion.IoIn: {
+        const size = this.completionSize;
+        const data = this.ioExit.data >>> 0;
+        if (size === 4) v.write(F.RAX, data); // a 32-bit write zero-extends (APM 3.1.2)
+        else {
+          const mask = SIZE_MASK[size];
+          v.write64(F.RAX, ((v.read(F.RAX) & ~mask) | (data & mask)) >>> 0, v.readHi(F.RAX));
+        }
+        break;
+      }
+      case Completion.Cpuid: {
+        const c = this.cpuidExit;
+        v.write(F.RAX, c.eax >>> 0);
+        this.regs[Gpr.Eax] = c.eax >>> 0;
+        this.regs[Gpr.Ebx] = c.ebx >>> 0;
+        this.regs[Gpr.Ecx] = c.ecx >>> 0;
+        this.regs[Gpr.Edx] = c.edx >>> 0;
+        break;
+      }
+      default:
+        break;
+    }
+    v.write(F.RIP, this.completionRip);
+    this.completion = Completion.None;
+  }
+
+  private decodeExit(): VmExit {
+    const v = this.vmcb;
+    const code = v.exitCode();
+    switch (code) {
+      case SvmExit.IOIO: {
+        const info = v.read(F.EXITINFO1);
+        if (info & IoioInfo.STR) {
+          return this.unhandled(code, `string I/O (INS/OUTS) at port 0x${(info >>> 16).toString(16)} is not supported by the svm backend yet`);
+        }
+        const size: AccessSize = info & IoioInfo.SZ8 ? 1 : info & IoioInfo.SZ16 ? 2 : 4;
+        const isIn = (info & IoioInfo.TYPE_IN) !== 0;
+        const e = this.ioExit;
+        e.port = info >>> IoioInfo.PORT_SHIFT;
+        e.size = size;
+        e.in = isIn;
+        e.data = isIn ? 0 : (v.read(F.RAX) & SIZE_MASK[size]) >>> 0;
+        this.completion = isIn ? Completion.IoIn : Completion.IoOut;
+        this.completionSize = size;
+        this.completionRip = v.read(F.EXITINFO2); // APM 15.10.2: the next rIP
+        return e;
+      }
+      case SvmExit.CPUID: {
+        const e = this.cpuidExit;
+        e.leaf = v.read(F.RAX);
+        e.subleaf = this.regs[Gpr.Ecx]!;
+        e.eax = 0; e.ebx = 0; e.ecx = 0; e.edx = 0;
+        this.completion = Completion.Cpuid;
+        this.completionRip = v.read(F.NRIP);
+        return e;
+      }
+      case SvmExit.HLT:
+        this.hltExit.interruptsEnabled = (v.read(F.RFLAGS) & EFLAGS_IF) !== 0;
+        this.completion = Completion.Hlt;
+        this.completionRip = v.read(F.NRIP);
+        return this.hltExit;
+      case SvmExit.SHUTDOWN:
+        return this.shutdownExit;
+      case SvmExit.INTR:
+        return this.preemptExit;
+      case SvmExit.VINTR:
+        return this.windowExit;
+      case SvmExit.INVALID: {
+        const e = this.entryFailureExit;
+        const idx = v.read(F.EXITINFO1) - 1;
+        e.message = INVALID_MESSAGES[idx] ?? "VMEXIT_INVALID";
+        return e;
+      }
+      default:
+        if (code >= SvmExit.EXCP_BASE && code < SvmExit.EXCP_BASE + 32) {
+          const e = this.exceptionExit;
+          e.vector = code - SvmExit.EXCP_BASE;
+          e.errorCode = v.read(F.EXITINFO1);
+          // The VMCB does not say whether an error code was pushed; protected-mode
+          // exceptions of these vectors push one, real-mode ones never do.
+          e.hasErrorCode = (v.read(F.CR0) & CR0_PE) !== 0 && (ERROR_CODE_VECTORS & (1 << e.vector)) !== 0;
+          return e;
+        }
+        return this.unhandled(code, `SVM exit code 0x${(code >>> 0).toString(16)} has no VmExit kind in this backend`);
+    }
+  }
+
+  private unhandled(code: number, message: string): UnhandledExit {
+    this.unhandledExit.code = code;
+    this.unhandledExit.message = message;
+    return this.unhandledExit;
+  }
+
+  getState(parts: number = StateParts.All): X86State {
+    const v = this.vmcb, s = this.state, r = this.regs;
+    if (parts & StateParts.Gprs) {
+      s.eax = v.read(F.RAX); s.ecx = r[Gpr.Ecx]!; s.edx = r[Gpr.Edx]!; s.ebx = r[Gpr.Ebx]!;
+      s.esp = v.read(F.RSP); s.ebp = r[Gpr.Ebp]!; s.esi = r[Gpr.Esi]!; s.edi = r[Gpr.Edi]!;
+    }
+    if (parts & StateParts.Basic) {
+      s.eip = v.read(F.RIP);
+      s.eflags = v.read(F.RFLAGS);
+    }
+    if (parts & StateParts.Segments) {
+      v.readSegment(F.ES, s.es); v.readSegment(F.CS, s.cs); v.readSegment(F.SS, s.ss);
+      v.readSegment(F.DS, s.ds); v.readSegment(F.FS, s.fs); v.readSegment(F.GS, s.gs);
+    }
+    if (parts & StateParts.Control) {
+      s.cr0 = v.read(F.CR0); s.cr2 = v.read(F.CR2); s.cr3 = v.read(F.CR3); s.cr4 = v.read(F.CR4);
+      s.dr7 = v.read(F.DR7);
+      s.efer = v.read(F.EFER) & ~Efer.SVME; // SVME is the host's, not the guest's view
+    }
+    if (parts & StateParts.Tables) {
+      v.readTable(F.GDTR, s.gdtr); v.readTable(F.IDTR, s.idtr);
+      v.readSegment(F.LDTR, s.ldtr); v.readSegment(F.TR, s.tr);
+    }
+    if (parts & StateParts.Events) {
+      // The VMCB has no activity state: a guest is running whenever it is entered.
+      s.activity = Activity.Active;
+      s.interruptibility = v.bits(B.INTERRUPT_SHADOW) ? Interruptibility.BlockingBySti : 0;
+    }
+    return s;
+  }
+
+  setState(state: X86State, parts: number = StateParts.All): void {
+    const v = this.vmcb, r = this.regs;
+    if (parts & StateParts.Gprs) {
+      r[Gpr.Eax] = state.eax; r[Gpr.Ecx] = state.ecx; r[Gpr.Edx] = state.edx; r[Gpr.Ebx] = state.ebx;
+      r[Gpr.Esp] = state.esp; r[Gpr.Ebp] = state.ebp; r[Gpr.Esi] = state.esi; r[Gpr.Edi] = state.edi;
+      v.write(F.RAX, state.eax);
+      v.write(F.RSP, state.esp);
+    }
+    if (parts & StateParts.Basic) {
+      v.write(F.RIP, state.eip);
+      v.write(F.RFLAGS, state.eflags);
+    }
+    if (parts & StateParts.Segments) {
+      v.writeSegment(F.ES, state.es); v.writeSegment(F.CS, state.cs); v.writeSegment(F.SS, state.ss);
+      v.writeSegment(F.DS, state.ds); v.writeSegment(F.FS, state.fs); v.writeSegment(F.GS, state.gs);
+    }
+    if (parts & StateParts.Control) {
+      v.write(F.CR0, state.cr0); v.write(F.CR2, state.cr2); v.write(F.CR3, state.cr3); v.write(F.CR4, state.cr4);
+      v.write(F.DR7, state.dr7);
+      // APM 15.5.1: EFER.SVME must be set in the guest's VMCB EFER.
+      v.write(F.EFER, (state.efer | Efer.SVME) >>> 0);
+    }
+    if (parts & StateParts.Tables) {
+      v.writeTable(F.GDTR, state.gdtr); v.writeTable(F.IDTR, state.idtr);
+      v.writeSegment(F.LDTR, state.ldtr); v.writeSegment(F.TR, state.tr);
+    }
+    if (parts & (StateParts.Segments | StateParts.Control | StateParts.Basic)) {
+      // APM 15.5.1: CPL is 0 in real mode, 3 in virtual-8086 mode, else SS.DPL.
+      const cr0 = v.read(F.CR0), fl = v.read(F.RFLAGS);
+      const ss = v.dv.getUint16(F.SS.offset + 2, true);
+      v.write(F.CPL, (cr0 & CR0_PE) === 0 ? 0 : fl & EFLAGS_VM ? 3 : (ss >>> 5) & 3);
+    }
+    if (parts & StateParts.Events) {
+      v.setBits(B.INTERRUPT_SHADOW, state.interruptibility & (Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs) ? 1 : 0);
+    }
+  }
+
+  /** EVENTINJ for the next VMRUN (APM 15.20); EventType numbers equal EVENTINJ.TYPE. */
+  inject(event: VcpuEvent): void {
+    let lo = (event.vector & EventInj.VECTOR_MASK) | ((event.type & 7) << EventInj.TYPE_SHIFT) | EventInj.V;
+    let hi = 0;
+    if (event.errorCode !== undefined) {
+      lo |= EventInj.EV;
+      hi = event.errorCode >>> 0;
+    }
+    this.vmcb.write64(F.EVENTINJ, lo >>> 0, hi);
+  }
+
+  /**
+   * APM 15.21.4: a virtual interrupt (V_IRQ, priority ignored via V_IGN_TPR) with the
+   * VINTR intercept exits as soon as the guest could take it.
+   */
+  setInterruptWindow(enabled: boolean): void {
+    const v = this.vmcb;
+    v.setBits(B.V_IRQ, enabled ? 1 : 0);
+    v.setBits(B.V_IGN_TPR, enabled ? 1 : 0);
+    const misc1 = v.read(F.INTERCEPT_MISC1);
+    v.write(F.INTERCEPT_MISC1, enabled ? misc1 | Misc1.VINTR : misc1 & ~Misc1.VINTR);
+  }
+}
