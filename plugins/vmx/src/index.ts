@@ -1,0 +1,42 @@
+// plugins/vmx: Intel VMX as a monitor backend. register() installs the kernel half
+// (VmxExtension: VMCS semantics, entry checks, exit encoding) into the kernel and
+// binds the monitor half (VmxBackend) as the VM's VcpuBackend.
+import { Lifecycle, type DependencyContainer } from "tsyringe";
+import { SYS_ERR_NAMES, SysErr } from "../../../src/kernel/api.js";
+import { ConfigError, Tokens, type HostApi, type MonitorPlugin } from "../../../src/monitor/api.js";
+import { VmxExtension } from "./kernel/vmx-extension.js";
+import { VmxBackend } from "./monitor/vmx-backend.js";
+
+export { VmxExtension, VmcsState, eptPointerFor, KERNEL_HOST_STATE } from "./kernel/vmx-extension.js";
+export { VmxBackend, VmxBackendError } from "./monitor/vmx-backend.js";
+export { SOFT_CAPS, VmxMsr, vmxMsrValue, controlValue, type VmxCaps, type CtlCap } from "./kernel/caps.js";
+export { CONTROL_CHECKS, HOST_CHECKS, GUEST_CHECKS, runEntryChecks, type EntryCheck, type EntryFailure } from "./kernel/entry-checks.js";
+export * from "./vmcs-fields.js";
+
+/** plugins/vmx has no options yet. */
+export type VmxConfig = Record<string, never>;
+
+/** The kernel refused the VMX extension (another extension installed, ...). */
+export class VmxInstallError extends Error {
+  override readonly name = "VmxInstallError";
+  constructor(readonly code: SysErr, engine: string) {
+    super(`vmx: installing the VMX kernel extension on the "${engine}" engine failed: ${SYS_ERR_NAMES[code] ?? `error ${code}`}`);
+  }
+}
+
+function parseConfig(raw: unknown, path: string): VmxConfig {
+  if (raw === undefined) return {};
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(path, "expected an object or nothing (vmx takes no options yet)");
+  for (const key of Object.keys(raw)) throw new ConfigError(`${path}.${key}`, "unknown option (vmx takes no options yet)");
+  return {};
+}
+
+function register(vm: DependencyContainer, _config: VmxConfig, _host?: HostApi): void {
+  const host = vm.resolve(Tokens.KernelExtensionHost);
+  const err = host.install(new VmxExtension());
+  if (err !== SysErr.Ok) throw new VmxInstallError(err, host.engineName);
+  vm.register(Tokens.VcpuBackend, { useClass: VmxBackend }, { lifecycle: Lifecycle.ContainerScoped });
+}
+
+const plugin: MonitorPlugin<VmxConfig> = { id: "vmx", phase: "backend", parseConfig, register };
+export default plugin;

@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { F, HIGHEST_FIELD_INDEX, Pin, Proc, Proc2 } from "../vmcs-fields.js";
+import { DEFAULT1, SOFT_CAPS, VmxMsr, controlValue, vmxMsrValue } from "./caps.js";
+
+const lo = (v: bigint | undefined): number => Number(v! & 0xffffffffn);
+const hi = (v: bigint | undefined): number => Number(v! >> 32n);
+
+describe("VMX capability MSRs (SDM appendix A)", () => {
+  it("reports the revision, a 4 KiB region, WB, 32-bit addresses and TRUE controls in IA32_VMX_BASIC", () => {
+    const v = vmxMsrValue(SOFT_CAPS, VmxMsr.Basic)!;
+    expect(lo(v) & 0x7fffffff).toBe(SOFT_CAPS.revision);
+    expect(lo(v) >>> 31).toBe(0);
+    expect(hi(v) & 0x1fff).toBe(4096);
+    expect((v >> 48n) & 1n).toBe(1n);
+    expect((v >> 50n) & 0xfn).toBe(6n);
+    expect((v >> 55n) & 1n).toBe(1n);
+  });
+
+  it("keeps every allowed-0 bit inside allowed-1 for each control MSR", () => {
+    for (const msr of [VmxMsr.TruePinbasedCtls, VmxMsr.TrueProcbasedCtls, VmxMsr.ProcbasedCtls2, VmxMsr.TrueExitCtls,
+      VmxMsr.TrueEntryCtls, VmxMsr.PinbasedCtls, VmxMsr.ProcbasedCtls, VmxMsr.ExitCtls, VmxMsr.EntryCtls]) {
+      const v = vmxMsrValue(SOFT_CAPS, msr);
+      expect((lo(v) & ~hi(v)) >>> 0, `MSR 0x${msr.toString(16)}`).toBe(0);
+    }
+  });
+
+  it("reports the default1 bits as must-be-1 in the non-TRUE MSRs", () => {
+    expect(lo(vmxMsrValue(SOFT_CAPS, VmxMsr.ProcbasedCtls)) & DEFAULT1.proc).toBe(DEFAULT1.proc);
+    expect(lo(vmxMsrValue(SOFT_CAPS, VmxMsr.TrueProcbasedCtls)) & Proc.Cr3LoadExiting).toBe(0);
+  });
+
+  it("offers exactly the controls the soft engine honours", () => {
+    const proc = hi(vmxMsrValue(SOFT_CAPS, VmxMsr.TrueProcbasedCtls));
+    for (const bit of [Proc.HltExiting, Proc.UncondIoExiting, Proc.InterruptWindow, Proc.ActivateSecondary]) expect(proc & bit).not.toBe(0);
+    for (const bit of [Proc.UseIoBitmaps, Proc.UseMsrBitmaps, Proc.RdtscExiting, Proc.Cr3LoadExiting]) expect(proc & bit).toBe(0);
+    expect(hi(vmxMsrValue(SOFT_CAPS, VmxMsr.ProcbasedCtls2))).toBe(Proc2.EnableEpt | Proc2.UnrestrictedGuest);
+    expect(lo(vmxMsrValue(SOFT_CAPS, VmxMsr.TruePinbasedCtls)) & Pin.ExtIntExiting).toBe(Pin.ExtIntExiting);
+  });
+
+  it("reports CR fixed bits, VMCS_ENUM, EPT caps, MISC; nothing for other MSRs", () => {
+    expect(lo(vmxMsrValue(SOFT_CAPS, VmxMsr.Cr0Fixed0)) >>> 0).toBe(0x80000001);
+    expect(Number(vmxMsrValue(SOFT_CAPS, VmxMsr.VmcsEnum)) >> 1).toBe(HIGHEST_FIELD_INDEX);
+    expect(HIGHEST_FIELD_INDEX).toBeGreaterThanOrEqual((F.GuestSysenterEip >> 1) & 0x1ff);
+    const ept = vmxMsrValue(SOFT_CAPS, VmxMsr.EptVpidCap)!;
+    expect([(ept >> 6n) & 1n, (ept >> 8n) & 1n, (ept >> 14n) & 1n]).toEqual([1n, 1n, 1n]);
+    const misc = vmxMsrValue(SOFT_CAPS, VmxMsr.Misc)!;
+    expect([(misc >> 6n) & 7n, (misc >> 30n) & 1n]).toEqual([1n, 1n]);
+    expect(vmxMsrValue(SOFT_CAPS, 0x10)).toBeUndefined();
+  });
+
+  it("computes a control value with the must-be-1 bits added", () => {
+    expect(controlValue(SOFT_CAPS.pin, 0)).toBe(SOFT_CAPS.pin.mustBe1);
+    expect(controlValue(SOFT_CAPS.proc, Proc.HltExiting) & Proc.HltExiting).toBe(Proc.HltExiting);
+  });
+});

@@ -1,0 +1,123 @@
+// VMX capability MSRs (SDM Vol. 3C appendix A) as data, computed for what the soft
+// engine honours. The entry checks enforce exactly these values, so a control the
+// engine cannot honour cannot be turned on.
+import { EntryCtl, ExitCtl, HIGHEST_FIELD_INDEX, Pin, Proc, Proc2, VMCS_REGION_BYTES } from "../vmcs-fields.js";
+
+/** One VM-execution/exit/entry control MSR (SDM A.3-A.5): allowed-0 (bits that must be 1), allowed-1 (bits that may be 1). */
+export interface CtlCap {
+  /** Bit set: the control must be 1 (MSR bits 31:0). */
+  readonly mustBe1: number;
+  /** Bit clear: the control must be 0 (MSR bits 63:32). */
+  readonly mayBe1: number;
+}
+
+export interface VmxCaps {
+  /** IA32_VMX_BASIC bits 30:0 (SDM A.1). */
+  readonly revision: number;
+  /** The "TRUE" control values (SDM A.3.1): with IA32_VMX_BASIC[55] = 1, these are what entry checks use. */
+  readonly pin: CtlCap;
+  readonly proc: CtlCap;
+  readonly proc2: CtlCap;
+  readonly exit: CtlCap;
+  readonly entry: CtlCap;
+  readonly cr0Fixed0: number;
+  readonly cr0Fixed1: number;
+  readonly cr4Fixed0: number;
+  readonly cr4Fixed1: number;
+  /** IA32_VMX_MISC bits 8:6: activity states beyond active (bit 6 of the MSR = HLT). */
+  readonly activityHlt: boolean;
+  /** IA32_VMX_MISC bit 30: injecting a software event with instruction length 0 is allowed. */
+  readonly zeroLengthInjection: boolean;
+  /** IA32_VMX_EPT_VPID_CAP: allowed EPT paging-structure memory types (0 UC, 6 WB), and 4-level walks. */
+  readonly eptMemTypes: readonly number[];
+}
+
+/** "Default1" controls of the non-TRUE MSRs (SDM A.2). */
+export const DEFAULT1 = { pin: 0x00000016, proc: 0x0401e172, exit: 0x00036dff, entry: 0x000011ff } as const;
+/** Reserved, must-be-1 control bits that are not controls at all (SDM 25.6.1/25.6.2/25.7.1/25.8.1). */
+const PIN_RESERVED1 = 0x00000016;
+const PROC_RESERVED1 = 0x04006172;
+const EXIT_RESERVED1 = 0x00036dfb;
+const ENTRY_RESERVED1 = 0x000011fb;
+
+/** "HVK" + 1: any value in bits 30:0 works, as long as VMPTRLD checks the same one. */
+export const VMCS_REVISION = 0x48564b01 & 0x7fffffff;
+
+export const SOFT_CAPS: VmxCaps = {
+  revision: VMCS_REVISION,
+  // External-interrupt exiting is required: the host's timeslice ending is modelled
+  // as a host external interrupt, and the kernel must always get the CPU back.
+  pin: { mustBe1: PIN_RESERVED1 | Pin.ExtIntExiting, mayBe1: PIN_RESERVED1 | Pin.ExtIntExiting },
+  proc: {
+    mustBe1: PROC_RESERVED1,
+    mayBe1: PROC_RESERVED1 | Proc.InterruptWindow | Proc.HltExiting | Proc.UncondIoExiting | Proc.ActivateSecondary,
+  },
+  proc2: { mustBe1: 0, mayBe1: Proc2.EnableEpt | Proc2.UnrestrictedGuest },
+  exit: { mustBe1: EXIT_RESERVED1, mayBe1: EXIT_RESERVED1 | ExitCtl.SaveDebugControls | ExitCtl.SaveEfer },
+  entry: { mustBe1: ENTRY_RESERVED1, mayBe1: ENTRY_RESERVED1 | EntryCtl.LoadDebugControls | EntryCtl.LoadEfer },
+  // Hardware fixes CR0.NE and CR4.VMXE to 1; the soft engine has no such limitation and
+  // honours no CR read shadows yet, so requiring them would make the guest see them.
+  // PE and PG stay fixed-1 (the unrestricted-guest exception lifts them for the guest).
+  cr0Fixed0: 0x80000001,
+  cr0Fixed1: 0xe005003f, // PE MP EM TS ET NE, WP, AM, NW CD PG
+  cr4Fixed0: 0,
+  cr4Fixed1: 0x000007ff, // VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT
+  activityHlt: true,
+  zeroLengthInjection: true,
+  eptMemTypes: [0, 6],
+};
+
+/** MSR numbers (SDM appendix A, table 2-2). */
+export const VmxMsr = {
+  Basic: 0x480, PinbasedCtls: 0x481, ProcbasedCtls: 0x482, ExitCtls: 0x483, EntryCtls: 0x484, Misc: 0x485,
+  Cr0Fixed0: 0x486, Cr0Fixed1: 0x487, Cr4Fixed0: 0x488, Cr4Fixed1: 0x489, VmcsEnum: 0x48a,
+  ProcbasedCtls2: 0x48b, EptVpidCap: 0x48c, TruePinbasedCtls: 0x48d, TrueProcbasedCtls: 0x48e,
+  TrueExitCtls: 0x48f, TrueEntryCtls: 0x490,
+} as const;
+
+const ctlMsr = (c: CtlCap): bigint => (BigInt(c.mayBe1 >>> 0) << 32n) | BigInt(c.mustBe1 >>> 0);
+/** The non-TRUE MSR: default1 controls reported as must-be-1 (SDM A.3.1, A.3.2). */
+const legacyMsr = (c: CtlCap, default1: number): CtlCap => ({ mustBe1: (c.mustBe1 | default1) >>> 0, mayBe1: (c.mayBe1 | default1) >>> 0 });
+
+/**
+ * The 64-bit value of a VMX capability MSR, or undefined if `msr` is not one.
+ * Note: the non-TRUE procbased MSR reports CR3-load/store exiting as default1 (as
+ * SDM A.3.2 requires of it) although this engine cannot honour them; the TRUE MSR
+ * (IA32_VMX_BASIC[55] = 1) is what entry checks use, and it reports them 0.
+ */
+export function vmxMsrValue(caps: VmxCaps, msr: number): bigint | undefined {
+  switch (msr) {
+    case VmxMsr.Basic:
+      return BigInt(caps.revision)
+        | (BigInt(VMCS_REGION_BYTES) << 32n)
+        | (1n << 48n)          // 32-bit physical addresses (32-bit host)
+        | (6n << 50n)          // VMCS memory type WB
+        | (1n << 55n);         // TRUE control MSRs
+    case VmxMsr.PinbasedCtls: return ctlMsr(legacyMsr(caps.pin, DEFAULT1.pin));
+    case VmxMsr.ProcbasedCtls: return ctlMsr(legacyMsr(caps.proc, DEFAULT1.proc));
+    case VmxMsr.ExitCtls: return ctlMsr(legacyMsr(caps.exit, DEFAULT1.exit));
+    case VmxMsr.EntryCtls: return ctlMsr(legacyMsr(caps.entry, DEFAULT1.entry));
+    case VmxMsr.Misc:
+      return (caps.activityHlt ? 1n << 6n : 0n) | (caps.zeroLengthInjection ? 1n << 30n : 0n);
+    case VmxMsr.Cr0Fixed0: return BigInt(caps.cr0Fixed0 >>> 0);
+    case VmxMsr.Cr0Fixed1: return BigInt(caps.cr0Fixed1 >>> 0);
+    case VmxMsr.Cr4Fixed0: return BigInt(caps.cr4Fixed0 >>> 0);
+    case VmxMsr.Cr4Fixed1: return BigInt(caps.cr4Fixed1 >>> 0);
+    case VmxMsr.VmcsEnum: return BigInt(HIGHEST_FIELD_INDEX << 1);
+    case VmxMsr.ProcbasedCtls2: return ctlMsr(caps.proc2);
+    case VmxMsr.EptVpidCap: {
+      let v = 1n << 6n; // 4-level page walk
+      if (caps.eptMemTypes.includes(0)) v |= 1n << 8n;
+      if (caps.eptMemTypes.includes(6)) v |= 1n << 14n;
+      return v;
+    }
+    case VmxMsr.TruePinbasedCtls: return ctlMsr(caps.pin);
+    case VmxMsr.TrueProcbasedCtls: return ctlMsr(caps.proc);
+    case VmxMsr.TrueExitCtls: return ctlMsr(caps.exit);
+    case VmxMsr.TrueEntryCtls: return ctlMsr(caps.entry);
+    default: return undefined;
+  }
+}
+
+/** The value a control field should hold: the wanted bits plus every must-be-1 bit. */
+export const controlValue = (cap: CtlCap, wanted: number): number => (wanted | cap.mustBe1) >>> 0;

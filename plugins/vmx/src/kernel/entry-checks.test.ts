@@ -1,0 +1,168 @@
+import { describe, expect, it } from "vitest";
+import { realModeState } from "../../../../src/x86/state.js";
+import type { X86State } from "../../../../src/x86/types.js";
+import {
+  EntryCtl, ExitCtl, F, IntrInfo, Pin, Proc, Proc2, SEGMENT_FIELDS, VmcsView, VMCS_REGION_BYTES,
+} from "../vmcs-fields.js";
+import { SOFT_CAPS, controlValue } from "./caps.js";
+import { CONTROL_CHECKS, GUEST_CHECKS, HOST_CHECKS, runEntryChecks } from "./entry-checks.js";
+import { KERNEL_HOST_STATE, eptPointerFor } from "./vmx-extension.js";
+
+const ROOT = 0x0004_2000;
+const ENV = { eptRoot: ROOT };
+
+/** A VMCS that passes every check: the backend's controls, the kernel's host state, a real-mode guest. */
+function baseline(): VmcsView {
+  const v = new VmcsView(new Uint8Array(VMCS_REGION_BYTES));
+  const c = SOFT_CAPS;
+  v.set(F.PinControls, controlValue(c.pin, Pin.ExtIntExiting));
+  v.set(F.ProcControls, controlValue(c.proc, Proc.HltExiting | Proc.UncondIoExiting | Proc.ActivateSecondary));
+  v.set(F.Proc2Controls, Proc2.EnableEpt | Proc2.UnrestrictedGuest);
+  v.set(F.ExitControls, controlValue(c.exit, ExitCtl.SaveDebugControls | ExitCtl.SaveEfer));
+  v.set(F.EntryControls, controlValue(c.entry, EntryCtl.LoadDebugControls | EntryCtl.LoadEfer));
+  v.set(F.EptPointer, eptPointerFor(ROOT));
+  for (const [enc, val] of KERNEL_HOST_STATE) v.set(enc, val);
+  v.set(F.VmcsLinkPtr, 0xffffffff);
+  v.set(F.VmcsLinkPtr | 1, 0xffffffff);
+  writeGuest(v, realModeState(0, 0x1000));
+  return v;
+}
+
+function writeGuest(v: VmcsView, s: X86State): void {
+  v.set(F.GuestRip, s.eip); v.set(F.GuestRsp, s.esp); v.set(F.GuestRflags, s.eflags);
+  v.set(F.GuestCr0, s.cr0); v.set(F.GuestCr3, s.cr3); v.set(F.GuestCr4, s.cr4); v.set(F.GuestDr7, s.dr7);
+  for (const f of SEGMENT_FIELDS) {
+    const r = s[f.name];
+    v.set(f.sel, r.selector); v.set(f.base, r.base); v.set(f.limit, r.limit); v.set(f.ar, r.attrib);
+  }
+  v.set(F.GuestGdtrLimit, s.gdtr.limit); v.set(F.GuestIdtrLimit, s.idtr.limit);
+}
+
+const or = (v: VmcsView, enc: number, bits: number): void => v.set(enc, v.get(enc) | bits);
+const andNot = (v: VmcsView, enc: number, bits: number): void => v.set(enc, v.get(enc) & ~bits);
+const V = IntrInfo.Valid;
+const v86Segments = (v: VmcsView): void => {
+  for (const f of SEGMENT_FIELDS.slice(0, 6)) { v.set(f.base, v.get(f.sel) << 4); v.set(f.limit, 0xffff); v.set(f.ar, 0xf3); }
+};
+
+/** One mutation per check; each breaks exactly that rule. */
+const CASES: Record<string, (v: VmcsView) => void> = {
+  // controls → VMfailValid 7
+  "pin-controls-vs-caps": (v) => andNot(v, F.PinControls, Pin.ExtIntExiting),
+  "proc-controls-vs-caps": (v) => or(v, F.ProcControls, Proc.UseIoBitmaps),
+  "proc2-controls-vs-caps": (v) => or(v, F.Proc2Controls, Proc2.EnableVpid),
+  "cr3-target-count": (v) => v.set(F.Cr3TargetCount, 5),
+  "unrestricted-guest-needs-ept": (v) => v.set(F.Proc2Controls, Proc2.UnrestrictedGuest),
+  "eptp-memory-type": (v) => v.set(F.EptPointer, ROOT | (3 << 3) | 1),
+  "eptp-walk-length": (v) => v.set(F.EptPointer, ROOT | (4 << 3) | 6),
+  "eptp-reserved": (v) => v.set(F.EptPointer, eptPointerFor(ROOT) | 0x40),
+  "eptp-is-bound-gpspace": (v) => v.set(F.EptPointer, eptPointerFor(ROOT + 0x1000)),
+  "exit-controls-vs-caps": (v) => or(v, F.ExitControls, ExitCtl.HostAddrSpaceSize),
+  "entry-controls-vs-caps": (v) => or(v, F.EntryControls, EntryCtl.Ia32eModeGuest),
+  "entry-intr-reserved": (v) => v.set(F.EntryIntrInfo, V | (1 << 12) | 0x20),
+  "entry-intr-type": (v) => v.set(F.EntryIntrInfo, V | (1 << 8) | 0x20),
+  "entry-intr-vector": (v) => v.set(F.EntryIntrInfo, V | (2 << 8) | 3),
+  // real mode with unrestricted guest: no error code may be delivered
+  "entry-intr-error-code": (v) => v.set(F.EntryIntrInfo, V | (3 << 8) | 13 | IntrInfo.DeliverErrorCode),
+  "entry-intr-error-code-reserved": (v) => {
+    or(v, F.GuestCr0, 1);
+    v.set(F.EntryIntrInfo, V | (3 << 8) | 13 | IntrInfo.DeliverErrorCode);
+    v.set(F.EntryExceptionErrorCode, 0x10000);
+  },
+  "entry-intr-instr-length": (v) => { v.set(F.EntryIntrInfo, V | (4 << 8) | 0x21); v.set(F.EntryInstrLen, 16); },
+  // host → VMfailValid 8
+  "host-cr0-fixed": (v) => v.set(F.HostCr0, 0x31),
+  "host-cr4-fixed": (v) => v.set(F.HostCr4, 1 << 13),
+  "host-selector-rpl-ti": (v) => v.set(F.HostDsSel, 0x13),
+  "host-cs-nonnull": (v) => v.set(F.HostCsSel, 0),
+  "host-tr-nonnull": (v) => v.set(F.HostTrSel, 0),
+  "host-ss-nonnull": (v) => v.set(F.HostSsSel, 0),
+  // guest → exit 33
+  "guest-cr0-fixed": (v) => or(v, F.GuestCr0, 1 << 6),
+  "guest-cr0-pg-needs-pe": (v) => v.set(F.GuestCr0, 0x80000010),
+  "guest-cr4-fixed": (v) => v.set(F.GuestCr4, 1 << 13),
+  "guest-efer": (v) => v.set(F.GuestEfer, 0x400),
+  "guest-v86-segments": (v) => { or(v, F.GuestCr0, 1); or(v, F.GuestRflags, 1 << 17); },
+  "guest-tr-ti": (v) => v.set(F.GuestTrSel, 4),
+  "guest-ldtr-ti": (v) => v.set(F.GuestLdtrSel, 4),
+  "guest-ss-rpl": (v) => { v.set(F.Proc2Controls, Proc2.EnableEpt); v.set(F.GuestCr0, 0x80000011); v.set(F.GuestSsSel, 1); },
+  "guest-cs-type": (v) => v.set(F.GuestCsAr, 0x91),
+  "guest-ss-type": (v) => v.set(F.GuestSsAr, 0x9b),
+  "guest-data-seg-type": (v) => v.set(F.GuestDsAr, 0x92),
+  "guest-seg-s": (v) => v.set(F.GuestDsAr, 0x83),
+  "guest-cs-dpl": (v) => v.set(F.GuestCsAr, 0xbb),
+  "guest-ss-dpl": (v) => { v.set(F.GuestCsAr, 0x93); v.set(F.GuestSsAr, 0xb3); },
+  "guest-seg-present": (v) => v.set(F.GuestDsAr, 0x13),
+  "guest-seg-ar-reserved": (v) => v.set(F.GuestDsAr, 0x193),
+  "guest-seg-granularity": (v) => v.set(F.GuestDsLimit, 0x1fffff),
+  "guest-tr-ar": (v) => v.set(F.GuestTrAr, 0x81),
+  "guest-ldtr-ar": (v) => v.set(F.GuestLdtrAr, 0x83),
+  "guest-gdtr-idtr-limit": (v) => v.set(F.GuestGdtrLimit, 0x10000),
+  "guest-rflags-reserved": (v) => v.set(F.GuestRflags, 0x0a),
+  "guest-rflags-vm-needs-pe": (v) => { v86Segments(v); v.set(F.GuestRflags, 0x20002); },
+  "guest-rflags-if-for-extint": (v) => v.set(F.EntryIntrInfo, V | 0x20),
+  "guest-activity-valid": (v) => v.set(F.GuestActivity, 2),
+  "guest-activity-hlt-ss-dpl": (v) => {
+    v.set(F.GuestCr0, 0x11); v.set(F.GuestCsAr, 0xbb); v.set(F.GuestSsAr, 0xb3); v.set(F.GuestActivity, 1);
+  },
+  "guest-interruptibility-reserved": (v) => v.set(F.GuestInterruptibility, 0x20),
+  "guest-sti-and-movss": (v) => { v.set(F.GuestRflags, 0x202); v.set(F.GuestInterruptibility, 3); },
+  "guest-sti-needs-if": (v) => v.set(F.GuestInterruptibility, 1),
+  "guest-extint-not-blocked": (v) => {
+    v.set(F.GuestRflags, 0x202); v.set(F.GuestInterruptibility, 2); v.set(F.EntryIntrInfo, V | 0x20);
+  },
+  "guest-smi-blocking": (v) => v.set(F.GuestInterruptibility, 4),
+  "guest-vmcs-link-pointer": (v) => v.set(F.VmcsLinkPtr, 0),
+};
+
+const ALL = [
+  ...CONTROL_CHECKS.map((c) => ({ c, kind: "control", code: 7 })),
+  ...HOST_CHECKS.map((c) => ({ c, kind: "host", code: 8 })),
+  ...GUEST_CHECKS.map((c) => ({ c, kind: "guest", code: 33 })),
+];
+
+describe("VM-entry checks", () => {
+  it("pass a well-formed real-mode unrestricted-guest VMCS", () => {
+    expect(runEntryChecks(baseline(), SOFT_CAPS, ENV)?.check.name).toBeUndefined();
+  });
+
+  it("have exactly one breaking case per check, and unique names", () => {
+    const names = ALL.map((x) => x.c.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(Object.keys(CASES).sort()).toEqual([...names].sort());
+  });
+
+  it.each(ALL.map((x) => [x.c.name, x] as const))("%s: breaking only this rule fails entry with it", (name, x) => {
+    const v = baseline();
+    CASES[name]!(v);
+    const f = runEntryChecks(v, SOFT_CAPS, ENV);
+    expect(f?.check.name).toBe(name);
+    expect(f?.kind).toBe(x.kind);
+    expect(f?.code).toBe(x.code);
+    expect(x.c.rule).toMatch(/^(SDM 27\.|hvkit:)/);
+  });
+
+  it("gives the VMCS-link-pointer failure qualification 4 and other guest failures 0 (SDM 27.8)", () => {
+    const a = baseline();
+    CASES["guest-vmcs-link-pointer"]!(a);
+    expect(runEntryChecks(a, SOFT_CAPS, ENV)?.qualification).toBe(4);
+    const b = baseline();
+    CASES["guest-rflags-reserved"]!(b);
+    expect(runEntryChecks(b, SOFT_CAPS, ENV)?.qualification).toBe(0);
+  });
+
+  it("checks controls before host state and host state before guest state", () => {
+    const v = baseline();
+    CASES["guest-rflags-reserved"]!(v);
+    CASES["host-cs-nonnull"]!(v);
+    expect(runEntryChecks(v, SOFT_CAPS, ENV)?.kind).toBe("host");
+    CASES["pin-controls-vs-caps"]!(v);
+    expect(runEntryChecks(v, SOFT_CAPS, ENV)?.kind).toBe("control");
+  });
+
+  it("lifts the CR0.PE/PG fixed bits only for an unrestricted guest", () => {
+    const v = baseline();
+    v.set(F.Proc2Controls, Proc2.EnableEpt);
+    expect(runEntryChecks(v, SOFT_CAPS, ENV)?.check.name).toBe("guest-cr0-fixed");
+  });
+});

@@ -1,0 +1,284 @@
+// VM-entry checks (SDM Vol. 3C 27.2 and 27.3.1) as ordered lists of small named
+// functions, Bochs VMenterLoadCheck* style. Controls and host state fail the
+// instruction (VMfailValid 7 / 8); guest state fails entry with a VM exit
+// (reason 33 | bit 31) carrying the qualification (SDM 27.8).
+// Only the rules for the fields this slice supports are here; the README lists the rest.
+import {
+  EntryCtl, F, IntrInfo, IntrType, Proc, Proc2, SEGMENT_FIELDS, VmxError, type VmcsView,
+} from "../vmcs-fields.js";
+import type { CtlCap, VmxCaps } from "./caps.js";
+
+export interface EntryEnv {
+  /** Host-physical address of the GuestPhysSpace the DCB was set up with. */
+  readonly eptRoot: number;
+}
+
+export interface EntryCheck {
+  readonly name: string;
+  /** The rule, quoted or paraphrased, with its SDM section. */
+  readonly rule: string;
+  /** True when the VMCS breaks the rule. */
+  fails(v: VmcsView, caps: VmxCaps, env: EntryEnv): boolean;
+  /** Guest checks only: the exit qualification (SDM 27.8; 0 = default). */
+  readonly qualification?: number;
+}
+
+export interface EntryFailure {
+  readonly kind: "control" | "host" | "guest";
+  /** VMfailValid number (7, 8) or, for guest failures, the basic exit reason 33. */
+  readonly code: number;
+  readonly qualification: number;
+  readonly check: EntryCheck;
+}
+
+// ---------------------------------------------------------------------------
+// helpers
+
+const ctlBad = (value: number, cap: CtlCap): boolean =>
+  ((value & cap.mustBe1) >>> 0) !== (cap.mustBe1 >>> 0) || (value & ~cap.mayBe1) !== 0;
+/** Secondary controls count only when "activate secondary controls" is 1 (SDM 25.6.2). */
+export const proc2Of = (v: VmcsView): number =>
+  (v.get(F.ProcControls) & Proc.ActivateSecondary) !== 0 ? v.get(F.Proc2Controls) : 0;
+const unrestricted = (v: VmcsView): boolean => (proc2Of(v) & Proc2.UnrestrictedGuest) !== 0;
+const cr0Pe = (v: VmcsView): boolean => (v.get(F.GuestCr0) & 1) !== 0;
+const fixedBad = (value: number, fixed0: number, fixed1: number): boolean =>
+  ((value & fixed0) >>> 0) !== (fixed0 >>> 0) || (value & ~fixed1) !== 0;
+
+const AR = { Type: 0xf, S: 1 << 4, DplShift: 5, P: 1 << 7, G: 1 << 15, Unusable: 1 << 16, Reserved: 0xfffe0f00 } as const;
+const usable = (ar: number): boolean => (ar & AR.Unusable) === 0;
+const dpl = (ar: number): number => (ar >>> AR.DplShift) & 3;
+const v86 = (v: VmcsView): boolean => (v.get(F.GuestRflags) & (1 << 17)) !== 0;
+/** SDM 27.3.1.2: limit bits 11:0 not all 1 → G = 0; limit bits 31:20 not all 0 → G = 1. */
+const granularityBad = (limit: number, ar: number): boolean =>
+  ((limit & 0xfff) !== 0xfff && (ar & AR.G) !== 0) || ((limit & 0xfff00000) !== 0 && (ar & AR.G) === 0);
+
+const CS = SEGMENT_FIELDS[1], SS = SEGMENT_FIELDS[2], LDTR = SEGMENT_FIELDS[6], TR = SEGMENT_FIELDS[7];
+/** DS, ES, FS, GS. */
+const DATA_SEGS = [SEGMENT_FIELDS[3], SEGMENT_FIELDS[0], SEGMENT_FIELDS[4], SEGMENT_FIELDS[5]];
+/** CS, SS, DS, ES, FS, GS: the segments with code/data rules. */
+const CODE_DATA_SEGS = [CS, SS, ...DATA_SEGS];
+/** Vectors that push an error code (SDM 6.3.1 table 6-1): #DF #TS #NP #SS #GP #PF #AC #CP. */
+const ERROR_CODE_VECTORS = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 17) | (1 << 21);
+
+const eptp = (v: VmcsView): number => v.get(F.EptPointer);
+const eptOn = (v: VmcsView): boolean => (proc2Of(v) & Proc2.EnableEpt) !== 0;
+const intrInfo = (v: VmcsView): number => v.get(F.EntryIntrInfo);
+const intrValid = (v: VmcsView): boolean => (intrInfo(v) & IntrInfo.Valid) !== 0;
+const intrType = (v: VmcsView): number => (intrInfo(v) & IntrInfo.TypeMask) >>> IntrInfo.TypeShift;
+
+// ---------------------------------------------------------------------------
+// 27.2.1: VM-execution, exit and entry control fields → VMfailValid(7)
+
+export const CONTROL_CHECKS: readonly EntryCheck[] = [
+  { name: "pin-controls-vs-caps", rule: "SDM 27.2.1.1: reserved pin-based controls set as IA32_VMX_TRUE_PINBASED_CTLS allows",
+    fails: (v, c) => ctlBad(v.get(F.PinControls), c.pin) },
+  { name: "proc-controls-vs-caps", rule: "SDM 27.2.1.1: reserved primary processor-based controls set as IA32_VMX_TRUE_PROCBASED_CTLS allows (use-I/O-bitmaps is not supported yet, so it is not allowed-1)",
+    fails: (v, c) => ctlBad(v.get(F.ProcControls), c.proc) },
+  { name: "proc2-controls-vs-caps", rule: "SDM 27.2.1.1: with activate secondary controls = 1, reserved secondary controls set as IA32_VMX_PROCBASED_CTLS2 allows",
+    fails: (v, c) => ctlBad(proc2Of(v), c.proc2) },
+  { name: "cr3-target-count", rule: "SDM 27.2.1.1: the CR3-target count must not be greater than 4",
+    fails: (v) => v.get(F.Cr3TargetCount) > 4 },
+  { name: "unrestricted-guest-needs-ept", rule: "SDM 27.2.1.1: if unrestricted guest is 1, enable EPT must be 1",
+    fails: (v) => unrestricted(v) && !eptOn(v) },
+  { name: "eptp-memory-type", rule: "SDM 27.2.1.1: EPTP bits 2:0 must be a memory type IA32_VMX_EPT_VPID_CAP allows (UC 0, WB 6)",
+    fails: (v, c) => eptOn(v) && !c.eptMemTypes.includes(eptp(v) & 7) },
+  { name: "eptp-walk-length", rule: "SDM 27.2.1.1: EPTP bits 5:3 (page-walk length - 1) must be 3",
+    fails: (v) => eptOn(v) && ((eptp(v) >>> 3) & 7) !== 3 },
+  { name: "eptp-reserved", rule: "SDM 27.2.1.1: EPTP bit 6 must be 0 without accessed/dirty support, bits 11:7 and bits beyond the physical-address width must be 0",
+    fails: (v) => eptOn(v) && ((eptp(v) & 0xfc0) !== 0 || v.get(F.EptPointer | 1) !== 0) },
+  { name: "eptp-is-bound-gpspace", rule: "hvkit: the EPTP must name the GuestPhysSpace the DCB was set up with (capability rule, no SDM equivalent)",
+    fails: (v, _c, env) => eptOn(v) && ((eptp(v) & ~0xfff) >>> 0) !== env.eptRoot >>> 0 },
+  { name: "exit-controls-vs-caps", rule: "SDM 27.2.1.2: reserved VM-exit controls set as IA32_VMX_TRUE_EXIT_CTLS allows",
+    fails: (v, c) => ctlBad(v.get(F.ExitControls), c.exit) },
+  { name: "entry-controls-vs-caps", rule: "SDM 27.2.1.3: reserved VM-entry controls set as IA32_VMX_TRUE_ENTRY_CTLS allows",
+    fails: (v, c) => ctlBad(v.get(F.EntryControls), c.entry) },
+  { name: "entry-intr-reserved", rule: "SDM 27.2.1.3: if the VM-entry interruption information is valid, bits 30:12 must be 0",
+    fails: (v) => intrValid(v) && (intrInfo(v) & 0x7ffff000) !== 0 },
+  { name: "entry-intr-type", rule: "SDM 27.2.1.3: interruption type 1 is reserved; type 7 (other event) needs monitor-trap-flag support (not supported)",
+    fails: (v) => intrValid(v) && (intrType(v) === IntrType.Reserved || intrType(v) === IntrType.OtherEvent) },
+  { name: "entry-intr-vector", rule: "SDM 27.2.1.3: type NMI needs vector 2; type hardware exception needs vector <= 31",
+    fails: (v) => {
+      if (!intrValid(v)) return false;
+      const vec = intrInfo(v) & IntrInfo.VectorMask, t = intrType(v);
+      return (t === IntrType.Nmi && vec !== 2) || (t === IntrType.HardwareException && vec > 31);
+    } },
+  { name: "entry-intr-error-code", rule: "SDM 27.2.1.3: deliver-error-code is 1 exactly for hardware exceptions 8, 10-14, 17, 21, and 0 when unrestricted guest is 1 and CR0.PE is 0",
+    fails: (v) => {
+      if (!intrValid(v)) return false;
+      const info = intrInfo(v);
+      const want = intrType(v) === IntrType.HardwareException && !(unrestricted(v) && !cr0Pe(v))
+        && (ERROR_CODE_VECTORS & (1 << (info & 31))) !== 0 && (info & 0xff) < 32;
+      return ((info & IntrInfo.DeliverErrorCode) !== 0) !== want;
+    } },
+  { name: "entry-intr-error-code-reserved", rule: "SDM 27.2.1.3: if deliver-error-code is 1, bits 31:16 of the VM-entry exception error code must be 0",
+    fails: (v) => intrValid(v) && (intrInfo(v) & IntrInfo.DeliverErrorCode) !== 0 && (v.get(F.EntryExceptionErrorCode) & 0xffff0000) !== 0 },
+  { name: "entry-intr-instr-length", rule: "SDM 27.2.1.3: for software interrupts/exceptions the VM-entry instruction length must be 1-15 (0 allowed when IA32_VMX_MISC[30] is 1)",
+    fails: (v, c) => {
+      if (!intrValid(v)) return false;
+      const t = intrType(v);
+      if (t !== IntrType.SoftwareInt && t !== IntrType.PrivSoftwareException && t !== IntrType.SoftwareException) return false;
+      const len = v.get(F.EntryInstrLen);
+      return len > 15 || (len === 0 && !c.zeroLengthInjection);
+    } },
+];
+
+// ---------------------------------------------------------------------------
+// 27.2.2-27.2.3: host-state area → VMfailValid(8)
+
+const HOST_SELECTORS = [F.HostCsSel, F.HostSsSel, F.HostDsSel, F.HostEsSel, F.HostFsSel, F.HostGsSel, F.HostTrSel];
+
+export const HOST_CHECKS: readonly EntryCheck[] = [
+  { name: "host-cr0-fixed", rule: "SDM 27.2.2: host CR0 bits must be set as IA32_VMX_CR0_FIXED0/FIXED1 require",
+    fails: (v, c) => fixedBad(v.get(F.HostCr0), c.cr0Fixed0, c.cr0Fixed1) },
+  { name: "host-cr4-fixed", rule: "SDM 27.2.2: host CR4 bits must be set as IA32_VMX_CR4_FIXED0/FIXED1 require",
+    fails: (v, c) => fixedBad(v.get(F.HostCr4), c.cr4Fixed0, c.cr4Fixed1) },
+  { name: "host-selector-rpl-ti", rule: "SDM 27.2.3: host CS, SS, DS, ES, FS, GS and TR selectors must have RPL = 0 and TI = 0",
+    fails: (v) => { for (const f of HOST_SELECTORS) if ((v.get(f) & 7) !== 0) return true; return false; } },
+  { name: "host-cs-nonnull", rule: "SDM 27.2.3: the host CS selector must not be 0000H",
+    fails: (v) => v.get(F.HostCsSel) === 0 },
+  { name: "host-tr-nonnull", rule: "SDM 27.2.3: the host TR selector must not be 0000H",
+    fails: (v) => v.get(F.HostTrSel) === 0 },
+  { name: "host-ss-nonnull", rule: "SDM 27.2.3: the host SS selector must not be 0000H when host address-space size is 0",
+    fails: (v) => v.get(F.HostSsSel) === 0 },
+];
+
+// ---------------------------------------------------------------------------
+// 27.3.1: guest-state area → VM exit 33 | 0x80000000
+
+type SegFields = (typeof SEGMENT_FIELDS)[number];
+const segAr = (v: VmcsView, s: SegFields): number => v.get(s.ar);
+/** Module-level predicates and a loop, so checking allocates nothing per entry. */
+function anySeg(v: VmcsView, list: readonly SegFields[], bad: (v: VmcsView, s: SegFields) => boolean): boolean {
+  for (let i = 0; i < list.length; i++) if (bad(v, list[i]!)) return true;
+  return false;
+}
+/** CS is always checked; the others only when usable (SDM 27.3.1.2). */
+const checked = (s: SegFields, ar: number): boolean => s === CS || usable(ar);
+const v86SegBad = (v: VmcsView, s: SegFields): boolean =>
+  v.get(s.base) !== ((v.get(s.sel) << 4) >>> 0) || v.get(s.limit) !== 0xffff || v.get(s.ar) !== 0xf3;
+const dataTypeBad = (v: VmcsView, s: SegFields): boolean => {
+  const ar = segAr(v, s);
+  return usable(ar) && ((ar & 1) === 0 || ((ar & 8) !== 0 && (ar & 2) === 0));
+};
+const sBad = (v: VmcsView, s: SegFields): boolean => { const ar = segAr(v, s); return checked(s, ar) && (ar & AR.S) === 0; };
+const presentBad = (v: VmcsView, s: SegFields): boolean => { const ar = segAr(v, s); return checked(s, ar) && (ar & AR.P) === 0; };
+const arReservedBad = (v: VmcsView, s: SegFields): boolean => { const ar = segAr(v, s); return checked(s, ar) && (ar & AR.Reserved) !== 0; };
+const granularitySegBad = (v: VmcsView, s: SegFields): boolean => {
+  const ar = segAr(v, s);
+  return checked(s, ar) && granularityBad(v.get(s.limit), ar);
+};
+
+export const GUEST_CHECKS: readonly EntryCheck[] = [
+  // 27.3.1.1 control registers, debug registers, MSRs
+  { name: "guest-cr0-fixed", rule: "SDM 27.3.1.1: guest CR0 bits set as IA32_VMX_CR0_FIXED0/FIXED1 require, except PE and PG when unrestricted guest is 1",
+    fails: (v, c) => fixedBad(v.get(F.GuestCr0), unrestricted(v) ? c.cr0Fixed0 & ~0x80000001 : c.cr0Fixed0, c.cr0Fixed1) },
+  { name: "guest-cr0-pg-needs-pe", rule: "SDM 27.3.1.1: if CR0.PG is 1, CR0.PE must be 1",
+    fails: (v) => ((v.get(F.GuestCr0) & 0x80000001) >>> 0) === 0x80000000 },
+  { name: "guest-cr4-fixed", rule: "SDM 27.3.1.1: guest CR4 bits set as IA32_VMX_CR4_FIXED0/FIXED1 require",
+    fails: (v, c) => fixedBad(v.get(F.GuestCr4), c.cr4Fixed0, c.cr4Fixed1) },
+  { name: "guest-efer", rule: "SDM 27.3.1.1: with load IA32_EFER, reserved EFER bits are 0, LMA equals IA-32e mode guest (0 here), and with CR0.PG = 1 so does LME",
+    fails: (v) => {
+      if ((v.get(F.EntryControls) & EntryCtl.LoadEfer) === 0) return false;
+      const efer = v.get(F.GuestEfer);
+      return (efer & ~0xd01) !== 0 || v.get(F.GuestEfer | 1) !== 0 || (efer & 0x400) !== 0
+        || ((v.get(F.GuestCr0) & 0x80000000) !== 0 && (efer & 0x100) !== 0);
+    } },
+  // 27.3.1.2 segment registers
+  { name: "guest-v86-segments", rule: "SDM 27.3.1.2: with RFLAGS.VM = 1, each of CS SS DS ES FS GS has base = selector << 4, limit FFFFH, access rights F3H",
+    fails: (v) => v86(v) && anySeg(v, CODE_DATA_SEGS, v86SegBad) },
+  { name: "guest-tr-ti", rule: "SDM 27.3.1.2: TR selector TI flag (bit 2) must be 0",
+    fails: (v) => (v.get(TR.sel) & 4) !== 0 },
+  { name: "guest-ldtr-ti", rule: "SDM 27.3.1.2: LDTR selector TI flag must be 0 if LDTR is usable",
+    fails: (v) => usable(segAr(v, LDTR)) && (v.get(LDTR.sel) & 4) !== 0 },
+  { name: "guest-ss-rpl", rule: "SDM 27.3.1.2: without virtual-8086 and unrestricted guest, SS.RPL must equal CS.RPL",
+    fails: (v) => !v86(v) && !unrestricted(v) && (v.get(SS.sel) & 3) !== (v.get(CS.sel) & 3) },
+  { name: "guest-cs-type", rule: "SDM 27.3.1.2: CS type must be 9, 11, 13 or 15 (accessed code), or 3 if unrestricted guest is 1",
+    fails: (v) => {
+      if (v86(v)) return false;
+      const t = segAr(v, CS) & AR.Type;
+      return !(t === 9 || t === 11 || t === 13 || t === 15 || (t === 3 && unrestricted(v)));
+    } },
+  { name: "guest-ss-type", rule: "SDM 27.3.1.2: if SS is usable, its type must be 3 or 7",
+    fails: (v) => {
+      const ar = segAr(v, SS), t = ar & AR.Type;
+      return !v86(v) && usable(ar) && t !== 3 && t !== 7;
+    } },
+  { name: "guest-data-seg-type", rule: "SDM 27.3.1.2: usable DS ES FS GS must be accessed (type bit 0), and readable (bit 1) if code (bit 3)",
+    fails: (v) => !v86(v) && anySeg(v, DATA_SEGS, dataTypeBad) },
+  { name: "guest-seg-s", rule: "SDM 27.3.1.2: S (bit 4) must be 1 for CS and for usable SS DS ES FS GS",
+    fails: (v) => !v86(v) && anySeg(v, CODE_DATA_SEGS, sBad) },
+  { name: "guest-cs-dpl", rule: "SDM 27.3.1.2: CS type 3 needs DPL 0; type 9/11 needs DPL = SS.DPL; type 13/15 needs DPL <= SS.DPL",
+    fails: (v) => {
+      if (v86(v)) return false;
+      const ar = segAr(v, CS), t = ar & AR.Type, ssDpl = dpl(segAr(v, SS));
+      if (t === 3) return dpl(ar) !== 0;
+      if (t === 9 || t === 11) return dpl(ar) !== ssDpl;
+      if (t === 13 || t === 15) return dpl(ar) > ssDpl;
+      return false;
+    } },
+  { name: "guest-ss-dpl", rule: "SDM 27.3.1.2: SS.DPL must be 0 if CS type is 3 or CR0.PE is 0",
+    fails: (v) => !v86(v) && ((segAr(v, CS) & AR.Type) === 3 || !cr0Pe(v)) && dpl(segAr(v, SS)) !== 0 },
+  { name: "guest-seg-present", rule: "SDM 27.3.1.2: P (bit 7) must be 1 for CS and for usable SS DS ES FS GS",
+    fails: (v) => !v86(v) && anySeg(v, CODE_DATA_SEGS, presentBad) },
+  { name: "guest-seg-ar-reserved", rule: "SDM 27.3.1.2: access-rights bits 11:8 and 31:17 must be 0 for CS and usable SS DS ES FS GS",
+    fails: (v) => !v86(v) && anySeg(v, CODE_DATA_SEGS, arReservedBad) },
+  { name: "guest-seg-granularity", rule: "SDM 27.3.1.2: limit bits 11:0 not all 1 needs G = 0; limit bits 31:20 not all 0 needs G = 1 (CS, usable SS DS ES FS GS)",
+    fails: (v) => !v86(v) && anySeg(v, CODE_DATA_SEGS, granularitySegBad) },
+  { name: "guest-tr-ar", rule: "SDM 27.3.1.2: TR type 3 or 11 (busy TSS), S = 0, P = 1, bits 11:8 and 31:17 0, G consistent with the limit, usable",
+    fails: (v) => {
+      const ar = segAr(v, TR), t = ar & AR.Type;
+      return (t !== 3 && t !== 11) || (ar & AR.S) !== 0 || (ar & AR.P) === 0 || (ar & AR.Reserved) !== 0
+        || !usable(ar) || granularityBad(v.get(TR.limit), ar);
+    } },
+  { name: "guest-ldtr-ar", rule: "SDM 27.3.1.2: a usable LDTR has type 2, S = 0, P = 1, bits 11:8 and 31:17 0, G consistent with the limit",
+    fails: (v) => {
+      const ar = segAr(v, LDTR);
+      return usable(ar) && ((ar & AR.Type) !== 2 || (ar & AR.S) !== 0 || (ar & AR.P) === 0
+        || (ar & AR.Reserved) !== 0 || granularityBad(v.get(LDTR.limit), ar));
+    } },
+  // 27.3.1.3 descriptor-table registers
+  { name: "guest-gdtr-idtr-limit", rule: "SDM 27.3.1.3: GDTR and IDTR limit bits 31:16 must be 0",
+    fails: (v) => (v.get(F.GuestGdtrLimit) & 0xffff0000) !== 0 || (v.get(F.GuestIdtrLimit) & 0xffff0000) !== 0 },
+  // 27.3.1.4 RIP and RFLAGS
+  { name: "guest-rflags-reserved", rule: "SDM 27.3.1.4: RFLAGS bits 31:22, 15, 5 and 3 must be 0 and bit 1 must be 1",
+    fails: (v) => (v.get(F.GuestRflags) & 0xffc08028) !== 0 || (v.get(F.GuestRflags) & 2) === 0 },
+  { name: "guest-rflags-vm-needs-pe", rule: "SDM 27.3.1.4: RFLAGS.VM must be 0 if CR0.PE is 0",
+    fails: (v) => v86(v) && !cr0Pe(v) },
+  { name: "guest-rflags-if-for-extint", rule: "SDM 27.3.1.4: RFLAGS.IF must be 1 if a valid external interrupt is being injected",
+    fails: (v) => intrValid(v) && intrType(v) === IntrType.ExtInt && (v.get(F.GuestRflags) & 0x200) === 0 },
+  // 27.3.1.5 non-register state
+  { name: "guest-activity-valid", rule: "SDM 27.3.1.5: the activity state must be 0-3 and one IA32_VMX_MISC[8:6] supports (here: active, HLT)",
+    fails: (v, c) => { const a = v.get(F.GuestActivity); return !(a === 0 || (a === 1 && c.activityHlt)); } },
+  { name: "guest-activity-hlt-ss-dpl", rule: "SDM 27.3.1.5: the activity state must not be HLT if SS.DPL is not 0",
+    fails: (v) => v.get(F.GuestActivity) === 1 && dpl(segAr(v, SS)) !== 0 },
+  { name: "guest-interruptibility-reserved", rule: "SDM 27.3.1.5: interruptibility bits 31:5 must be 0, and bit 4 (enclave) without SGX",
+    fails: (v) => (v.get(F.GuestInterruptibility) & 0xfffffff0) !== 0 },
+  { name: "guest-sti-and-movss", rule: "SDM 27.3.1.5: blocking by STI and blocking by MOV SS must not both be 1",
+    fails: (v) => (v.get(F.GuestInterruptibility) & 3) === 3 },
+  { name: "guest-sti-needs-if", rule: "SDM 27.3.1.5: blocking by STI must be 0 if RFLAGS.IF is 0",
+    fails: (v) => (v.get(F.GuestInterruptibility) & 1) !== 0 && (v.get(F.GuestRflags) & 0x200) === 0 },
+  { name: "guest-extint-not-blocked", rule: "SDM 27.3.1.5: blocking by STI and by MOV SS must be 0 when injecting an external interrupt",
+    fails: (v) => intrValid(v) && intrType(v) === IntrType.ExtInt && (v.get(F.GuestInterruptibility) & 3) !== 0 },
+  { name: "guest-smi-blocking", rule: "SDM 27.3.1.5: blocking by SMI must be 0 outside SMM",
+    fails: (v) => (v.get(F.GuestInterruptibility) & 4) !== 0 },
+  { name: "guest-vmcs-link-pointer", rule: "SDM 27.3.1.5: a VMCS link pointer other than FFFFFFFF_FFFFFFFFH must name a valid VMCS (not supported here: only all-ones)",
+    qualification: 4,
+    fails: (v) => (v.get(F.VmcsLinkPtr) >>> 0) !== 0xffffffff || (v.get(F.VmcsLinkPtr | 1) >>> 0) !== 0xffffffff },
+];
+
+/** Run the three lists in SDM order; the first failure wins. Allocates nothing on success. */
+export function runEntryChecks(v: VmcsView, caps: VmxCaps, env: EntryEnv): EntryFailure | undefined {
+  for (let i = 0; i < CONTROL_CHECKS.length; i++) {
+    const check = CONTROL_CHECKS[i]!;
+    if (check.fails(v, caps, env)) return { kind: "control", code: VmxError.EntryInvalidControls, qualification: 0, check };
+  }
+  for (let i = 0; i < HOST_CHECKS.length; i++) {
+    const check = HOST_CHECKS[i]!;
+    if (check.fails(v, caps, env)) return { kind: "host", code: VmxError.EntryInvalidHostState, qualification: 0, check };
+  }
+  for (let i = 0; i < GUEST_CHECKS.length; i++) {
+    const check = GUEST_CHECKS[i]!;
+    if (check.fails(v, caps, env)) return { kind: "guest", code: 33, qualification: check.qualification ?? 0, check };
+  }
+  return undefined;
+}

@@ -1,0 +1,336 @@
+// The kernel half of plugins/vmx: VMCS semantics on the VMCS region's bytes, the
+// VMX instructions' outcomes (SDM Vol. 3C 31.2-31.4), the VM-entry checks (27.2-27.3),
+// event injection (27.6), the world switch through the engine vCPU and exit
+// encoding (chapter 28, appendix C). Emulated: the fields and exits listed in
+// README.md. Not emulated: MSR-load/store areas, I/O and MSR bitmaps, shadow VMCS,
+// IDT-vectoring information (always invalid), the VMX-preemption timer, SMM.
+import {
+  SysErr, type DispatcherObject, type ExtensionContext, type GuestBinding, type SysRet,
+  type VmControlObject, type VmxExtension as VmxExtensionApi,
+} from "../../../../src/kernel/api.js";
+import {
+  CpuExitReason, Gpr, type EventType, type SegmentReg, type X86State,
+} from "../../../../src/x86/types.js";
+import {
+  EntryCtl, EXIT_REASON_ENTRY_FAILURE, ExitCtl, ExitReason, F, IntrInfo, IntrType, Proc,
+  SEGMENT_FIELDS, VmcsType, VmcsView, VmxError, lookupField, VMCS_REGION_BYTES,
+} from "../vmcs-fields.js";
+import { SOFT_CAPS, type VmxCaps } from "./caps.js";
+import { runEntryChecks, type EntryEnv, type EntryFailure } from "./entry-checks.js";
+
+/** Per-VMCS private state, kept in `VmControlObject.ext`. */
+export class VmcsState {
+  /** SDM 25.1: launch state "clear" or "launched". */
+  launched = false;
+  /** Set by setupGuest: the host-state area belongs to the kernel, not the monitor. */
+  hostOwned = false;
+  /** The last entry failure, for diagnostics. */
+  lastFailure: EntryFailure | undefined = undefined;
+  constructor(readonly view: VmcsView) {}
+}
+
+/** Per-guest private state, kept in `GuestBinding.ext`. */
+class GuestState {
+  /** Reused for every entry/exit: no allocation on the world-switch path. */
+  readonly state: X86State = blankState();
+  readonly env: EntryEnv;
+  constructor(eptRoot: number) { this.env = { eptRoot }; }
+}
+
+const seg = (): SegmentReg => ({ selector: 0, base: 0, limit: 0, attrib: 0 });
+function blankState(): X86State {
+  return {
+    eax: 0, ecx: 0, edx: 0, ebx: 0, esp: 0, ebp: 0, esi: 0, edi: 0, eip: 0, eflags: 2,
+    es: seg(), cs: seg(), ss: seg(), ds: seg(), fs: seg(), gs: seg(), ldtr: seg(), tr: seg(),
+    gdtr: { base: 0, limit: 0 }, idtr: { base: 0, limit: 0 },
+    cr0: 0, cr2: 0, cr3: 0, cr4: 0, dr7: 0x400, efer: 0, activity: 0, interruptibility: 0,
+  };
+}
+
+/** The GPR slots of the guestControl frame, and where this extension keeps CR2 (no VMCS field holds it). */
+const GUEST_CONTROL_CR2 = 8;
+
+/**
+ * Host state the kernel writes at setupGuest. Nothing on the soft engine consumes it
+ * (the "host" is this kernel), but it is real VMCS data that the host checks verify,
+ * as vmkitmon's kernel initialises it.
+ */
+export const KERNEL_HOST_STATE: ReadonlyArray<readonly [number, number]> = [
+  [F.HostCr0, 0x80000031], [F.HostCr3, 0], [F.HostCr4, 0],
+  [F.HostCsSel, 0x08], [F.HostSsSel, 0x10], [F.HostDsSel, 0x10], [F.HostEsSel, 0x10],
+  [F.HostFsSel, 0x10], [F.HostGsSel, 0x10], [F.HostTrSel, 0x18],
+  [F.HostRsp, 0], [F.HostRip, 0],
+];
+
+/** EPTP for a root: memory type WB (6), page-walk length 4 (bits 5:3 = 3) (SDM 25.6.11). */
+export const eptPointerFor = (root: number): number => ((root & ~0xfff) | (3 << 3) | 6) >>> 0;
+
+export class VmxExtension implements VmxExtensionApi {
+  readonly kind = "vmx" as const;
+  private ctx: ExtensionContext | undefined;
+  /** The current-VMCS pointer of each DCB (SDM 24.1): one logical processor per DCB. */
+  private readonly current = new WeakMap<DispatcherObject, VmControlObject>();
+
+  constructor(readonly caps: VmxCaps = SOFT_CAPS) {}
+
+  attach(ctx: ExtensionContext): void { this.ctx = ctx; }
+
+  initControl(ctl: VmControlObject): void {
+    if (ctl.kind !== "vmcs") return;
+    const view = new VmcsView(ctl.bytes);
+    view.bytes.fill(0);
+    view.revision = this.caps.revision;
+    // Architecturally the link pointer has no reset value; all-ones is the only value this slice supports.
+    view.set(F.VmcsLinkPtr, 0xffffffff);
+    view.set(F.VmcsLinkPtr | 1, 0xffffffff);
+    ctl.ext = new VmcsState(view);
+  }
+
+  setupGuest(_dcb: DispatcherObject, guest: GuestBinding): SysErr {
+    const st = vmcsState(guest.vmcontrol);
+    if (st === undefined || guest.vmcontrol.bytes.length < VMCS_REGION_BYTES) return SysErr.InvalidArgument;
+    if (guest.guestControl.length < 8) return SysErr.InvalidArgument;
+    for (const [enc, value] of KERNEL_HOST_STATE) st.view.set(enc, value);
+    st.hostOwned = true;
+    st.view.set(F.EptPointer, eptPointerFor(guest.gpspace.paddr));
+    guest.ext = new GuestState(guest.gpspace.paddr);
+    return SysErr.Ok;
+  }
+
+  // -------------------------------------------------------------------------
+  // VMX instructions (SDM 31.3)
+
+  vmptrld(dcb: DispatcherObject, ctl: VmControlObject, ret: SysRet): SysErr {
+    const st = vmcsState(ctl);
+    if (st === undefined || (ctl.paddr & 0xfff) !== 0) return this.fail(dcb, VmxError.VmptrldInvalidAddress, ret);
+    // Bit 31 is the shadow-VMCS indicator; shadow VMCSs are not supported, so it must be 0.
+    if (st.view.revision !== this.caps.revision) return this.fail(dcb, VmxError.VmptrldWrongRevision, ret);
+    this.current.set(dcb, ctl);
+    return SysErr.Ok;
+  }
+
+  vmclear(dcb: DispatcherObject, ctl: VmControlObject, ret: SysRet): SysErr {
+    const st = vmcsState(ctl);
+    if (st === undefined || (ctl.paddr & 0xfff) !== 0) return this.fail(dcb, VmxError.VmclearInvalidAddress, ret);
+    st.launched = false;
+    if (this.current.get(dcb) === ctl) this.current.delete(dcb);
+    return SysErr.Ok;
+  }
+
+  vmread(dcb: DispatcherObject, encoding: number, ret: SysRet): SysErr {
+    const ctl = this.current.get(dcb);
+    if (ctl === undefined) return SysErr.VmFailInvalid;
+    const info = lookupField(encoding);
+    if (info === undefined) return this.fail(dcb, VmxError.UnsupportedComponent, ret);
+    ret.value = (ctl.ext as VmcsState).view.readInfo(info, (encoding & 1) === 1);
+    return SysErr.Ok;
+  }
+
+  vmwrite(dcb: DispatcherObject, encoding: number, value: number, ret: SysRet): SysErr {
+    const ctl = this.current.get(dcb);
+    if (ctl === undefined) return SysErr.VmFailInvalid;
+    const info = lookupField(encoding);
+    if (info === undefined) return this.fail(dcb, VmxError.UnsupportedComponent, ret);
+    // IA32_VMX_MISC[29] = 0: exit-information fields are read-only (SDM 31.3 VMWRITE).
+    if (info.type === VmcsType.ReadOnly) return this.fail(dcb, VmxError.VmwriteReadOnly, ret);
+    const st = ctl.ext as VmcsState;
+    // Host state written by setupGuest is the kernel's: no monitor right reaches it.
+    if (info.type === VmcsType.Host && st.hostOwned) return SysErr.CapNoRight;
+    st.view.writeInfo(info, (encoding & 1) === 1, value);
+    return SysErr.Ok;
+  }
+
+  vmlaunch(dcb: DispatcherObject, ret: SysRet): SysErr { return this.enter(dcb, ret, true); }
+  vmresume(dcb: DispatcherObject, ret: SysRet): SysErr { return this.enter(dcb, ret, false); }
+
+  /** The current VMCS of a DCB (for the kernel's diagnostics and tests). */
+  currentVmcs(dcb: DispatcherObject): VmControlObject | undefined { return this.current.get(dcb); }
+
+  // -------------------------------------------------------------------------
+
+  /** VMfail (SDM 31.2): VMfailValid with a current VMCS, VMfailInvalid without. */
+  private fail(dcb: DispatcherObject, error: number, ret: SysRet): SysErr {
+    const ctl = this.current.get(dcb);
+    if (ctl === undefined) return SysErr.VmFailInvalid;
+    (ctl.ext as VmcsState).view.set(F.VmInstructionError, error);
+    ret.vmInstructionError = error;
+    return SysErr.VmFailValid;
+  }
+
+  private enter(dcb: DispatcherObject, ret: SysRet, launch: boolean): SysErr {
+    const guest = dcb.guest;
+    if (guest === null || !(guest.ext instanceof GuestState)) return SysErr.NotGuest;
+    const ctl = this.current.get(dcb);
+    if (ctl === undefined) return SysErr.VmFailInvalid;
+    const st = ctl.ext as VmcsState;
+    const v = st.view;
+    // SDM 27.1: launch-state checks come before the field checks.
+    if (launch && st.launched) return this.fail(dcb, VmxError.VmlaunchNonClear, ret);
+    if (!launch && !st.launched) return this.fail(dcb, VmxError.VmresumeNonLaunched, ret);
+    const gs = guest.ext;
+    const failure = runEntryChecks(v, this.caps, gs.env);
+    st.lastFailure = failure;
+    if (failure !== undefined) {
+      if (failure.kind !== "guest") return this.fail(dcb, failure.code, ret);
+      // SDM 27.8: a guest-state failure is a VM exit with bit 31 set; guest state is not
+      // saved (nothing was loaded) and the launch state does not change.
+      v.set(F.ExitReason, (EXIT_REASON_ENTRY_FAILURE | ExitReason.EntryFailGuestState) >>> 0);
+      v.set(F.ExitQualification, failure.qualification);
+      v.set(F.ExitIntrInfo, 0);
+      v.set(F.IdtVectoringInfo, 0);
+      return SysErr.Ok;
+    }
+    this.loadGuest(v, guest, gs.state);
+    const info = v.get(F.EntryIntrInfo);
+    const infoType = (info & IntrInfo.TypeMask) >>> IntrInfo.TypeShift;
+    // SDM 27.6.1.1: a software event's return address is RIP + the VM-entry instruction length.
+    if ((info & IntrInfo.Valid) !== 0 && infoType >= IntrType.SoftwareInt && infoType <= IntrType.SoftwareException) {
+      gs.state.eip = (gs.state.eip + v.get(F.EntryInstrLen)) >>> 0;
+    }
+    const vcpu = guest.vcpu;
+    vcpu.setState(gs.state);
+    const proc = v.get(F.ProcControls);
+    const ic = vcpu.intercepts;
+    ic.hlt = (proc & Proc.HltExiting) !== 0;
+    ic.cpuid = true; // CPUID exits unconditionally in VMX non-root operation (SDM 26.1.2)
+    ic.ioAll = (proc & Proc.UncondIoExiting) !== 0;
+    ic.ioBitmap = null; // use-I/O-bitmaps is not allowed-1 (entry checks)
+    ic.softIntBitmap = null;
+    // SDM 27.6.1: an injected event is delivered without consulting the exception bitmap.
+    ic.exceptionBitmap = 0;
+
+    // SDM 27.6: event injection after the guest state is loaded; VM entry clears the valid bit.
+    if ((info & IntrInfo.Valid) !== 0) {
+      v.set(F.EntryIntrInfo, info & ~IntrInfo.Valid);
+      const hasErr = (info & IntrInfo.DeliverErrorCode) !== 0;
+      vcpu.deliverEvent(eventTypeOf(infoType), info & 0xff, hasErr ? v.get(F.EntryExceptionErrorCode) : 0, hasErr);
+    }
+    ic.exceptionBitmap = v.get(F.ExceptionBitmap) >>> 0;
+
+    const timeslice = this.ctx?.timeslice ?? 100_000;
+    let reason: CpuExitReason;
+    if ((proc & Proc.InterruptWindow) !== 0) {
+      // SDM 26.7.5: with interrupt-window exiting, an exit occurs before any instruction
+      // at which RFLAGS.IF = 1 and there is no STI/MOV-SS blocking: at entry, or as soon
+      // as the guest opens the window. The core has no window intercept, so step it.
+      reason = CpuExitReason.None;
+      if (!vcpu.interruptible()) {
+        reason = CpuExitReason.Budget;
+        for (let n = 0; n < timeslice; n++) {
+          reason = vcpu.run(1);
+          if (reason !== CpuExitReason.Budget) break;
+          if (vcpu.interruptible()) { reason = CpuExitReason.None; break; }
+        }
+      }
+    } else {
+      reason = vcpu.run(timeslice);
+    }
+
+    vcpu.getState(gs.state);
+    this.saveGuest(v, guest, gs.state);
+    this.encodeExit(v, guest, reason, (proc & Proc.InterruptWindow) !== 0);
+    if (launch) st.launched = true;
+    return SysErr.Ok;
+  }
+
+  /** VMCS guest-state area + guestControl GPRs → engine state (SDM 27.3.2). */
+  private loadGuest(v: VmcsView, guest: GuestBinding, s: X86State): void {
+    const g = guest.guestControl;
+    s.eax = g[Gpr.Eax]!; s.ecx = g[Gpr.Ecx]!; s.edx = g[Gpr.Edx]!; s.ebx = g[Gpr.Ebx]!;
+    s.ebp = g[Gpr.Ebp]!; s.esi = g[Gpr.Esi]!; s.edi = g[Gpr.Edi]!;
+    if (g.length > GUEST_CONTROL_CR2) s.cr2 = g[GUEST_CONTROL_CR2]!;
+    s.esp = v.get(F.GuestRsp); s.eip = v.get(F.GuestRip); s.eflags = v.get(F.GuestRflags);
+    s.cr0 = v.get(F.GuestCr0); s.cr3 = v.get(F.GuestCr3); s.cr4 = v.get(F.GuestCr4);
+    const entry = v.get(F.EntryControls);
+    if ((entry & EntryCtl.LoadDebugControls) !== 0) s.dr7 = v.get(F.GuestDr7);
+    if ((entry & EntryCtl.LoadEfer) !== 0) s.efer = v.get(F.GuestEfer);
+    for (let i = 0; i < SEGMENT_FIELDS.length; i++) {
+      const f = SEGMENT_FIELDS[i]!, r = s[f.name];
+      r.selector = v.get(f.sel); r.base = v.get(f.base); r.limit = v.get(f.limit); r.attrib = v.get(f.ar);
+    }
+    s.gdtr.base = v.get(F.GuestGdtrBase); s.gdtr.limit = v.get(F.GuestGdtrLimit);
+    s.idtr.base = v.get(F.GuestIdtrBase); s.idtr.limit = v.get(F.GuestIdtrLimit);
+    s.activity = v.get(F.GuestActivity) as X86State["activity"];
+    s.interruptibility = v.get(F.GuestInterruptibility);
+  }
+
+  /** Engine state → VMCS guest-state area + guestControl (SDM 28.3). */
+  private saveGuest(v: VmcsView, guest: GuestBinding, s: X86State): void {
+    const g = guest.guestControl;
+    g[Gpr.Eax] = s.eax; g[Gpr.Ecx] = s.ecx; g[Gpr.Edx] = s.edx; g[Gpr.Ebx] = s.ebx;
+    g[Gpr.Esp] = s.esp; g[Gpr.Ebp] = s.ebp; g[Gpr.Esi] = s.esi; g[Gpr.Edi] = s.edi;
+    if (g.length > GUEST_CONTROL_CR2) g[GUEST_CONTROL_CR2] = s.cr2;
+    v.set(F.GuestRsp, s.esp); v.set(F.GuestRip, s.eip); v.set(F.GuestRflags, s.eflags);
+    v.set(F.GuestCr0, s.cr0); v.set(F.GuestCr3, s.cr3); v.set(F.GuestCr4, s.cr4);
+    const exit = v.get(F.ExitControls);
+    if ((exit & ExitCtl.SaveDebugControls) !== 0) v.set(F.GuestDr7, s.dr7);
+    if ((exit & ExitCtl.SaveEfer) !== 0) v.set(F.GuestEfer, s.efer);
+    for (let i = 0; i < SEGMENT_FIELDS.length; i++) {
+      const f = SEGMENT_FIELDS[i]!, r = s[f.name];
+      v.set(f.sel, r.selector); v.set(f.base, r.base); v.set(f.limit, r.limit); v.set(f.ar, r.attrib);
+    }
+    v.set(F.GuestGdtrBase, s.gdtr.base); v.set(F.GuestGdtrLimit, s.gdtr.limit);
+    v.set(F.GuestIdtrBase, s.idtr.base); v.set(F.GuestIdtrLimit, s.idtr.limit);
+    v.set(F.GuestActivity, s.activity);
+    v.set(F.GuestInterruptibility, s.interruptibility);
+  }
+
+  /** Exit-information fields (SDM 28.2) from the engine's exit. */
+  private encodeExit(v: VmcsView, guest: GuestBinding, reason: CpuExitReason, windowExit: boolean): void {
+    const e = guest.vcpu.exit;
+    let basic: number = ExitReason.ExternalInterrupt;
+    let qual = 0, intr = 0, intrErr = 0, len = 0;
+    switch (reason) {
+      case CpuExitReason.None:
+        // Only reached when the interrupt window opened (see enter()).
+        basic = windowExit ? ExitReason.InterruptWindow : ExitReason.ExternalInterrupt;
+        break;
+      case CpuExitReason.Cpuid:
+        basic = ExitReason.Cpuid; len = e.instrLen; break;
+      case CpuExitReason.Hlt:
+        basic = ExitReason.Hlt; len = e.instrLen; break;
+      case CpuExitReason.Io:
+        basic = ExitReason.IoInstruction; len = e.instrLen;
+        // SDM 28.2.1 table 28-5.
+        qual = ((e.ioSize - 1) & 7) | (e.ioIn ? 1 << 3 : 0) | (e.ioString ? 1 << 4 : 0)
+          | (e.ioRep ? 1 << 5 : 0) | (e.ioImm ? 1 << 6 : 0) | ((e.ioPort & 0xffff) << 16);
+        break;
+      case CpuExitReason.Exception: {
+        basic = ExitReason.ExceptionOrNmi;
+        // #BP and #OF come from INT3/INTO: software exceptions (SDM 25.9.2), with a length.
+        const soft = e.vector === 3 || e.vector === 4;
+        intr = IntrInfo.Valid | ((soft ? IntrType.SoftwareException : IntrType.HardwareException) << IntrInfo.TypeShift)
+          | (e.vector & 0xff) | (e.hasErrorCode ? IntrInfo.DeliverErrorCode : 0);
+        intrErr = e.hasErrorCode ? e.errorCode : 0;
+        if (soft) len = e.instrLen;
+        break;
+      }
+      case CpuExitReason.TripleFault:
+        basic = ExitReason.TripleFault; break;
+      // The host's timeslice ended: modelled as a host external interrupt (exit 1, SDM 25.6.1
+      // external-interrupt exiting, which the capabilities make mandatory). HLT without HLT
+      // exiting leaves the guest in the HLT activity state until then. SoftInt cannot occur:
+      // VMX never sets softIntBitmap.
+      case CpuExitReason.Budget:
+      case CpuExitReason.Halted:
+      case CpuExitReason.SoftInt:
+      default:
+        basic = ExitReason.ExternalInterrupt; break;
+    }
+    v.set(F.ExitReason, basic);
+    v.set(F.ExitQualification, qual >>> 0);
+    v.set(F.ExitIntrInfo, intr >>> 0);
+    v.set(F.ExitIntrErrorCode, intrErr >>> 0);
+    v.set(F.IdtVectoringInfo, 0);
+    v.set(F.ExitInstrLen, len);
+  }
+}
+
+function vmcsState(ctl: VmControlObject): VmcsState | undefined {
+  return ctl.kind === "vmcs" && ctl.ext instanceof VmcsState ? ctl.ext : undefined;
+}
+
+/** VMX interruption types 0, 2, 3, 4 equal the EventType numbers; 5 and 6 are delivered as software events. */
+function eventTypeOf(type: number): EventType {
+  return (type === IntrType.PrivSoftwareException || type === IntrType.SoftwareException ? IntrType.SoftwareInt : type) as EventType;
+}

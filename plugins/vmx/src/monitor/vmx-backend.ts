@@ -1,0 +1,333 @@
+// The monitor half of plugins/vmx: a VcpuBackend that drives one VMCS through the
+// kernel's VMX syscalls only (vmptrld/vmclear/vmread/vmwrite/vmlaunch/vmresume on
+// capabilities), like vmkitmon's monitor. GPRs travel through the shared
+// guestControl frame; everything else through vmread/vmwrite, read lazily by parts.
+// Exits complete at the next run() (KVM style): IN data, CPUID results, RIP advance.
+// Not supported yet: string I/O (INS/OUTS → "unhandled"), MMIO/EPT-violation exits.
+import { inject, injectable } from "tsyringe";
+import {
+  ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls,
+} from "../../../../src/kernel/api.js";
+import {
+  StateParts, Tokens, type CpuidExit, type EntryFailureExit, type ExceptionExit, type HltExit,
+  type InterruptWindowExit, type IoExit, type MachineCaps, type PreemptExit, type ShutdownExit,
+  type UnhandledExit, type VcpuBackend, type VcpuEvent, type VmExit,
+} from "../../../../src/monitor/api.js";
+import { Gpr, type X86State } from "../../../../src/x86/types.js";
+import { resetState } from "../../../../src/x86/state.js";
+import { SOFT_CAPS, controlValue, type VmxCaps } from "../kernel/caps.js";
+import {
+  EntryCtl, EXIT_REASON_ENTRY_FAILURE, ExitCtl, ExitReason, F, IntrInfo, Pin, Proc, Proc2,
+  SEGMENT_FIELDS, VMCS_REGION_BYTES,
+} from "../vmcs-fields.js";
+
+/** A syscall failed for a host reason (rights, setup): not something the guest caused. */
+export class VmxBackendError extends Error {
+  override readonly name = "VmxBackendError";
+  constructor(readonly syscall: string, readonly code: SysErr, detail = "") {
+    super(`vmx backend: ${syscall} failed with ${SYS_ERR_NAMES[code] ?? `error ${code}`}${detail ? ` (${detail})` : ""}`);
+  }
+}
+
+const enum Completion { None = 0, Advance = 1, IoIn = 2, Cpuid = 3 }
+const IO_MASK = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
+/** Index of CR2 in the guestControl frame when the kernel maps more than the 8 GPRs. */
+const GUEST_CONTROL_CR2 = 8;
+
+@injectable()
+export class VmxBackend implements VcpuBackend {
+  readonly id = "vmx";
+  readonly caps: VmxCaps = SOFT_CAPS;
+  private readonly dcb: CPtr;
+  private readonly vmcs: CPtr;
+  private readonly regs: Uint32Array;
+  private launched = false;
+
+  /** Cached guest state: `valid` parts hold current values, `dirty` parts await the next run. */
+  private readonly state: X86State = resetState();
+  private valid = 0;
+  private dirty = 0;
+
+  private proc: number;
+  private procDirty = false;
+  private eventPending = false;
+  private eventInfo = 0;
+  private eventError = 0;
+
+  private completion = Completion.None;
+  private completionLen = 0;
+
+  // One reused object per exit kind (no allocation per exit).
+  private readonly ioExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0 };
+  private readonly cpuidExit: CpuidExit = { kind: "cpuid", leaf: 0, subleaf: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 };
+  private readonly hltExit: HltExit = { kind: "hlt", interruptsEnabled: false };
+  private readonly shutdownExit: ShutdownExit = { kind: "shutdown", reason: "triple-fault" };
+  private readonly preemptExit: PreemptExit = { kind: "preempt" };
+  private readonly windowExit: InterruptWindowExit = { kind: "interrupt-window" };
+  private readonly exceptionExit: ExceptionExit = { kind: "exception", vector: 0, errorCode: 0, hasErrorCode: false };
+  private readonly failureExit: EntryFailureExit = { kind: "entry-failure", code: 0, message: "" };
+  private readonly unhandledExit: UnhandledExit = { kind: "unhandled", code: 0, message: "" };
+
+  constructor(
+    @inject(Tokens.Syscalls) private readonly sys: Syscalls,
+    @inject(Tokens.MachineCaps) machine: MachineCaps,
+  ) {
+    this.dcb = machine.dispatcher;
+    this.regs = machine.guestRegs;
+    this.check("ramRetype(vmcs)", sys.ramRetype(machine.ram, ObjType.VmControl, VMCS_REGION_BYTES, "vmcs"));
+    this.vmcs = sys.ret.cap;
+    this.check("dispatcherSetupGuest", sys.dispatcherSetupGuest(this.dcb, {
+      vmcontrol: this.vmcs, gpspace: machine.gpspace, guestControl: machine.guestControl,
+    }));
+    this.check("vmclear", sys.vmclear(this.dcb, this.vmcs));
+    this.check("vmptrld", sys.vmptrld(this.dcb, this.vmcs));
+    const c = this.caps;
+    this.proc = controlValue(c.proc, Proc.HltExiting | Proc.UncondIoExiting | Proc.ActivateSecondary);
+    this.write(F.PinControls, controlValue(c.pin, Pin.ExtIntExiting));
+    this.write(F.ProcControls, this.proc);
+    this.write(F.Proc2Controls, controlValue(c.proc2, Proc2.EnableEpt | Proc2.UnrestrictedGuest));
+    this.write(F.ExitControls, controlValue(c.exit, ExitCtl.SaveDebugControls | ExitCtl.SaveEfer));
+    this.write(F.EntryControls, controlValue(c.entry, EntryCtl.LoadDebugControls | EntryCtl.LoadEfer));
+    this.write(F.ExceptionBitmap, 0);
+    this.write(F.EntryIntrInfo, 0);
+    this.write(F.VmcsLinkPtr, 0xffffffff);
+    this.write(F.VmcsLinkPtr | 1, 0xffffffff);
+    // The power-on state (SDM 10.1.1) until a BootContribution sets another.
+    this.valid = StateParts.All;
+    this.dirty = StateParts.All;
+  }
+
+  // ---------------------------------------------------------------- state
+
+  getState(parts: number = StateParts.All): X86State {
+    const missing = parts & ~this.valid;
+    if (missing !== 0) this.readParts(missing);
+    return this.state;
+  }
+
+  setState(state: X86State, parts: number = StateParts.All): void {
+    const s = this.state;
+    if (parts & StateParts.Gprs) {
+      s.eax = state.eax >>> 0; s.ecx = state.ecx >>> 0; s.edx = state.edx >>> 0; s.ebx = state.ebx >>> 0;
+      s.esp = state.esp >>> 0; s.ebp = state.ebp >>> 0; s.esi = state.esi >>> 0; s.edi = state.edi >>> 0;
+    }
+    if (parts & StateParts.Basic) { s.eip = state.eip >>> 0; s.eflags = state.eflags >>> 0; }
+    if (parts & StateParts.Segments) {
+      copySeg(s.es, state.es); copySeg(s.cs, state.cs); copySeg(s.ss, state.ss);
+      copySeg(s.ds, state.ds); copySeg(s.fs, state.fs); copySeg(s.gs, state.gs);
+    }
+    if (parts & StateParts.Control) {
+      s.cr0 = state.cr0 >>> 0; s.cr2 = state.cr2 >>> 0; s.cr3 = state.cr3 >>> 0; s.cr4 = state.cr4 >>> 0;
+      s.dr7 = state.dr7 >>> 0; s.efer = state.efer >>> 0;
+    }
+    if (parts & StateParts.Tables) {
+      s.gdtr.base = state.gdtr.base >>> 0; s.gdtr.limit = state.gdtr.limit >>> 0;
+      s.idtr.base = state.idtr.base >>> 0; s.idtr.limit = state.idtr.limit >>> 0;
+      copySeg(s.ldtr, state.ldtr); copySeg(s.tr, state.tr);
+    }
+    if (parts & StateParts.Events) { s.activity = state.activity; s.interruptibility = state.interruptibility >>> 0; }
+    this.valid |= parts & StateParts.All;
+    this.dirty |= parts & StateParts.All;
+  }
+
+  inject(event: VcpuEvent): void {
+    const hasErr = event.errorCode !== undefined;
+    // EventType values equal the VMX interruption types 0, 2, 3, 4 (SDM 25.8.3).
+    this.eventInfo = (IntrInfo.Valid | ((event.type & 7) << IntrInfo.TypeShift) | (event.vector & 0xff)
+      | (hasErr ? IntrInfo.DeliverErrorCode : 0)) >>> 0;
+    this.eventError = hasErr ? event.errorCode! >>> 0 : 0;
+    this.eventPending = true;
+  }
+
+  setInterruptWindow(enabled: boolean): void {
+    const next = enabled ? this.proc | Proc.InterruptWindow : this.proc & ~Proc.InterruptWindow;
+    if (next >>> 0 !== this.proc >>> 0) { this.proc = next >>> 0; this.procDirty = true; }
+  }
+
+  // ---------------------------------------------------------------- run
+
+  run(): VmExit {
+    if (this.dirty !== 0) this.flush();
+    this.complete();
+    if (this.eventPending) {
+      this.write(F.EntryIntrInfo, this.eventInfo);
+      this.write(F.EntryExceptionErrorCode, this.eventError);
+      this.write(F.EntryInstrLen, 0); // zero-length injection (IA32_VMX_MISC[30])
+      this.eventPending = false;
+    }
+    if (this.procDirty) { this.write(F.ProcControls, this.proc); this.procDirty = false; }
+
+    const err = this.launched ? this.sys.vmresume(this.dcb) : this.sys.vmlaunch(this.dcb);
+    this.valid = 0;
+    if (err === SysErr.VmFailValid) {
+      const n = this.sys.ret.vmInstructionError;
+      return this.failure(n, `${this.launched ? "VMRESUME" : "VMLAUNCH"} failed: VM-instruction error ${n} (SDM 31.4)`);
+    }
+    if (err === SysErr.VmFailInvalid) return this.failure(0, "VM entry failed: VMfailInvalid (no current VMCS)");
+    this.check(this.launched ? "vmresume" : "vmlaunch", err);
+    return this.decodeExit();
+  }
+
+  private decodeExit(): VmExit {
+    const reason = this.read(F.ExitReason);
+    if ((reason & EXIT_REASON_ENTRY_FAILURE) !== 0) {
+      // SDM 27.8: the VMCS stays clear, so the next entry is a VMLAUNCH again.
+      const basic = reason & 0xffff;
+      return this.failure(basic, `VM entry failed on guest state: exit reason ${basic}, qualification ${this.read(F.ExitQualification)} (SDM 27.8)`);
+    }
+    this.launched = true;
+    const regs = this.regs;
+    switch (reason & 0xffff) {
+      case ExitReason.IoInstruction: {
+        const q = this.read(F.ExitQualification);
+        if ((q & (1 << 4)) !== 0) return this.unhandled(reason, "string I/O (INS/OUTS) exits are not supported in this slice");
+        const e = this.ioExit;
+        e.size = ((q & 7) + 1) as IoExit["size"];
+        e.in = (q & (1 << 3)) !== 0;
+        e.port = q >>> 16;
+        e.data = e.in ? 0 : (regs[Gpr.Eax]! & IO_MASK[e.size]) >>> 0;
+        this.completion = e.in ? Completion.IoIn : Completion.Advance;
+        this.completionLen = this.read(F.ExitInstrLen);
+        return e;
+      }
+      case ExitReason.Cpuid: {
+        const e = this.cpuidExit;
+        e.leaf = regs[Gpr.Eax]!; e.subleaf = regs[Gpr.Ecx]!;
+        e.eax = 0; e.ebx = 0; e.ecx = 0; e.edx = 0;
+        this.completion = Completion.Cpuid;
+        this.completionLen = this.read(F.ExitInstrLen);
+        return e;
+      }
+      case ExitReason.Hlt:
+        this.hltExit.interruptsEnabled = (this.read(F.GuestRflags) & 0x200) !== 0;
+        this.completion = Completion.Advance;
+        this.completionLen = this.read(F.ExitInstrLen);
+        return this.hltExit;
+      case ExitReason.TripleFault: return this.shutdownExit;
+      case ExitReason.ExternalInterrupt: return this.preemptExit;
+      case ExitReason.InterruptWindow: return this.windowExit;
+      case ExitReason.ExceptionOrNmi: {
+        const info = this.read(F.ExitIntrInfo);
+        const e = this.exceptionExit;
+        e.vector = info & 0xff;
+        e.hasErrorCode = (info & IntrInfo.DeliverErrorCode) !== 0;
+        e.errorCode = e.hasErrorCode ? this.read(F.ExitIntrErrorCode) : 0;
+        return e;
+      }
+      default:
+        return this.unhandled(reason, `VMX exit reason ${reason & 0xffff} has no VmExit kind`);
+    }
+  }
+
+  /** Finish the previous exit's instruction (after any setState, which is flushed first). */
+  private complete(): void {
+    const kind = this.completion;
+    if (kind === Completion.None) return;
+    this.completion = Completion.None;
+    const regs = this.regs;
+    if (kind === Completion.IoIn) {
+      const size = this.ioExit.size, mask = IO_MASK[size];
+      regs[Gpr.Eax] = ((regs[Gpr.Eax]! & ~mask) | (this.ioExit.data & mask)) >>> 0;
+    } else if (kind === Completion.Cpuid) {
+      const e = this.cpuidExit;
+      regs[Gpr.Eax] = e.eax >>> 0; regs[Gpr.Ebx] = e.ebx >>> 0; regs[Gpr.Ecx] = e.ecx >>> 0; regs[Gpr.Edx] = e.edx >>> 0;
+    }
+    this.write(F.GuestRip, (this.read(F.GuestRip) + this.completionLen) >>> 0);
+  }
+
+  private failure(code: number, message: string): EntryFailureExit {
+    this.completion = Completion.None;
+    this.failureExit.code = code;
+    this.failureExit.message = message;
+    return this.failureExit;
+  }
+
+  private unhandled(reason: number, message: string): UnhandledExit {
+    this.completion = Completion.None;
+    this.unhandledExit.code = reason;
+    this.unhandledExit.message = message;
+    return this.unhandledExit;
+  }
+
+  // ---------------------------------------------------------------- VMCS access
+
+  private flush(): void {
+    const s = this.state, d = this.dirty, regs = this.regs;
+    if (d & StateParts.Gprs) {
+      regs[Gpr.Eax] = s.eax; regs[Gpr.Ecx] = s.ecx; regs[Gpr.Edx] = s.edx; regs[Gpr.Ebx] = s.ebx;
+      regs[Gpr.Esp] = s.esp; regs[Gpr.Ebp] = s.ebp; regs[Gpr.Esi] = s.esi; regs[Gpr.Edi] = s.edi;
+      this.write(F.GuestRsp, s.esp); // the VMCS holds RSP; the frame's ESP slot is a copy
+    }
+    if (d & StateParts.Basic) { this.write(F.GuestRip, s.eip); this.write(F.GuestRflags, s.eflags); }
+    if (d & StateParts.Segments) for (let i = 0; i < 6; i++) this.writeSeg(i);
+    if (d & StateParts.Control) {
+      this.write(F.GuestCr0, s.cr0); this.write(F.GuestCr3, s.cr3); this.write(F.GuestCr4, s.cr4);
+      this.write(F.GuestDr7, s.dr7); this.write(F.GuestEfer, s.efer);
+      if (regs.length > GUEST_CONTROL_CR2) regs[GUEST_CONTROL_CR2] = s.cr2;
+    }
+    if (d & StateParts.Tables) {
+      this.write(F.GuestGdtrBase, s.gdtr.base); this.write(F.GuestGdtrLimit, s.gdtr.limit);
+      this.write(F.GuestIdtrBase, s.idtr.base); this.write(F.GuestIdtrLimit, s.idtr.limit);
+      this.writeSeg(6); this.writeSeg(7);
+    }
+    if (d & StateParts.Events) { this.write(F.GuestActivity, s.activity); this.write(F.GuestInterruptibility, s.interruptibility); }
+    this.dirty = 0;
+  }
+
+  private readParts(parts: number): void {
+    const s = this.state, regs = this.regs;
+    if (parts & StateParts.Gprs) {
+      s.eax = regs[Gpr.Eax]!; s.ecx = regs[Gpr.Ecx]!; s.edx = regs[Gpr.Edx]!; s.ebx = regs[Gpr.Ebx]!;
+      s.ebp = regs[Gpr.Ebp]!; s.esi = regs[Gpr.Esi]!; s.edi = regs[Gpr.Edi]!;
+      s.esp = this.read(F.GuestRsp);
+    }
+    if (parts & StateParts.Basic) { s.eip = this.read(F.GuestRip); s.eflags = this.read(F.GuestRflags); }
+    if (parts & StateParts.Segments) for (let i = 0; i < 6; i++) this.readSeg(i);
+    if (parts & StateParts.Control) {
+      s.cr0 = this.read(F.GuestCr0); s.cr3 = this.read(F.GuestCr3); s.cr4 = this.read(F.GuestCr4);
+      s.dr7 = this.read(F.GuestDr7); s.efer = this.read(F.GuestEfer);
+      // CR2 has no VMCS field; it is visible only when the kernel maps it in guestControl (README).
+      if (regs.length > GUEST_CONTROL_CR2) s.cr2 = regs[GUEST_CONTROL_CR2]!;
+    }
+    if (parts & StateParts.Tables) {
+      s.gdtr.base = this.read(F.GuestGdtrBase); s.gdtr.limit = this.read(F.GuestGdtrLimit);
+      s.idtr.base = this.read(F.GuestIdtrBase); s.idtr.limit = this.read(F.GuestIdtrLimit);
+      this.readSeg(6); this.readSeg(7);
+    }
+    if (parts & StateParts.Events) {
+      s.activity = this.read(F.GuestActivity) as X86State["activity"];
+      s.interruptibility = this.read(F.GuestInterruptibility);
+    }
+    this.valid |= parts;
+  }
+
+  private writeSeg(i: number): void {
+    const f = SEGMENT_FIELDS[i]!, r = this.state[f.name];
+    this.write(f.sel, r.selector); this.write(f.base, r.base); this.write(f.limit, r.limit); this.write(f.ar, r.attrib);
+  }
+  private readSeg(i: number): void {
+    const f = SEGMENT_FIELDS[i]!, r = this.state[f.name];
+    r.selector = this.read(f.sel); r.base = this.read(f.base); r.limit = this.read(f.limit); r.attrib = this.read(f.ar);
+  }
+
+  private read(enc: number): number {
+    const err = this.sys.vmread(this.dcb, enc);
+    if (err !== SysErr.Ok) this.fail("vmread", err, enc);
+    return this.sys.ret.value >>> 0;
+  }
+  private write(enc: number, value: number): void {
+    const err = this.sys.vmwrite(this.dcb, enc, value >>> 0);
+    if (err !== SysErr.Ok) this.fail("vmwrite", err, enc);
+  }
+  private fail(call: string, err: SysErr, enc: number): never {
+    const extra = err === SysErr.VmFailValid ? `, VM-instruction error ${this.sys.ret.vmInstructionError}` : "";
+    throw new VmxBackendError(call, err, `field 0x${enc.toString(16).padStart(4, "0")}${extra}`);
+  }
+  private check(call: string, err: SysErr): void {
+    if (err !== SysErr.Ok) throw new VmxBackendError(call, err);
+  }
+}
+
+function copySeg(to: X86State["cs"], from: X86State["cs"]): void {
+  to.selector = from.selector >>> 0; to.base = from.base >>> 0; to.limit = from.limit >>> 0; to.attrib = from.attrib >>> 0;
+}
