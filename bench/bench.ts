@@ -1,0 +1,49 @@
+// `npm run bench`: prints figures, asserts nothing (DEVELOPERS.md: no timing in tests).
+// Run from the tsup build (vitest's module runner slows cross-module calls ~4x,
+// toolchain notes §7).
+import { X86Cpu, FlatMemory, realModeState, CpuExitReason } from "../src/x86/index.js";
+import type { IoPorts } from "../src/x86/index.js";
+
+const NO_IO: IoPorts = { in: () => 0xffffffff, out: () => {} };
+
+/**
+ * A CPU-bound real-mode loop at 1000:0000 (ALU, memory and a LOOP branch):
+ *   xor ax,ax; mov cx,0
+ * top: add ax,cx; xor bx,ax; inc si; mov [di],ax; mov dx,[di]; shl dx,1; loop top; jmp top
+ */
+const LOOP = [
+  0x31, 0xc0, 0xb9, 0x00, 0x00,
+  0x01, 0xc8, 0x31, 0xc3, 0x46, 0x89, 0x05, 0x8b, 0x15, 0xd1, 0xe2, 0xe2, 0xf3, 0xeb, 0xf1,
+];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+function benchCore(rounds: number, instructions: number): void {
+  const mem = new FlatMemory(1 << 20);
+  mem.bytes.set(LOOP, 0x10000);
+  const cpu = new X86Cpu(mem, NO_IO);
+  cpu.setState(realModeState(0x1000, 0));
+  cpu.run(1_000_000); // warm up the JIT
+  const mips: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const t0 = process.hrtime.bigint();
+    const reason = cpu.run(instructions);
+    const ns = Number(process.hrtime.bigint() - t0);
+    if (reason !== CpuExitReason.Budget) {
+      console.log(`core: the loop stopped early (reason ${reason}); figure not valid`);
+      return;
+    }
+    mips.push((instructions / ns) * 1000);
+  }
+  console.log(
+    `core: real-mode ALU/memory/LOOP guest: ${median(mips).toFixed(1)} MIPS median of ${rounds} ` +
+      `(min ${Math.min(...mips).toFixed(1)}, max ${Math.max(...mips).toFixed(1)}; ${instructions / 1e6}M instructions each)`,
+  );
+}
+
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+console.log(`hvkit bench (node ${process.version})`);
+benchCore(rounds, 50_000_000);

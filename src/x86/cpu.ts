@@ -1,0 +1,1555 @@
+// The x86 core: a real-mode interpreter for the 8086/80186 integer instruction
+// set plus the cheap parts of the 386 (66/67 prefixes, 32-bit registers, FS/GS,
+// a few 0F opcodes, CPUID). Faults follow the 386+ rules (SDM Vol. 3A ch. 6 and
+// 20.1): segment-limit overruns raise #GP (#SS for SS), real-mode events go
+// through the IVT (SDM 20.1.4).
+//
+// Not emulated yet: protected mode, paging, the FPU, most 0F opcodes, the
+// debug registers beyond single-step (TF), I/O-permission checks, and
+// interrupt windows inside REP strings (a REP runs to completion).
+//
+// Structure: `run()` loops over `exec()`, which decodes prefixes into fields and
+// switches on the opcode; faults unwind with an internal signal caught in run().
+// Arithmetic flags are lazy: the last ALU operation's operands are kept and CF,
+// PF, AF, ZF, SF, OF are computed only when read.
+import { Activity, CpuExitReason, EventType, Interruptibility, SoftIntKind } from "./types.js";
+import type { AccessSize, Cpu, CpuExit, InterceptControls, IoPorts, PhysMemory, SegmentReg, X86State } from "./types.js";
+
+// EFLAGS bits (SDM Vol. 1 3.4.3)
+const CF = 0x1, PF = 0x4, AF = 0x10, ZF = 0x40, SF = 0x80, TF = 0x100, IF = 0x200, DF = 0x400, OF = 0x800;
+const IOPL_NT = 0x7000, RF = 0x10000, VM = 0x20000, AC = 0x40000, ID = 0x200000;
+const ARITH = CF | PF | AF | ZF | SF | OF;
+
+// Segment register indices, x86 Sreg order.
+const ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5;
+
+// Exception vectors (SDM table 6-1).
+const DE = 0, DB = 1, BP = 3, OFV = 4, BR = 5, UD = 6, NM = 7, DF_V = 8, SSV = 12, GP = 13;
+
+const LZ_ADD = 1, LZ_SUB = 2, LZ_LOGIC = 3;
+
+const MASK = [0, 0xff, 0xffff, 0, 0xffffffff];
+const SIGN = [0, 0x80, 0x8000, 0, 0x80000000];
+
+const PARITY = new Uint8Array(256);
+for (let i = 0; i < 256; i++) {
+  let b = i, p = 1;
+  while (b) { p ^= b & 1; b >>= 1; }
+  PARITY[i] = p ? PF : 0;
+}
+
+/** Thrown internally (never out of the core) to unwind a faulting instruction. */
+class FaultSignal { }
+const FAULT = new FaultSignal();
+
+function trunc(size: number, v: number): number {
+  return size === 4 ? v >>> 0 : v & MASK[size];
+}
+function sext8(v: number): number { return (v << 24) >> 24; }
+function sext16(v: number): number { return (v << 16) >> 16; }
+
+/** Whether LOCK is allowed on this opcode (SDM Vol. 2 "LOCK"): the RMW forms with a memory destination. */
+export function isLockable(op: number, modrm: number, op0f = false): boolean {
+  const mem = (modrm & 0xc0) !== 0xc0;
+  if (!mem) return false;
+  const reg = (modrm >> 3) & 7;
+  if (op0f) return op === 0xab || op === 0xb3 || op === 0xbb || op === 0xb0 || op === 0xb1 || op === 0xc0 || op === 0xc1 || (op === 0xba && reg >= 5) || (op === 0xc7 && reg === 1);
+  if (op < 0x40) return (op & 7) < 2 && (op >> 3) !== 7;
+  if (op === 0x80 || op === 0x81 || op === 0x82 || op === 0x83) return reg !== 7;
+  if (op === 0x86 || op === 0x87) return true;
+  if (op === 0xf6 || op === 0xf7) return reg === 2 || reg === 3;
+  if (op === 0xfe || op === 0xff) return reg < 2;
+  return false;
+}
+
+function newExit(): CpuExit {
+  return {
+    reason: CpuExitReason.None, instrLen: 0,
+    ioPort: 0, ioSize: 1, ioIn: false, ioString: false, ioRep: false, ioImm: false, ioAddrSize: 2, ioSeg: DS,
+    vector: 0, errorCode: 0, hasErrorCode: false, softIntKind: SoftIntKind.IntN,
+  };
+}
+
+export class X86Cpu implements Cpu {
+  readonly intercepts: InterceptControls = {
+    hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0,
+  };
+  readonly exit: CpuExit = newExit();
+  /** A20 gate: AND-ed into every linear address. 0xFFEFFFFF wraps at 1 MiB like an 8086. */
+  a20Mask = 0xffffffff;
+
+  /** GPRs in Gpr order. */
+  readonly regs = new Uint32Array(8);
+  eip = 0;
+  readonly segSel = new Uint16Array(6);
+  readonly segBase = new Uint32Array(6);
+  readonly segLimit = new Uint32Array(6);
+  readonly segAttrib = new Uint32Array(6);
+  private ldtr: SegmentReg = { selector: 0, base: 0, limit: 0xffff, attrib: 0x82 };
+  private tr: SegmentReg = { selector: 0, base: 0, limit: 0xffff, attrib: 0x83 };
+  private gdtrBase = 0; private gdtrLimit = 0xffff;
+  private idtrBase = 0; private idtrLimit = 0xffff;
+  cr0 = 0x10; cr2 = 0; cr3 = 0; cr4 = 0; dr7 = 0x400; efer = 0;
+  activity: Activity = Activity.Active;
+  interruptibility = 0;
+
+  // Flags: `flags` holds every bit except those in `lzMask`, which come from the last ALU op.
+  private flags = 2;
+  private lzMask = 0;
+  private lzOp = 0;
+  private lzSize = 1;
+  private lzDst = 0;
+  private lzSrc = 0;
+  private lzRes = 0;
+
+  // Decoder state of the current instruction.
+  private startEip = 0;
+  private ilen = 0;
+  private code32 = false;
+  private segOv = -1;
+  private osz = 2;
+  private asz = 2;
+  private rep = 0; // 0, 0xF2 or 0xF3
+  private lock = false;
+  private mod = 0;
+  private reg = 0;
+  private rm = 0;
+  private eaSeg = DS;
+  private eaOff = 0;
+
+  // Fault in flight.
+  private fVec = 0;
+  private fCode = 0;
+  private fHasCode = false;
+  /** Set when an intercept stops the current instruction. */
+  private stop: CpuExitReason = CpuExitReason.None;
+  /** Scratch for 32x32 multiplication and 64/32 division. */
+  private hi = 0;
+  private lo = 0;
+  /** Set when an instruction vectored through the IVT (no single-step trap after INT n). */
+  private vectored = false;
+  private shadow = 0;
+  private startEsp = 0;
+
+  constructor(public mem: PhysMemory, public io: IoPorts) {
+    for (let i = 0; i < 6; i++) { this.segLimit[i] = 0xffff; this.segAttrib[i] = 0x93; }
+    this.segAttrib[CS] = 0x9b;
+  }
+
+  // ---------------------------------------------------------------- state
+
+  getState(out: X86State): void {
+    const r = this.regs;
+    out.eax = r[0]; out.ecx = r[1]; out.edx = r[2]; out.ebx = r[3];
+    out.esp = r[4]; out.ebp = r[5]; out.esi = r[6]; out.edi = r[7];
+    out.eip = this.eip;
+    out.eflags = this.getEflags() >>> 0;
+    this.segOut(ES, out.es); this.segOut(CS, out.cs); this.segOut(SS, out.ss);
+    this.segOut(DS, out.ds); this.segOut(FS, out.fs); this.segOut(GS, out.gs);
+    Object.assign(out.ldtr, this.ldtr);
+    Object.assign(out.tr, this.tr);
+    out.gdtr.base = this.gdtrBase; out.gdtr.limit = this.gdtrLimit;
+    out.idtr.base = this.idtrBase; out.idtr.limit = this.idtrLimit;
+    out.cr0 = this.cr0; out.cr2 = this.cr2; out.cr3 = this.cr3; out.cr4 = this.cr4;
+    out.dr7 = this.dr7; out.efer = this.efer;
+    out.activity = this.activity;
+    out.interruptibility = this.interruptibility;
+  }
+
+  setState(s: X86State): void {
+    const r = this.regs;
+    r[0] = s.eax; r[1] = s.ecx; r[2] = s.edx; r[3] = s.ebx;
+    r[4] = s.esp; r[5] = s.ebp; r[6] = s.esi; r[7] = s.edi;
+    this.eip = s.eip >>> 0;
+    this.setEflags(s.eflags | 2);
+    this.segIn(ES, s.es); this.segIn(CS, s.cs); this.segIn(SS, s.ss);
+    this.segIn(DS, s.ds); this.segIn(FS, s.fs); this.segIn(GS, s.gs);
+    this.ldtr = { ...s.ldtr };
+    this.tr = { ...s.tr };
+    this.gdtrBase = s.gdtr.base >>> 0; this.gdtrLimit = s.gdtr.limit >>> 0;
+    this.idtrBase = s.idtr.base >>> 0; this.idtrLimit = s.idtr.limit >>> 0;
+    this.cr0 = s.cr0 >>> 0; this.cr2 = s.cr2 >>> 0; this.cr3 = s.cr3 >>> 0; this.cr4 = s.cr4 >>> 0;
+    this.dr7 = s.dr7 >>> 0; this.efer = s.efer >>> 0;
+    this.activity = s.activity;
+    this.interruptibility = s.interruptibility;
+  }
+
+  private segOut(i: number, o: SegmentReg): void {
+    o.selector = this.segSel[i]; o.base = this.segBase[i]; o.limit = this.segLimit[i]; o.attrib = this.segAttrib[i];
+  }
+  private segIn(i: number, s: SegmentReg): void {
+    this.segSel[i] = s.selector; this.segBase[i] = s.base; this.segLimit[i] = s.limit; this.segAttrib[i] = s.attrib;
+  }
+
+  /** Real-mode segment load (SDM 20.1.1): base = selector << 4, limit and access rights kept. */
+  loadSegReal(i: number, sel: number): void {
+    sel &= 0xffff;
+    this.segSel[i] = sel;
+    this.segBase[i] = sel << 4;
+  }
+
+  // ---------------------------------------------------------------- flags
+
+  getEflags(): number {
+    const m = this.lzMask;
+    if (m === 0) return this.flags;
+    return (this.flags & ~m) | (this.lazyAll() & m);
+  }
+
+  setEflags(v: number): void {
+    this.flags = (v | 2) & ~0x8028; // bits 3, 5, 15 read as 0, bit 1 as 1
+    this.lzMask = 0;
+  }
+
+  private lazyAll(): number {
+    return this.lazyCF() | (PARITY[this.lzRes & 0xff]) | this.lazyAF() | this.lazyZF() | this.lazySF() | this.lazyOF();
+  }
+  private lazyCF(): number {
+    const op = this.lzOp;
+    if (op === LZ_ADD) return this.lzRes > MASK[this.lzSize] ? CF : 0;
+    if (op === LZ_SUB) return this.lzRes < 0 ? CF : 0;
+    return 0;
+  }
+  private lazyAF(): number {
+    return this.lzOp === LZ_LOGIC ? 0 : (this.lzDst ^ this.lzSrc ^ this.lzRes) & AF;
+  }
+  private lazyZF(): number { return trunc(this.lzSize, this.lzRes) === 0 ? ZF : 0; }
+  private lazySF(): number { return (this.lzRes & SIGN[this.lzSize]) !== 0 ? SF : 0; }
+  private lazyOF(): number {
+    const op = this.lzOp, s = SIGN[this.lzSize], d = this.lzDst, r = this.lzRes;
+    if (op === LZ_ADD) return ((d ^ r) & (this.lzSrc ^ r) & s) !== 0 ? OF : 0;
+    if (op === LZ_SUB) return ((d ^ this.lzSrc) & (d ^ r) & s) !== 0 ? OF : 0;
+    return 0;
+  }
+
+  private getCF(): number { return this.lzMask & CF ? this.lazyCF() : this.flags & CF; }
+  private getZF(): boolean { return (this.lzMask & ZF ? this.lazyZF() : this.flags & ZF) !== 0; }
+  private getSF(): boolean { return (this.lzMask & SF ? this.lazySF() : this.flags & SF) !== 0; }
+  private getOF(): boolean { return (this.lzMask & OF ? this.lazyOF() : this.flags & OF) !== 0; }
+  private getPF(): boolean { return (this.lzMask & PF ? PARITY[this.lzRes & 0xff] : this.flags & PF) !== 0; }
+  private getAF(): boolean { return (this.lzMask & AF ? this.lazyAF() : this.flags & AF) !== 0; }
+
+  private setLazy(op: number, size: number, dst: number, src: number, res: number): void {
+    this.lzOp = op; this.lzSize = size; this.lzDst = dst; this.lzSrc = src; this.lzRes = res;
+    this.lzMask = ARITH;
+  }
+
+  /** Set the bits of `mask` from `value` eagerly. */
+  private setFlags(mask: number, value: number): void {
+    if (this.lzMask & ~mask) this.flags = this.getEflags();
+    this.lzMask = 0;
+    this.flags = (this.flags & ~mask) | (value & mask);
+  }
+
+  /** SF, ZF, PF from a result (shifts, MUL, AAM ...). */
+  private szp(size: number, res: number): number {
+    return (trunc(size, res) === 0 ? ZF : 0) | ((res & SIGN[size]) !== 0 ? SF : 0) | PARITY[res & 0xff];
+  }
+
+  private testCC(cc: number): boolean {
+    let r: boolean;
+    switch (cc >> 1) {
+      case 0: r = this.getOF(); break;
+      case 1: r = this.getCF() !== 0; break;
+      case 2: r = this.getZF(); break;
+      case 3: r = this.getCF() !== 0 || this.getZF(); break;
+      case 4: r = this.getSF(); break;
+      case 5: r = this.getPF(); break;
+      case 6: r = this.getSF() !== this.getOF(); break;
+      default: r = this.getZF() || this.getSF() !== this.getOF(); break;
+    }
+    return (cc & 1) ? !r : r;
+  }
+
+  // ---------------------------------------------------------------- registers
+
+  private getReg8(i: number): number {
+    return i < 4 ? this.regs[i] & 0xff : (this.regs[i - 4] >>> 8) & 0xff;
+  }
+  private setReg8(i: number, v: number): void {
+    const r = this.regs;
+    if (i < 4) r[i] = (r[i] & ~0xff) | (v & 0xff);
+    else r[i - 4] = (r[i - 4] & ~0xff00) | ((v & 0xff) << 8);
+  }
+  private getReg(size: number, i: number): number {
+    if (size === 1) return this.getReg8(i);
+    if (size === 2) return this.regs[i] & 0xffff;
+    return this.regs[i];
+  }
+  private setReg(size: number, i: number, v: number): void {
+    if (size === 1) this.setReg8(i, v);
+    else if (size === 2) this.regs[i] = (this.regs[i] & 0xffff0000) | (v & 0xffff);
+    else this.regs[i] = v;
+  }
+
+  // ---------------------------------------------------------------- faults
+
+  private fault(vec: number): never {
+    this.fVec = vec; this.fCode = 0; this.fHasCode = false;
+    throw FAULT;
+  }
+  private faultCode(vec: number, code: number): never {
+    this.fVec = vec; this.fCode = code; this.fHasCode = true;
+    throw FAULT;
+  }
+  /** Real mode has no error codes (SDM 20.1.4); #GP/#SS still carry 0 for intercepts. */
+  private segFault(seg: number): never {
+    return this.faultCode(seg === SS ? SSV : GP, 0);
+  }
+
+  // ---------------------------------------------------------------- memory
+
+  private lin(seg: number, off: number): number {
+    return ((this.segBase[seg] + off) & this.a20Mask) >>> 0;
+  }
+  private rd8(seg: number, off: number): number {
+    if (off > this.segLimit[seg]) this.segFault(seg);
+    return this.mem.read8(this.lin(seg, off));
+  }
+  private rd16(seg: number, off: number): number {
+    if (off >= this.segLimit[seg]) this.segFault(seg);
+    return this.mem.read16(this.lin(seg, off));
+  }
+  private rd32(seg: number, off: number): number {
+    if (off + 3 > this.segLimit[seg]) this.segFault(seg);
+    return this.mem.read32(this.lin(seg, off)) >>> 0;
+  }
+  private wr8(seg: number, off: number, v: number): void {
+    if (off > this.segLimit[seg]) this.segFault(seg);
+    this.mem.write8(this.lin(seg, off), v & 0xff);
+  }
+  private wr16(seg: number, off: number, v: number): void {
+    if (off >= this.segLimit[seg]) this.segFault(seg);
+    this.mem.write16(this.lin(seg, off), v & 0xffff);
+  }
+  private wr32(seg: number, off: number, v: number): void {
+    if (off + 3 > this.segLimit[seg]) this.segFault(seg);
+    this.mem.write32(this.lin(seg, off), v >>> 0);
+  }
+  private rd(size: number, seg: number, off: number): number {
+    return size === 1 ? this.rd8(seg, off) : size === 2 ? this.rd16(seg, off) : this.rd32(seg, off);
+  }
+  private wr(size: number, seg: number, off: number, v: number): void {
+    if (size === 1) this.wr8(seg, off, v); else if (size === 2) this.wr16(seg, off, v); else this.wr32(seg, off, v);
+  }
+
+  // ---------------------------------------------------------------- fetch
+
+  private fetch8(): number {
+    const ip = this.eip;
+    if (ip > this.segLimit[CS]) this.faultCode(GP, 0);
+    if (++this.ilen > 15) this.faultCode(GP, 0); // SDM 2.3.11: 15-byte limit
+    this.eip = ip + 1;
+    return this.mem.read8(this.lin(CS, ip));
+  }
+  private fetch16(): number { const lo = this.fetch8(); return lo | (this.fetch8() << 8); }
+  private fetch32(): number { const lo = this.fetch16(); return (lo | (this.fetch16() << 16)) >>> 0; }
+  private fetchImm(size: number): number {
+    return size === 1 ? this.fetch8() : size === 2 ? this.fetch16() : this.fetch32();
+  }
+
+  // ---------------------------------------------------------------- ModR/M
+
+  private decodeModrm(): void {
+    const b = this.fetch8();
+    const mod = b >> 6, rm = b & 7;
+    this.mod = mod; this.reg = (b >> 3) & 7; this.rm = rm;
+    if (mod === 3) return;
+    let seg = DS, off: number;
+    if (this.asz === 2) {
+      const r = this.regs;
+      switch (rm) {
+        case 0: off = r[3] + r[6]; break;
+        case 1: off = r[3] + r[7]; break;
+        case 2: off = r[5] + r[6]; seg = SS; break;
+        case 3: off = r[5] + r[7]; seg = SS; break;
+        case 4: off = r[6]; break;
+        case 5: off = r[7]; break;
+        case 6: if (mod === 0) off = this.fetch16(); else { off = r[5]; seg = SS; } break;
+        default: off = r[3]; break;
+      }
+      if (mod === 1) off += sext8(this.fetch8());
+      else if (mod === 2) off += this.fetch16();
+      off &= 0xffff;
+    } else {
+      const r = this.regs;
+      if (rm === 4) {
+        const sib = this.fetch8();
+        const base = sib & 7, idx = (sib >> 3) & 7, sc = sib >> 6;
+        if (base === 5 && mod === 0) off = this.fetch32();
+        else { off = r[base]; if (base === 4 || base === 5) seg = SS; }
+        if (idx !== 4) off += r[idx] << sc >>> 0;
+      } else if (rm === 5 && mod === 0) {
+        off = this.fetch32();
+      } else {
+        off = r[rm];
+        if (rm === 5) seg = SS;
+      }
+      if (mod === 1) off += sext8(this.fetch8());
+      else if (mod === 2) off += this.fetch32() | 0;
+      off >>>= 0;
+    }
+    this.eaSeg = this.segOv >= 0 ? this.segOv : seg;
+    this.eaOff = off;
+  }
+
+  private readRM(size: number): number {
+    return this.mod === 3 ? this.getReg(size, this.rm) : this.rd(size, this.eaSeg, this.eaOff);
+  }
+  private writeRM(size: number, v: number): void {
+    if (this.mod === 3) this.setReg(size, this.rm, v);
+    else this.wr(size, this.eaSeg, this.eaOff, v);
+  }
+  /** Memory operand only (LDS, BOUND, ...): register forms are #UD. */
+  private needMem(): void {
+    if (this.mod === 3) this.fault(UD);
+  }
+
+  // ---------------------------------------------------------------- stack
+
+  private get ss32(): boolean { return (this.segAttrib[SS] & 0x4000) !== 0; }
+
+  private push(size: number, v: number): void {
+    const r = this.regs;
+    if (this.ss32) {
+      const sp = (r[4] - size) >>> 0;
+      this.wr(size, SS, sp, v);
+      r[4] = sp;
+    } else {
+      const sp = (r[4] - size) & 0xffff;
+      this.wr(size, SS, sp, v);
+      r[4] = (r[4] & 0xffff0000) | sp;
+    }
+  }
+  private pop(size: number): number {
+    const r = this.regs;
+    if (this.ss32) {
+      const v = this.rd(size, SS, r[4]);
+      r[4] = r[4] + size;
+      return v;
+    }
+    const sp = r[4] & 0xffff;
+    const v = this.rd(size, SS, sp);
+    r[4] = (r[4] & 0xffff0000) | ((sp + size) & 0xffff);
+    return v;
+  }
+  /** Read the stack at SP+delta without popping. */
+  private peek(size: number, delta: number): number {
+    const sp = this.ss32 ? (this.regs[4] + delta) >>> 0 : (this.regs[4] + delta) & 0xffff;
+    return this.rd(size, SS, sp);
+  }
+  private addSp(n: number): void {
+    const r = this.regs;
+    if (this.ss32) r[4] = r[4] + n;
+    else r[4] = (r[4] & 0xffff0000) | ((r[4] + n) & 0xffff);
+  }
+
+  // ---------------------------------------------------------------- ALU
+
+  private alu(op: number, size: number, d: number, s: number): number {
+    let r: number;
+    switch (op) {
+      case 0: r = d + s; this.setLazy(LZ_ADD, size, d, s, r); break;
+      case 1: r = d | s; this.setLazy(LZ_LOGIC, size, d, s, r); break;
+      case 2: r = d + s + this.getCF(); this.setLazy(LZ_ADD, size, d, s, r); break;
+      case 3: r = d - s - this.getCF(); this.setLazy(LZ_SUB, size, d, s, r); break;
+      case 4: r = d & s; this.setLazy(LZ_LOGIC, size, d, s, r); break;
+      case 6: r = d ^ s; this.setLazy(LZ_LOGIC, size, d, s, r); break;
+      default: r = d - s; this.setLazy(LZ_SUB, size, d, s, r); break; // SUB, CMP
+    }
+    return trunc(size, r);
+  }
+
+  private incdec(size: number, d: number, dec: boolean): number {
+    const cf = this.getCF();
+    const r = dec ? d - 1 : d + 1;
+    this.setLazy(dec ? LZ_SUB : LZ_ADD, size, d, 1, r);
+    this.lzMask = ARITH & ~CF;
+    this.flags = (this.flags & ~CF) | cf;
+    return trunc(size, r);
+  }
+
+  /** Group 2 shifts and rotates (SDM Vol. 2 "RCL/RCR/ROL/ROR", "SAL/SAR/SHL/SHR"); count masked to 5 bits. */
+  private shift(op: number, size: number, d: number, count: number): number {
+    count &= 0x1f;
+    if (count === 0) return d;
+    const bits = size * 8, m = MASK[size], sign = SIGN[size];
+    let r: number, cf: number, of: number;
+    switch (op) {
+      case 0: { // ROL
+        const c = count & (bits - 1);
+        r = c === 0 ? d : trunc(size, (d << c) | (d >>> (bits - c)));
+        cf = r & 1;
+        of = ((r & sign) !== 0 ? 1 : 0) ^ cf;
+        this.setFlags(CF | OF, cf | (of ? OF : 0));
+        return r;
+      }
+      case 1: { // ROR
+        const c = count & (bits - 1);
+        r = c === 0 ? d : trunc(size, (d >>> c) | (d << (bits - c)));
+        cf = (r & sign) !== 0 ? 1 : 0;
+        of = cf ^ (((r << 1) & sign) !== 0 ? 1 : 0);
+        this.setFlags(CF | OF, cf | (of ? OF : 0));
+        return r;
+      }
+      case 2: { // RCL
+        const c = size === 4 ? count : count % (bits + 1);
+        r = d; cf = this.getCF();
+        for (let i = 0; i < c; i++) {
+          const out = (r & sign) !== 0 ? 1 : 0;
+          r = trunc(size, r * 2 + cf);
+          cf = out;
+        }
+        of = ((r & sign) !== 0 ? 1 : 0) ^ cf;
+        this.setFlags(CF | OF, cf | (of ? OF : 0));
+        return r;
+      }
+      case 3: { // RCR
+        const c = size === 4 ? count : count % (bits + 1);
+        r = d; cf = this.getCF();
+        for (let i = 0; i < c; i++) {
+          const out = r & 1;
+          r = (r >>> 1) | (cf ? sign : 0);
+          r = trunc(size, r);
+          cf = out;
+        }
+        of = (((r << 1) ^ r) & sign) !== 0 ? OF : 0;
+        this.setFlags(CF | OF, cf | of);
+        return r;
+      }
+      case 4: case 6: { // SHL/SAL
+        if (count <= bits) {
+          cf = count === bits ? d & 1 : (d >>> (bits - count)) & 1;
+          r = count === 32 ? 0 : trunc(size, d << count);
+          if (count === bits) r = 0;
+        } else { cf = 0; r = 0; }
+        of = ((r & sign) !== 0 ? 1 : 0) ^ cf;
+        this.setFlags(ARITH, cf | (of ? OF : 0) | this.szp(size, r));
+        return r;
+      }
+      case 5: { // SHR
+        const before = count <= bits ? d >>> (count - 1) : 0; // the value before the last 1-bit shift
+        cf = before & 1;
+        r = count >= bits ? 0 : d >>> count;
+        // OF = MSB before the last step (SDM defines it for count 1; the iterative result otherwise).
+        this.setFlags(ARITH, cf | ((before & sign) !== 0 ? OF : 0) | this.szp(size, r));
+        return r;
+      }
+      default: { // SAR
+        const sd = size === 1 ? sext8(d) : size === 2 ? sext16(d) : d | 0;
+        const c = count >= bits ? bits - 1 : count;
+        cf = count >= bits ? (sd < 0 ? 1 : 0) : (sd >> (c - 1)) & 1;
+        r = trunc(size, sd >> c);
+        this.setFlags(ARITH, cf | this.szp(size, r));
+        return r & m;
+      }
+    }
+  }
+
+  /** Unsigned 32x32 -> 64 into hi/lo. */
+  private mul32(a: number, b: number): void {
+    const al = a & 0xffff, ah = a >>> 16, bl = b & 0xffff, bh = b >>> 16;
+    const ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
+    const mid = (ll >>> 16) + (lh & 0xffff) + (hl & 0xffff);
+    this.lo = ((mid << 16) | (ll & 0xffff)) >>> 0;
+    this.hi = (hh + (lh >>> 16) + (hl >>> 16) + Math.floor(mid / 65536)) >>> 0;
+  }
+  /** Signed 32x32 -> 64 into hi/lo. */
+  private imul32(a: number, b: number): void {
+    const neg = (a < 0) !== (b < 0);
+    this.mul32(Math.abs(a) >>> 0, Math.abs(b) >>> 0);
+    if (neg && (this.hi | this.lo) !== 0) {
+      this.lo = (~this.lo + 1) >>> 0;
+      this.hi = (~this.hi + (this.lo === 0 ? 1 : 0)) >>> 0;
+    }
+  }
+
+  /** Group 3 MUL/IMUL/DIV/IDIV on the accumulator. */
+  private muldiv(op: number, size: number, s: number): void {
+    const r = this.regs;
+    switch (op) {
+      case 4: { // MUL
+        let hi: number, lo: number;
+        if (size === 1) { const p = (r[0] & 0xff) * s; this.setReg(2, 0, p); hi = p >> 8; lo = p & 0xff; }
+        else if (size === 2) { const p = (r[0] & 0xffff) * s; this.setReg(2, 0, p); this.setReg(2, 2, p >>> 16); hi = p >>> 16; lo = p & 0xffff; }
+        else { this.mul32(r[0], s); r[0] = this.lo; r[2] = this.hi; hi = this.hi; lo = this.lo; }
+        const c = hi !== 0 ? CF | OF : 0;
+        this.setFlags(ARITH, c | this.szp(size, lo));
+        return;
+      }
+      case 5: { // IMUL
+        let ovf: boolean, lo: number;
+        if (size === 1) { const p = sext8(r[0]) * sext8(s); this.setReg(2, 0, p); lo = p & 0xff; ovf = p !== sext8(p); }
+        else if (size === 2) { const p = sext16(r[0]) * sext16(s); this.setReg(2, 0, p); this.setReg(2, 2, p >> 16); lo = p & 0xffff; ovf = p !== sext16(p); }
+        else { this.imul32(r[0] | 0, s | 0); r[0] = this.lo; r[2] = this.hi; lo = this.lo; ovf = this.hi !== ((this.lo | 0) < 0 ? 0xffffffff : 0); }
+        this.setFlags(ARITH, (ovf ? CF | OF : 0) | this.szp(size, lo));
+        return;
+      }
+      case 6: { // DIV
+        if (s === 0) this.fault(DE);
+        if (size === 1) {
+          const n = r[0] & 0xffff, q = Math.floor(n / s);
+          if (q > 0xff) this.fault(DE);
+          this.setReg(2, 0, ((n % s) << 8) | q);
+        } else if (size === 2) {
+          const n = ((r[2] & 0xffff) * 65536) + (r[0] & 0xffff), q = Math.floor(n / s);
+          if (q > 0xffff) this.fault(DE);
+          this.setReg(2, 0, q); this.setReg(2, 2, n % s);
+        } else if (r[2] === 0) { // the common case stays in doubles (exact below 2^53)
+          const n = r[0];
+          r[0] = Math.floor(n / s); r[2] = n % s;
+        } else {
+          const n = (BigInt(r[2]) << 32n) | BigInt(r[0]), bs = BigInt(s), q = n / bs;
+          if (q > 0xffffffffn) this.fault(DE);
+          r[0] = Number(q); r[2] = Number(n % bs);
+        }
+        return;
+      }
+      default: { // IDIV
+        if (s === 0) this.fault(DE);
+        if (size === 1) {
+          const n = sext16(r[0]), d = sext8(s), q = Math.trunc(n / d);
+          if (q > 127 || q < -128) this.fault(DE);
+          this.setReg(2, 0, (((n % d) & 0xff) << 8) | (q & 0xff));
+        } else if (size === 2) {
+          const n = ((r[2] << 16) | (r[0] & 0xffff)), d = sext16(s), q = Math.trunc(n / d);
+          if (q > 32767 || q < -32768) this.fault(DE);
+          this.setReg(2, 0, q); this.setReg(2, 2, n % d);
+        } else if (r[2] === ((r[0] | 0) < 0 ? 0xffffffff : 0)) { // EDX:EAX is a sign-extended EAX (after CDQ)
+          const n = r[0] | 0, d = s | 0, q = Math.trunc(n / d);
+          if (q > 0x7fffffff || q < -0x80000000) this.fault(DE);
+          r[0] = q; r[2] = n % d;
+        } else {
+          const n = (BigInt(r[2] | 0) << 32n) | BigInt(r[0]), d = BigInt(s | 0), q = n / d;
+          if (q > 0x7fffffffn || q < -0x80000000n) this.fault(DE);
+          r[0] = Number(BigInt.asUintN(32, q)); r[2] = Number(BigInt.asUintN(32, n % d));
+        }
+        return;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- control transfer
+
+  private jumpNear(target: number): void {
+    if (this.osz === 2) target &= 0xffff;
+    else target >>>= 0;
+    if (target > this.segLimit[CS]) this.faultCode(GP, 0);
+    this.eip = target;
+  }
+  private jumpFar(sel: number, off: number): void {
+    if (this.osz === 2) off &= 0xffff;
+    this.loadSegReal(CS, sel);
+    if (off > this.segLimit[CS]) this.faultCode(GP, 0);
+    this.eip = off >>> 0;
+  }
+
+  // ---------------------------------------------------------------- intercepts
+
+  private ioIntercepted(port: number, size: number): boolean {
+    const ic = this.intercepts;
+    if (ic.ioAll) return true;
+    const bm = ic.ioBitmap;
+    if (bm === null) return false;
+    for (let p = port; p < port + size; p++) {
+      if (p > 0xffff) return true; // wraps past the bitmap: VMX treats as exiting (SDM 26.1.3)
+      if (bm[p >> 3] & (1 << (p & 7))) return true;
+    }
+    return false;
+  }
+
+  /** Stop before the current instruction: state unchanged, EIP at its first prefix. */
+  private stopHere(reason: CpuExitReason): void {
+    this.exit.reason = reason;
+    this.exit.instrLen = this.ilen;
+    this.eip = this.startEip;
+    this.stop = reason;
+  }
+
+  private ioExit(port: number, size: number, isIn: boolean, str: boolean, imm: boolean): boolean {
+    if (!this.ioIntercepted(port, size)) return false;
+    const e = this.exit;
+    e.ioPort = port; e.ioSize = size as AccessSize; e.ioIn = isIn; e.ioString = str;
+    e.ioRep = str && this.rep !== 0; e.ioImm = imm; e.ioAddrSize = this.asz;
+    e.ioSeg = this.segOv >= 0 ? this.segOv : DS;
+    this.stopHere(CpuExitReason.Io);
+    return true;
+  }
+
+  private softIntExit(vector: number, kind: SoftIntKind): boolean {
+    const bm = this.intercepts.softIntBitmap;
+    if (bm === null || !(bm[vector >> 3] & (1 << (vector & 7)))) return false;
+    this.exit.vector = vector;
+    this.exit.softIntKind = kind;
+    this.exit.hasErrorCode = false;
+    this.stopHere(CpuExitReason.SoftInt);
+    return true;
+  }
+
+  private portIn(port: number, size: number): number {
+    return this.io.in(port, size as AccessSize) >>> 0 & MASK[size];
+  }
+
+  // ---------------------------------------------------------------- events
+
+  interruptible(): boolean {
+    return (this.flags & IF) !== 0 && (this.interruptibility & (Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs)) === 0
+      && this.activity !== Activity.Shutdown;
+  }
+
+  deliverEvent(type: EventType, vector: number, errorCode: number, hasErrorCode: boolean): void {
+    if (this.activity === Activity.Shutdown) return;
+    // Any delivered event leaves the HLT state (SDM 27.6: injection into a halted guest).
+    if (this.activity === Activity.Hlt) this.activity = Activity.Active;
+    if (type === EventType.ExtInt || type === EventType.Nmi) {
+      this.interruptibility &= ~(Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs);
+    }
+    this.stop = CpuExitReason.None;
+    // An injected event is delivered even if its vector is in the exception bitmap (SDM 27.6.1);
+    // faults while delivering it are checked against the bitmap as usual.
+    this.deliver(vector & 0xff, errorCode, hasErrorCode, type === EventType.HardwareException, false);
+  }
+
+  /**
+   * Vector through the IVT (SDM 20.1.4): push FLAGS, CS, IP; clear IF, TF, AC, RF.
+   * A fault while delivering becomes #DF; a fault while delivering #DF shuts down
+   * (SDM 6.15, table 6-5). Exceptions in exceptionBitmap exit instead.
+   */
+  private deliver(vector: number, code: number, hasCode: boolean, isException: boolean, checkBitmap = true): void {
+    let level = 0; // 0 first event, 1 delivering #DF
+    for (;;) {
+      if (checkBitmap && isException && vector < 32 && (this.intercepts.exceptionBitmap & (1 << vector)) !== 0) {
+        const e = this.exit;
+        e.vector = vector; e.errorCode = code; e.hasErrorCode = hasCode; e.instrLen = 0;
+        e.reason = CpuExitReason.Exception;
+        this.stop = CpuExitReason.Exception;
+        return;
+      }
+      try {
+        this.vectorReal(vector);
+        return;
+      } catch (x) {
+        if (x !== FAULT) throw x;
+        if (level === 1 || vector === DF_V) {
+          this.activity = Activity.Shutdown;
+          this.exit.reason = CpuExitReason.TripleFault;
+          this.stop = CpuExitReason.TripleFault;
+          return;
+        }
+        level = 1;
+        vector = DF_V; code = 0; hasCode = true; isException = true; checkBitmap = true;
+      }
+    }
+  }
+
+  private vectorReal(vector: number): void {
+    const ivt = vector * 4;
+    if (ivt + 3 > this.idtrLimit) this.faultCode(GP, vector * 8 + 2);
+    const pa = (this.idtrBase + ivt) >>> 0;
+    const ip = this.mem.read16((pa & this.a20Mask) >>> 0);
+    const cs = this.mem.read16(((pa + 2) & this.a20Mask) >>> 0);
+    const fl = this.getEflags();
+    const sp0 = this.regs[4];
+    try {
+      this.osz = 2;
+      this.push(2, fl);
+      this.push(2, this.segSel[CS]);
+      this.push(2, this.eip);
+    } catch (x) {
+      this.regs[4] = sp0;
+      throw x;
+    }
+    this.flags = fl & ~(IF | TF | AC | RF);
+    this.lzMask = 0;
+    this.vectored = true;
+    this.loadSegReal(CS, cs);
+    this.eip = ip;
+  }
+
+  // ---------------------------------------------------------------- run loop
+
+  run(budget: number): CpuExitReason {
+    this.stop = CpuExitReason.None;
+    if (this.activity === Activity.Shutdown) return this.finish(CpuExitReason.TripleFault);
+    if (this.activity !== Activity.Active) return this.finish(CpuExitReason.Halted); // HLT or wait-for-SIPI
+    let n = 0;
+    // The try sits outside the hot loop; a fault unwinds to it and the loop resumes.
+    while (n < budget) {
+      try {
+        while (n < budget) {
+          n++;
+          const tf = this.flags & TF;
+          if (tf !== 0) this.vectored = false;
+          // The STI / MOV SS shadow covers exactly one instruction (SDM 6.8.3, STI).
+          this.shadow = this.interruptibility;
+          this.interruptibility = 0;
+          this.startEip = this.eip;
+          this.startEsp = this.regs[4];
+          this.ilen = 0;
+          this.exec();
+          if (!this.code32) this.eip &= 0xffff;
+          if (tf !== 0) this.singleStepTrap();
+          if (this.stop !== CpuExitReason.None) return this.stop;
+        }
+      } catch (x) {
+        if (x !== FAULT) throw x;
+        this.faulted();
+        if (this.stop !== CpuExitReason.None) return this.stop;
+      }
+    }
+    return this.finish(CpuExitReason.Budget);
+  }
+
+  private finish(reason: CpuExitReason): CpuExitReason {
+    this.exit.reason = reason;
+    return reason;
+  }
+
+  /** #DB trap after an instruction that started with TF=1 (SDM 17.3.1.4); not after INT n, which clears TF. */
+  private singleStepTrap(): void {
+    if (!this.vectored && this.stop === CpuExitReason.None) this.deliver(DB, 0, false, true);
+  }
+
+  /** A fault unwound the current instruction: restart it (SDM 6.5) and deliver the exception. */
+  private faulted(): void {
+    this.eip = this.startEip;
+    this.regs[4] = this.startEsp; // a faulting instruction leaves ESP unchanged
+    this.interruptibility = this.shadow & ~(Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs);
+    this.vectored = false;
+    this.deliver(this.fVec, this.fCode, this.fHasCode, true);
+  }
+
+  private exec(): void {
+    this.code32 = (this.segAttrib[CS] & 0x4000) !== 0;
+    const def = this.code32 ? 4 : 2;
+    this.osz = def; this.asz = def;
+    this.segOv = -1; this.rep = 0; this.lock = false;
+    let op: number;
+    for (;;) {
+      op = this.fetch8();
+      switch (op) {
+        case 0x26: this.segOv = ES; continue;
+        case 0x2e: this.segOv = CS; continue;
+        case 0x36: this.segOv = SS; continue;
+        case 0x3e: this.segOv = DS; continue;
+        case 0x64: this.segOv = FS; continue;
+        case 0x65: this.segOv = GS; continue;
+        case 0x66: this.osz = 6 - def; continue;
+        case 0x67: this.asz = 6 - def; continue;
+        case 0xf0: this.lock = true; continue;
+        case 0xf2: case 0xf3: this.rep = op; continue;
+      }
+      break;
+    }
+    if (this.lock) this.checkLock(op);
+    const r = this.regs;
+    const osz = this.osz;
+    // Classic ALU block 00-3F: op = bits 5:3, form = bits 2:0.
+    if (op < 0x40 && (op & 7) < 6) {
+      const aop = op >> 3;
+      switch (op & 7) {
+        case 0: case 1: {
+          const size = op & 1 ? osz : 1;
+          this.decodeModrm();
+          const d = this.readRM(size);
+          const res = this.alu(aop, size, d, this.getReg(size, this.reg));
+          if (aop !== 7) this.writeRM(size, res);
+          return;
+        }
+        case 2: case 3: {
+          const size = op & 1 ? osz : 1;
+          this.decodeModrm();
+          const s = this.readRM(size);
+          const res = this.alu(aop, size, this.getReg(size, this.reg), s);
+          if (aop !== 7) this.setReg(size, this.reg, res);
+          return;
+        }
+        case 4: {
+          const res = this.alu(aop, 1, r[0] & 0xff, this.fetch8());
+          if (aop !== 7) this.setReg8(0, res);
+          return;
+        }
+        default: {
+          const res = this.alu(aop, osz, this.getReg(osz, 0), this.fetchImm(osz));
+          if (aop !== 7) this.setReg(osz, 0, res);
+          return;
+        }
+      }
+    }
+    switch (op) {
+      case 0x06: this.push(osz, this.segSel[ES]); return;
+      case 0x07: this.popSeg(ES); return;
+      case 0x0e: this.push(osz, this.segSel[CS]); return;
+      case 0x0f: this.exec0f(); return;
+      case 0x16: this.push(osz, this.segSel[SS]); return;
+      case 0x17: this.popSeg(SS); this.interruptibility |= Interruptibility.BlockingByMovSs; return;
+      case 0x1e: this.push(osz, this.segSel[DS]); return;
+      case 0x1f: this.popSeg(DS); return;
+      case 0x27: this.daa(); return;
+      case 0x2f: this.das(); return;
+      case 0x37: this.aaa(); return;
+      case 0x3f: this.aas(); return;
+      case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
+        this.setReg(osz, op & 7, this.incdec(osz, this.getReg(osz, op & 7), false)); return;
+      case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f:
+        this.setReg(osz, op & 7, this.incdec(osz, this.getReg(osz, op & 7), true)); return;
+      case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57:
+        this.push(osz, this.getReg(osz, op & 7)); return; // PUSH SP pushes the old value on 286+
+      case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f: {
+        const v = this.pop(osz);
+        this.setReg(osz, op & 7, v);
+        return;
+      }
+      case 0x60: { // PUSHA
+        const sp = this.getReg(osz, 4);
+        for (let i = 0; i < 8; i++) this.push(osz, i === 4 ? sp : this.getReg(osz, i));
+        return;
+      }
+      case 0x61: { // POPA
+        for (let i = 7; i >= 0; i--) {
+          const v = this.pop(osz);
+          if (i !== 4) this.setReg(osz, i, v);
+        }
+        return;
+      }
+      case 0x62: { // BOUND (SDM Vol. 2): #BR when the index is outside [lower, upper]
+        this.decodeModrm(); this.needMem();
+        const idx = osz === 2 ? sext16(this.getReg(2, this.reg)) : r[this.reg] | 0;
+        const lo = osz === 2 ? sext16(this.rd16(this.eaSeg, this.eaOff)) : this.rd32(this.eaSeg, this.eaOff) | 0;
+        const hi = osz === 2 ? sext16(this.rd16(this.eaSeg, this.offPlus(osz))) : this.rd32(this.eaSeg, this.offPlus(osz)) | 0;
+        if (idx < lo || idx > hi) this.fault(BR);
+        return;
+      }
+      case 0x68: this.push(osz, this.fetchImm(osz)); return;
+      case 0x69: case 0x6b: { // IMUL r, r/m, imm
+        this.decodeModrm();
+        const s = this.readRM(osz);
+        const imm = op === 0x69 ? this.fetchImm(osz) : sext8(this.fetch8());
+        this.imul3(osz, this.reg, s, imm);
+        return;
+      }
+      case 0x6a: this.push(osz, sext8(this.fetch8())); return;
+      case 0x6c: case 0x6d: this.ins(op & 1 ? osz : 1); return;
+      case 0x6e: case 0x6f: this.outs(op & 1 ? osz : 1); return;
+      case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
+      case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f: {
+        const d = sext8(this.fetch8());
+        if (this.testCC(op & 15)) this.jumpNear(this.eip + d);
+        return;
+      }
+      case 0x80: case 0x81: case 0x82: case 0x83: {
+        const size = op === 0x81 || op === 0x83 ? osz : 1;
+        this.decodeModrm();
+        const d = this.readRM(size);
+        const s = op === 0x81 ? this.fetchImm(osz) : op === 0x83 ? trunc(size, sext8(this.fetch8())) : this.fetch8();
+        const res = this.alu(this.reg, size, d, s);
+        if (this.reg !== 7) this.writeRM(size, res);
+        return;
+      }
+      case 0x84: case 0x85: {
+        const size = op & 1 ? osz : 1;
+        this.decodeModrm();
+        this.alu(4, size, this.readRM(size), this.getReg(size, this.reg));
+        return;
+      }
+      case 0x86: case 0x87: {
+        const size = op & 1 ? osz : 1;
+        this.decodeModrm();
+        const a = this.readRM(size);
+        this.writeRM(size, this.getReg(size, this.reg));
+        this.setReg(size, this.reg, a);
+        return;
+      }
+      case 0x88: case 0x89: {
+        const size = op & 1 ? osz : 1;
+        this.decodeModrm();
+        this.writeRM(size, this.getReg(size, this.reg));
+        return;
+      }
+      case 0x8a: case 0x8b: {
+        const size = op & 1 ? osz : 1;
+        this.decodeModrm();
+        this.setReg(size, this.reg, this.readRM(size));
+        return;
+      }
+      case 0x8c: { // MOV r/m, Sreg
+        this.decodeModrm();
+        if (this.reg > 5) this.fault(UD);
+        const v = this.segSel[this.reg];
+        if (this.mod === 3) this.setReg(osz, this.rm, v); else this.wr16(this.eaSeg, this.eaOff, v);
+        return;
+      }
+      case 0x8d: // LEA
+        this.decodeModrm(); this.needMem();
+        this.setReg(osz, this.reg, this.eaOff);
+        return;
+      case 0x8e: { // MOV Sreg, r/m
+        this.decodeModrm();
+        if (this.reg > 5 || this.reg === CS) this.fault(UD);
+        const v = this.readRM(2);
+        this.loadSegReal(this.reg, v);
+        if (this.reg === SS) this.interruptibility |= Interruptibility.BlockingByMovSs;
+        return;
+      }
+      case 0x8f: { // POP r/m: ESP is incremented before the address is computed (SDM Vol. 2 POP)
+        const v = this.peek(osz, 0);
+        this.addSp(osz);
+        try {
+          this.decodeModrm();
+          if (this.reg !== 0) this.fault(UD);
+          this.writeRM(osz, v);
+        } catch (x) { this.addSp(-osz); throw x; }
+        return;
+      }
+      case 0x90: return; // NOP (F3 90 = PAUSE, also a no-op here)
+      case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97: {
+        const a = this.getReg(osz, 0);
+        this.setReg(osz, 0, this.getReg(osz, op & 7));
+        this.setReg(osz, op & 7, a);
+        return;
+      }
+      case 0x98: // CBW / CWDE
+        if (osz === 2) this.setReg(2, 0, sext8(r[0]));
+        else r[0] = sext16(r[0]);
+        return;
+      case 0x99: // CWD / CDQ
+        if (osz === 2) this.setReg(2, 2, (r[0] & 0x8000) ? 0xffff : 0);
+        else r[2] = (r[0] & 0x80000000) ? 0xffffffff : 0;
+        return;
+      case 0x9a: { // CALL ptr16:16
+        const off = this.fetchImm(osz), sel = this.fetch16();
+        this.push(osz, this.segSel[CS]);
+        this.push(osz, this.eip);
+        this.jumpFar(sel, off);
+        return;
+      }
+      case 0x9b: // WAIT: #NM when CR0.MP and CR0.TS (SDM Vol. 2 WAIT)
+        if ((this.cr0 & 0xa) === 0xa) this.fault(NM);
+        return;
+      case 0x9c: { // PUSHF: in real mode the image has VM and RF clear (SDM Vol. 2 PUSHF)
+        const f = this.getEflags();
+        this.push(osz, osz === 2 ? f & 0xffff : f & 0x00fcffff);
+        return;
+      }
+      case 0x9d: { // POPF
+        const v = this.pop(osz);
+        this.popFlags(osz, v);
+        return;
+      }
+      case 0x9e: { // SAHF
+        this.setFlags(SF | ZF | AF | PF | CF, (r[0] >>> 8) & 0xd5);
+        return;
+      }
+      case 0x9f: // LAHF
+        this.setReg8(4, (this.getEflags() & 0xd5) | 2);
+        return;
+      case 0xa0: case 0xa1: case 0xa2: case 0xa3: { // MOV AL/AX <-> moffs
+        const size = op & 1 ? osz : 1;
+        const off = this.asz === 2 ? this.fetch16() : this.fetch32();
+        const seg = this.segOv >= 0 ? this.segOv : DS;
+        if (op < 0xa2) this.setReg(size, 0, this.rd(size, seg, off));
+        else this.wr(size, seg, off, this.getReg(size, 0));
+        return;
+      }
+      case 0xa4: case 0xa5: case 0xa6: case 0xa7: case 0xaa: case 0xab:
+      case 0xac: case 0xad: case 0xae: case 0xaf:
+        this.stringOp(op, op & 1 ? osz : 1);
+        return;
+      case 0xa8: this.alu(4, 1, r[0] & 0xff, this.fetch8()); return;
+      case 0xa9: this.alu(4, osz, this.getReg(osz, 0), this.fetchImm(osz)); return;
+      case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
+        this.setReg8(op & 7, this.fetch8()); return;
+      case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
+        this.setReg(osz, op & 7, this.fetchImm(osz)); return;
+      case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        const size = op & 1 ? osz : 1;
+        this.decodeModrm();
+        const d = this.readRM(size);
+        const cnt = op < 0xd0 ? this.fetch8() : op < 0xd2 ? 1 : r[1] & 0xff;
+        const res = this.shift(this.reg, size, d, cnt);
+        if ((cnt & 0x1f) !== 0) this.writeRM(size, res);
+        return;
+      }
+      case 0xc2: case 0xc3: { // RET near
+        const n = op === 0xc2 ? this.fetch16() : 0;
+        const ip = this.peek(osz, 0);
+        this.jumpNear(ip);
+        this.addSp(osz + n);
+        return;
+      }
+      case 0xc4: case 0xc5: this.loadFarPtr(op === 0xc4 ? ES : DS); return;
+      case 0xc6: case 0xc7: {
+        const size = op & 1 ? osz : 1;
+        this.decodeModrm();
+        if (this.reg !== 0) this.fault(UD);
+        this.writeRM(size, this.fetchImm(size));
+        return;
+      }
+      case 0xc8: this.enter(); return;
+      case 0xc9: { // LEAVE
+        const bp = this.ss32 ? r[5] : r[5] & 0xffff;
+        const v = this.rd(osz, SS, bp);
+        if (this.ss32) r[4] = bp + osz; else r[4] = (r[4] & 0xffff0000) | ((bp + osz) & 0xffff);
+        this.setReg(osz, 5, v);
+        return;
+      }
+      case 0xca: case 0xcb: { // RET far
+        const n = op === 0xca ? this.fetch16() : 0;
+        const ip = this.peek(osz, 0), cs = this.peek(osz, osz) & 0xffff;
+        this.jumpFar(cs, ip);
+        this.addSp(osz * 2 + n);
+        return;
+      }
+      case 0xcc:
+        if (this.softIntExit(BP, SoftIntKind.Int3)) return;
+        this.softInt(BP, true);
+        return;
+      case 0xcd: {
+        const v = this.fetch8();
+        if (this.softIntExit(v, SoftIntKind.IntN)) return;
+        this.softInt(v, false);
+        return;
+      }
+      case 0xce:
+        if (!this.getOF()) return;
+        if (this.softIntExit(OFV, SoftIntKind.Into)) return;
+        this.softInt(OFV, true);
+        return;
+      case 0xcf: { // IRET
+        const ip = this.peek(osz, 0), cs = this.peek(osz, osz) & 0xffff, fl = this.peek(osz, osz * 2);
+        this.jumpFar(cs, ip);
+        this.addSp(osz * 3);
+        this.popFlags(osz, fl);
+        return;
+      }
+      case 0xd4: { // AAM
+        const b = this.fetch8();
+        if (b === 0) this.fault(DE);
+        const al = r[0] & 0xff;
+        const q = Math.floor(al / b), m = al % b;
+        this.setReg(2, 0, (q << 8) | m);
+        this.setLazy(LZ_LOGIC, 1, m, 0, m);
+        return;
+      }
+      case 0xd5: { // AAD: flags as the ADD of AL and AH*imm
+        const b = this.fetch8();
+        const al = r[0] & 0xff, t = ((r[0] >>> 8) & 0xff) * b & 0xff;
+        const res = this.alu(0, 1, al, t);
+        this.setReg(2, 0, res);
+        return;
+      }
+      case 0xd6: // SALC (undocumented, present on Intel 386+)
+        this.setReg8(0, this.getCF() ? 0xff : 0);
+        return;
+      case 0xd7: { // XLAT
+        const seg = this.segOv >= 0 ? this.segOv : DS;
+        const off = this.asz === 2 ? (r[3] + (r[0] & 0xff)) & 0xffff : (r[3] + (r[0] & 0xff)) >>> 0;
+        this.setReg8(0, this.rd8(seg, off));
+        return;
+      }
+      case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
+        // ESC: no FPU. CR0.EM or CR0.TS gives #NM (SDM 2.5); otherwise the operand is decoded and ignored.
+        if (this.cr0 & 0xc) this.fault(NM);
+        this.decodeModrm();
+        return;
+      case 0xe0: case 0xe1: case 0xe2: { // LOOPNE, LOOPE, LOOP
+        const d = sext8(this.fetch8());
+        let c: number;
+        if (this.asz === 2) { c = (r[1] - 1) & 0xffff; this.setReg(2, 1, c); }
+        else { c = r[1] = r[1] - 1; }
+        const take = c !== 0 && (op === 0xe2 || (op === 0xe1) === this.getZF());
+        if (take) this.jumpNear(this.eip + d);
+        return;
+      }
+      case 0xe3: { // JCXZ / JECXZ
+        const d = sext8(this.fetch8());
+        if ((this.asz === 2 ? r[1] & 0xffff : r[1]) === 0) this.jumpNear(this.eip + d);
+        return;
+      }
+      case 0xe4: case 0xe5: { // IN AL/AX, imm8
+        const size = op & 1 ? osz : 1;
+        const port = this.fetch8();
+        if (this.ioExit(port, size, true, false, true)) return;
+        this.setReg(size, 0, this.portIn(port, size));
+        return;
+      }
+      case 0xe6: case 0xe7: {
+        const size = op & 1 ? osz : 1;
+        const port = this.fetch8();
+        if (this.ioExit(port, size, false, false, true)) return;
+        this.io.out(port, size as AccessSize, this.getReg(size, 0));
+        return;
+      }
+      case 0xe8: { // CALL rel
+        const d = osz === 2 ? this.fetch16() : this.fetch32();
+        const ret = this.eip;
+        this.jumpNear(ret + d);
+        try { this.push(osz, ret); } catch (x) { this.eip = ret; throw x; }
+        return;
+      }
+      case 0xe9: {
+        const d = osz === 2 ? this.fetch16() : this.fetch32();
+        this.jumpNear(this.eip + d);
+        return;
+      }
+      case 0xea: {
+        const off = this.fetchImm(osz), sel = this.fetch16();
+        this.jumpFar(sel, off);
+        return;
+      }
+      case 0xeb: {
+        const d = sext8(this.fetch8());
+        this.jumpNear(this.eip + d);
+        return;
+      }
+      case 0xec: case 0xed: {
+        const size = op & 1 ? osz : 1;
+        const port = r[2] & 0xffff;
+        if (this.ioExit(port, size, true, false, false)) return;
+        this.setReg(size, 0, this.portIn(port, size));
+        return;
+      }
+      case 0xee: case 0xef: {
+        const size = op & 1 ? osz : 1;
+        const port = r[2] & 0xffff;
+        if (this.ioExit(port, size, false, false, false)) return;
+        this.io.out(port, size as AccessSize, this.getReg(size, 0));
+        return;
+      }
+      case 0xf1: // INT1 / ICEBP: #DB delivered as a trap
+        this.deliver(DB, 0, false, true);
+        return;
+      case 0xf4: // HLT
+        if (this.intercepts.hlt) { this.stopHere(CpuExitReason.Hlt); return; }
+        this.activity = Activity.Hlt;
+        this.stop = CpuExitReason.Halted;
+        this.exit.reason = CpuExitReason.Halted;
+        return;
+      case 0xf5: this.setFlags(CF, this.getCF() ^ 1); return;
+      case 0xf6: case 0xf7: {
+        const size = op & 1 ? osz : 1;
+        this.decodeModrm();
+        const d = this.readRM(size);
+        switch (this.reg) {
+          case 0: case 1: this.alu(4, size, d, this.fetchImm(size)); return;
+          case 2: this.writeRM(size, trunc(size, ~d)); return;
+          case 3: this.writeRM(size, this.alu(5, size, 0, d)); return;
+          default: this.muldiv(this.reg, size, d); return;
+        }
+      }
+      case 0xf8: this.setFlags(CF, 0); return;
+      case 0xf9: this.setFlags(CF, CF); return;
+      case 0xfa: this.flags &= ~IF; return;
+      case 0xfb: // STI: interrupts stay blocked for one more instruction if IF was clear (SDM Vol. 2 STI)
+        if (!(this.flags & IF)) this.interruptibility |= Interruptibility.BlockingBySti;
+        this.flags |= IF;
+        return;
+      case 0xfc: this.flags &= ~DF; return;
+      case 0xfd: this.flags |= DF; return;
+      case 0xfe: {
+        this.decodeModrm();
+        if (this.reg > 1) this.fault(UD);
+        this.writeRM(1, this.incdec(1, this.readRM(1), this.reg === 1));
+        return;
+      }
+      case 0xff: this.grp5(); return;
+      default:
+        // 0F handled above; 63 (ARPL) is #UD in real mode; D6/F1 handled; remaining holes are #UD.
+        this.fault(UD);
+    }
+  }
+
+  private offPlus(n: number): number {
+    return this.asz === 2 ? (this.eaOff + n) & 0xffff : (this.eaOff + n) >>> 0;
+  }
+
+  private checkLock(op: number): void {
+    // Peek the next bytes without consuming them: LOCK is valid only on RMW memory forms.
+    let op0f = false, o = op, at = this.eip;
+    if (op === 0x0f) { op0f = true; o = this.mem.read8(this.lin(CS, at)); at++; }
+    const modrm = this.mem.read8(this.lin(CS, at));
+    if (!isLockable(o, modrm, op0f)) this.fault(UD);
+  }
+
+  private popSeg(i: number): void {
+    const v = this.peek(this.osz, 0) & 0xffff;
+    this.loadSegReal(i, v);
+    this.addSp(this.osz);
+  }
+
+  private popFlags(osz: number, v: number): void {
+    const cur = this.getEflags();
+    let f: number;
+    if (osz === 2) f = (cur & 0xffff0000) | (v & 0xffff);
+    else f = (v & ~(VM | RF | 0x180000)) | (cur & (VM | 0x180000)); // VM, VIF, VIP unchanged (SDM Vol. 2 POPF)
+    this.setEflags(f & (ARITH | TF | IF | DF | IOPL_NT | AC | ID | VM | 0x180000 | 2));
+  }
+
+  private imul3(size: number, reg: number, a: number, b: number): void {
+    let lo: number, ovf: boolean;
+    if (size === 2) {
+      const p = sext16(a) * sext16(b);
+      lo = p & 0xffff; ovf = p !== sext16(p);
+    } else {
+      this.imul32(a | 0, b | 0);
+      lo = this.lo; ovf = this.hi !== ((this.lo | 0) < 0 ? 0xffffffff : 0);
+    }
+    this.setReg(size, reg, lo);
+    this.setFlags(ARITH, (ovf ? CF | OF : 0) | this.szp(size, lo));
+  }
+
+  private loadFarPtr(seg: number): void {
+    this.decodeModrm(); this.needMem();
+    const osz = this.osz;
+    const off = this.rd(osz, this.eaSeg, this.eaOff);
+    const sel = this.rd16(this.eaSeg, this.offPlus(osz));
+    this.setReg(osz, this.reg, off);
+    this.loadSegReal(seg, sel); // LSS does not open a MOV SS shadow (SDM Vol. 2 MOV)
+  }
+
+  private softInt(vector: number, isException: boolean): void {
+    // INT3/INTO raise #BP/#OF, which the exception bitmap can intercept; like a VMX
+    // software-exception exit, the core then stops at the instruction with its length
+    // (SDM 27.2.1). INT n is not subject to the bitmap.
+    if (isException && (this.intercepts.exceptionBitmap & (1 << vector)) !== 0) {
+      const e = this.exit;
+      e.vector = vector; e.errorCode = 0; e.hasErrorCode = false;
+      e.softIntKind = vector === BP ? SoftIntKind.Int3 : SoftIntKind.Into;
+      this.stopHere(CpuExitReason.Exception);
+      return;
+    }
+    this.deliver(vector, 0, false, isException);
+  }
+
+  /** ENTER imm16, imm8 (SDM Vol. 2 ENTER), nesting level masked to 5 bits. */
+  private enter(): void {
+    const size = this.fetch16(), level = this.fetch8() & 0x1f;
+    const osz = this.osz, r = this.regs;
+    const sp0 = r[4], bp0 = r[5];
+    try {
+      this.push(osz, this.getReg(osz, 5));
+      const frame = this.ss32 ? r[4] : r[4] & 0xffff;
+      if (level > 0) {
+        let bp = this.ss32 ? r[5] : r[5] & 0xffff;
+        for (let i = 1; i < level; i++) {
+          bp = this.ss32 ? bp - osz : (bp - osz) & 0xffff;
+          this.push(osz, this.rd(osz, SS, bp));
+        }
+        this.push(osz, frame);
+      }
+      this.setReg(osz, 5, frame);
+      if (this.ss32) r[4] = r[4] - size;
+      else {
+        const sp = (r[4] - size) & 0xffff;
+        r[4] = (r[4] & 0xffff0000) | sp;
+      }
+    } catch (x) { r[4] = sp0; r[5] = bp0; throw x; }
+  }
+
+  private grp5(): void {
+    const osz = this.osz;
+    this.decodeModrm();
+    switch (this.reg) {
+      case 0: case 1: this.writeRM(osz, this.incdec(osz, this.readRM(osz), this.reg === 1)); return;
+      case 2: { // CALL near r/m
+        const t = this.readRM(osz);
+        const ret = this.eip;
+        this.jumpNear(t);
+        try { this.push(osz, ret); } catch (x) { this.eip = ret; throw x; }
+        return;
+      }
+      case 3: case 5: { // CALL/JMP far m16:16
+        this.needMem();
+        const off = this.rd(osz, this.eaSeg, this.eaOff);
+        const sel = this.rd16(this.eaSeg, this.offPlus(osz));
+        if (this.reg === 3) {
+          this.push(osz, this.segSel[CS]);
+          this.push(osz, this.eip);
+        }
+        this.jumpFar(sel, off);
+        return;
+      }
+      case 4: this.jumpNear(this.readRM(osz)); return;
+      case 6: this.push(osz, this.readRM(osz)); return;
+      default: this.fault(UD);
+    }
+  }
+
+  // ---------------------------------------------------------------- strings
+
+  private get strSeg(): number { return this.segOv >= 0 ? this.segOv : DS; }
+
+  private idx(i: number): number { return this.asz === 2 ? this.regs[i] & 0xffff : this.regs[i]; }
+  private advance(i: number, size: number): void {
+    const d = this.flags & DF ? -size : size;
+    if (this.asz === 2) this.setReg(2, i, this.regs[i] + d); else this.regs[i] = this.regs[i] + d;
+  }
+  private count(): number { return this.asz === 2 ? this.regs[1] & 0xffff : this.regs[1]; }
+  private decCount(): void {
+    if (this.asz === 2) this.setReg(2, 1, this.regs[1] - 1); else this.regs[1] = this.regs[1] - 1;
+  }
+
+  /** MOVS/CMPS/STOS/LODS/SCAS with REP/REPE/REPNE (SDM Vol. 2 REP). */
+  private stringOp(op: number, size: number): void {
+    const rep = this.rep;
+    if (rep !== 0 && this.count() === 0) return;
+    for (;;) {
+      switch (op & 0xfe) {
+        case 0xa4: this.wr(size, ES, this.idx(7), this.rd(size, this.strSeg, this.idx(6))); this.advance(6, size); this.advance(7, size); break;
+        case 0xa6: {
+          const a = this.rd(size, this.strSeg, this.idx(6)), b = this.rd(size, ES, this.idx(7));
+          this.alu(7, size, a, b); this.advance(6, size); this.advance(7, size); break;
+        }
+        case 0xaa: this.wr(size, ES, this.idx(7), this.getReg(size, 0)); this.advance(7, size); break;
+        case 0xac: this.setReg(size, 0, this.rd(size, this.strSeg, this.idx(6))); this.advance(6, size); break;
+        default: { // SCAS
+          const b = this.rd(size, ES, this.idx(7));
+          this.alu(7, size, this.getReg(size, 0), b); this.advance(7, size); break;
+        }
+      }
+      if (rep === 0) return;
+      this.decCount();
+      if (this.count() === 0) return;
+      if ((op & 0xf6) === 0xa6) { // CMPS/SCAS test ZF
+        const zf = this.getZF();
+        if (rep === 0xf3 ? !zf : zf) return;
+      }
+    }
+  }
+
+  private ins(size: number): void {
+    const port = this.regs[2] & 0xffff;
+    if (this.ioExit(port, size, true, true, false)) return;
+    if (this.rep !== 0 && this.count() === 0) return;
+    for (;;) {
+      const off = this.idx(7);
+      // Check the destination before reading the port so a fault does not lose input.
+      if (off + size - 1 > this.segLimit[ES]) this.segFault(ES);
+      this.wr(size, ES, off, this.portIn(port, size));
+      this.advance(7, size);
+      if (this.rep === 0) return;
+      this.decCount();
+      if (this.count() === 0) return;
+    }
+  }
+
+  private outs(size: number): void {
+    const port = this.regs[2] & 0xffff;
+    if (this.ioExit(port, size, false, true, false)) return;
+    if (this.rep !== 0 && this.count() === 0) return;
+    for (;;) {
+      this.io.out(port, size as AccessSize, this.rd(size, this.strSeg, this.idx(6)));
+      this.advance(6, size);
+      if (this.rep === 0) return;
+      this.decCount();
+      if (this.count() === 0) return;
+    }
+  }
+
+  // ---------------------------------------------------------------- BCD (SDM Vol. 2 AAA, AAS, DAA, DAS)
+
+  private aaa(): void {
+    const r = this.regs;
+    if ((r[0] & 0xf) > 9 || this.getAF()) {
+      this.setReg(2, 0, (r[0] + 0x106) & 0xffff);
+      this.setReg8(0, r[0] & 0xf);
+      this.setFlags(ARITH, AF | CF | this.szp(1, r[0] & 0xff));
+    } else {
+      this.setReg8(0, r[0] & 0xf);
+      this.setFlags(ARITH, this.szp(1, r[0] & 0xff));
+    }
+  }
+  private aas(): void {
+    const r = this.regs;
+    if ((r[0] & 0xf) > 9 || this.getAF()) {
+      const ax = r[0] & 0xffff;
+      const al = (ax - 6) & 0xff, ah = ((ax >>> 8) - 1 - ((ax & 0xff) < 6 ? 1 : 0)) & 0xff;
+      this.setReg(2, 0, (ah << 8) | (al & 0xf));
+      this.setFlags(ARITH, AF | CF | this.szp(1, al & 0xf));
+    } else {
+      this.setReg8(0, r[0] & 0xf);
+      this.setFlags(ARITH, this.szp(1, r[0] & 0xff));
+    }
+  }
+  private daa(): void {
+    const oldAl = this.regs[0] & 0xff, oldCf = this.getCF();
+    let al = oldAl, cf = 0, af = 0;
+    if ((al & 0xf) > 9 || this.getAF()) { al = (al + 6) & 0xff; cf = oldCf | (oldAl + 6 > 0xff ? 1 : 0); af = AF; }
+    if (oldAl > 0x99 || oldCf) { al = (al + 0x60) & 0xff; cf = 1; }
+    this.setReg8(0, al);
+    this.setFlags(ARITH, cf | af | this.szp(1, al));
+  }
+  private das(): void {
+    const oldAl = this.regs[0] & 0xff, oldCf = this.getCF();
+    let al = oldAl, cf = 0, af = 0;
+    if ((al & 0xf) > 9 || this.getAF()) { al = (al - 6) & 0xff; cf = oldCf | (oldAl < 6 ? 1 : 0); af = AF; }
+    if (oldAl > 0x99 || oldCf) { al = (al - 0x60) & 0xff; cf = 1; }
+    this.setReg8(0, al);
+    this.setFlags(ARITH, cf | af | this.szp(1, al));
+  }
+
+  // ---------------------------------------------------------------- 0F xx
+
+  private exec0f(): void {
+    const op = this.fetch8();
+    const osz = this.osz;
+    if (op >= 0x80 && op <= 0x8f) { // Jcc rel16/32
+      const d = osz === 2 ? sext16(this.fetch16()) : this.fetch32() | 0;
+      if (this.testCC(op & 15)) this.jumpNear(this.eip + d);
+      return;
+    }
+    if (op >= 0x90 && op <= 0x9f) { // SETcc
+      this.decodeModrm();
+      this.writeRM(1, this.testCC(op & 15) ? 1 : 0);
+      return;
+    }
+    switch (op) {
+      case 0xa0: this.push(osz, this.segSel[FS]); return;
+      case 0xa1: this.popSeg(FS); return;
+      case 0xa8: this.push(osz, this.segSel[GS]); return;
+      case 0xa9: this.popSeg(GS); return;
+      case 0xa2: // CPUID
+        if (this.intercepts.cpuid) { this.stopHere(CpuExitReason.Cpuid); return; }
+        this.cpuid();
+        return;
+      case 0xaf: { // IMUL r, r/m
+        this.decodeModrm();
+        this.imul3(osz, this.reg, this.getReg(osz, this.reg), this.readRM(osz));
+        return;
+      }
+      case 0xb2: this.loadFarPtr(SS); return;
+      case 0xb4: this.loadFarPtr(FS); return;
+      case 0xb5: this.loadFarPtr(GS); return;
+      case 0xb6: case 0xb7: case 0xbe: case 0xbf: { // MOVZX / MOVSX
+        this.decodeModrm();
+        const ss = op & 1 ? 2 : 1;
+        let v = this.readRM(ss);
+        if (op >= 0xbe) v = ss === 1 ? sext8(v) : sext16(v);
+        this.setReg(osz, this.reg, v);
+        return;
+      }
+      default:
+        this.fault(UD);
+    }
+  }
+
+  /**
+   * CPUID when not intercepted: a minimal, honest profile. Leaf 0 names the
+   * vendor "hvkitSoftx86"; leaf 1 reports family 3 (386-class) and no features.
+   */
+  private cpuid(): void {
+    const r = this.regs;
+    const leaf = r[0];
+    if (leaf === 0) {
+      r[0] = 1;
+      // EBX, EDX, ECX spell "hvkitSoftx86" in little-endian order.
+      r[3] = 0x696b7668; // "hvki"
+      r[2] = 0x666f5374; // "tSof"
+      r[1] = 0x36387874; // "tx86"
+    } else if (leaf === 1) {
+      r[0] = 0x300; r[3] = 0; r[1] = 0; r[2] = 0;
+    } else {
+      r[0] = 0; r[3] = 0; r[1] = 0; r[2] = 0;
+    }
+  }
+}
