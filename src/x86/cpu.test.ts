@@ -227,6 +227,15 @@ describe("X86Cpu interrupts and exceptions", () => {
     expect(m.cpu.interruptible()).toBe(true);
   });
 
+  it("an intercepted instruction under the STI shadow keeps the shadow (it did not execute)", () => {
+    const m = machine([0xfb, 0xe6, 0x80, 0x90]); // sti; out 0x80,al; nop
+    m.cpu.intercepts.ioAll = true;
+    expect(m.cpu.run(10)).toBe(CpuExitReason.Io);
+    expect(m.state().eip).toBe(1);
+    expect(m.state().interruptibility & 1).toBe(1);
+    expect(m.cpu.interruptible()).toBe(false);
+  });
+
   it("STI with IF already set opens no shadow", () => {
     const m = machine([0xfb], (s) => { s.eflags = 0x202; });
     m.cpu.run(1);

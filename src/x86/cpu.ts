@@ -663,6 +663,9 @@ export class X86Cpu implements Cpu {
     this.exit.reason = reason;
     this.exit.instrLen = this.ilen;
     this.eip = this.startEip;
+    // The instruction did not execute, so an STI / MOV SS shadow over it still holds
+    // (SDM 6.8.3): `sti; out` exiting at the OUT must report blocking by STI.
+    this.interruptibility = this.shadow;
     this.stop = reason;
   }
 
