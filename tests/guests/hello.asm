@@ -1,6 +1,8 @@
 ; hvkit demo guest: a 512-byte boot sector (nasm -f bin).
-; Greets through the BIOS teletype (INT 10h AH=0Eh) and COM1, then echoes keys read with
-; INT 16h AH=00h through both; on 'q' it says "bye" and halts with interrupts off.
+; Greets through the BIOS teletype (INT 10h AH=0Eh) and then through COM1, echoes keys read
+; with INT 16h AH=00h through the teletype, and on 'q' says "bye" through both and halts with
+; interrupts off. Each line goes to one output at a time: both reach the same host console,
+; so a character sent to both at once would show twice.
 bits 16
 org 0x7c00
 
@@ -54,62 +56,82 @@ start:
     out dx, al
 
     mov si, banner
-    call puts
+    call puts_tty
+    mov si, banner_com
+    call puts_com
 
 .key:
     xor ah, ah
     int 0x16                 ; AL = ASCII, AH = scancode
     cmp al, 'q'
     je .quit
-    call putc
+    call tty
     cmp al, 0x0d             ; Enter: add a line feed
     jne .key
     mov al, 0x0a
-    call putc
+    call tty
     jmp .key
 
 .quit:
     mov si, bye
-    call puts
+    call puts_tty
+    mov si, bye
+    call puts_com
     cli
 .halt:
     hlt
     jmp .halt
 
-; puts: print the NUL-terminated string at DS:SI.
-puts:
+; puts_tty / puts_com: print the NUL-terminated string at DS:SI.
+puts_tty:
     lodsb
     test al, al
     jz .done
-    call putc
-    jmp puts
+    call tty
+    jmp puts_tty
 .done:
     ret
 
-; putc: AL to the BIOS teletype and to COM1 (polling LSR.THRE). Preserves all registers.
-putc:
+puts_com:
+    lodsb
+    test al, al
+    jz .done
+    call com
+    jmp puts_com
+.done:
+    ret
+
+; tty: AL to the BIOS teletype. Preserves all registers.
+tty:
     push ax
     push bx
-    push dx
-    mov bl, al
     mov ah, 0x0e
     mov bh, 0                ; page 0 (BL, the graphics colour, is unused in text mode)
     int 0x10
+    pop bx
+    pop ax
+    ret
+
+; com: AL to COM1, polling LSR.THRE. Preserves all registers.
+com:
+    push ax
+    push dx
+    mov ah, al
     mov dx, COM1 + UART_LSR
 .wait:
     in al, dx
     test al, LSR_THRE
     jz .wait
-    mov al, bl
+    mov al, ah
     mov dx, COM1 + UART_THR
     out dx, al
     pop dx
-    pop bx
     pop ax
     ret
 
-banner: db "hvkit demo guest", 13, 10, 0
-bye:    db "bye", 13, 10, 0
+banner:     db "hvkit demo guest", 13, 10, 0
+banner_com: db "hvkit demo guest on COM1", 13, 10, 0
+bye:        db "bye", 13, 10, 0
 
     times 510 - ($ - $$) db 0
     dw 0xaa55
