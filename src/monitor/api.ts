@@ -281,4 +281,6 @@ export const Tokens = {
   Console: Symbol.for("hvkit:Console") as InjectionToken<Console>,
   MonitorEvents: Symbol.for("hvkit:MonitorEvents") as InjectionToken<EventEmitter<MonitorEventMap>>,
   Logger: Symbol.for("hvkit:Logger") as InjectionToken<Logger>,
+  /** The directory of the config file: plugins resolve relative paths (disk images ...) against it. */
+  ConfigDir: Symbol.for("hvkit:ConfigDir") as InjectionToken<string>,
 } as const;

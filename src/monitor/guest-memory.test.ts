@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { CpuidPolicy, defaultProfile } from "./cpuid.js";
+import type { CpuidExit } from "./api.js";
+import { FrameGuestMemory } from "./guest-memory.js";
+
+describe("guest memory over the RAM frame", () => {
+  it("reads and writes little-endian values in the frame", () => {
+    const view = new Uint8Array(0x1000);
+    const m = new FrameGuestMemory(view);
+    m.write32(0x10, 0xdeadbeef);
+    expect(Array.from(view.subarray(0x10, 0x14))).toEqual([0xef, 0xbe, 0xad, 0xde]);
+    expect(m.read32(0x10)).toBe(0xdeadbeef);
+    expect(m.read16(0x11)).toBe(0xadbe);
+    m.write16(0x20, 0x1234);
+    expect(m.read8(0x21)).toBe(0x12);
+  });
+
+  it("never throws outside RAM: all-ones reads, dropped writes, refused copies", () => {
+    const view = new Uint8Array(0x1000);
+    const m = new FrameGuestMemory(view);
+    expect(m.read8(0x1000)).toBe(0xff);
+    expect(m.read16(0xfff)).toBe(0xffff);
+    expect(m.read32(-4)).toBe(0xffffffff);
+    m.write32(0xffe, 0);
+    m.write8(NaN, 1);
+    expect(view.every((b) => b === 0)).toBe(true);
+    expect(m.writeBytes(0xffe, new Uint8Array(3))).toBe(false);
+    expect(m.writeBytes(0xffd, new Uint8Array([1, 2, 3]))).toBe(true);
+    expect(m.readBytes(0xffd, 3)).toEqual(new Uint8Array([1, 2, 3]));
+    expect(m.readBytes(0xffd, 4)).toBeUndefined();
+  });
+});
+
+describe("CPUID policy", () => {
+  const exit = (leaf: number): CpuidExit => ({ kind: "cpuid", leaf, subleaf: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 });
+  const text = (...w: number[]) => w.map((x) => String.fromCharCode(x & 0xff, (x >>> 8) & 0xff, (x >>> 16) & 0xff, x >>> 24)).join("");
+
+  it("reports the vendor in EBX, EDX, ECX and max leaf 1", () => {
+    const e = exit(0);
+    new CpuidPolicy(defaultProfile("vmx")).answer(e);
+    expect(e.eax).toBe(1);
+    expect(text(e.ebx, e.edx, e.ecx)).toBe("GenuineIntel");
+    new CpuidPolicy(defaultProfile("svm")).answer(e);
+    expect(text(e.ebx, e.edx, e.ecx)).toBe("AuthenticAMD");
+  });
+
+  it("answers leaf 1 with a family-5 signature and FPU only, and out-of-range leaves with leaf 1", () => {
+    const p = new CpuidPolicy(defaultProfile("vmx"));
+    const e1 = exit(1);
+    p.answer(e1);
+    expect((e1.eax >> 8) & 0xf).toBe(5);
+    expect(e1.edx).toBe(1);
+    const e7 = exit(7);
+    p.answer(e7);
+    expect([e7.eax, e7.ebx, e7.ecx, e7.edx]).toEqual([e1.eax, e1.ebx, e1.ecx, e1.edx]);
+    const ex = exit(0x80000000);
+    p.answer(ex);
+    expect(ex.eax).toBe(0x80000000);
+  });
+});
