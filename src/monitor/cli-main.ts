@@ -72,7 +72,7 @@ async function runCommand(file: string, opts: { timeout?: string; set: string[];
   } finally {
     sink.stop();
   }
-  if (!opts.quiet) io.err(summary(result, machine, performance.now() - t0));
+  if (!opts.quiet) io.err((sink.atLineStart ? "" : "\n") + summary(result, machine, performance.now() - t0));
   else if (result.reason === "error") io.err(`hvkit: error: ${result.message}\n`);
   await machine.dispose();
   return EXIT_STATUS[result.reason];

@@ -25,6 +25,8 @@ export class StdioSink {
   #timer: NodeJS.Timeout | undefined;
   #wasRaw = false;
   #started = false;
+  /** Whether the last guest byte ended a line (or none came): the CLI's summary starts on its own line. */
+  atLineStart = true;
 
   constructor(console: Console, opts: StdioSinkOptions) {
     this.#console = console;
@@ -35,6 +37,7 @@ export class StdioSink {
   }
 
   readonly #onOutput = (byte: number): void => {
+    this.atLineStart = byte === 0x0a;
     this.#buf[this.#len++] = byte;
     if (this.#len === BUF_SIZE) this.flush();
     else if (this.#timer === undefined) this.#timer = setTimeout(this.#flushTimer, this.#flushMs);
