@@ -4,19 +4,20 @@ import type { DependencyContainer, InjectionToken } from "tsyringe";
 import type { EventEmitter } from "eventemitter3";
 import type { AccessSize, X86State, EventType } from "../x86/types.js";
 import type { CPtr, KernelExtensionHost, Syscalls } from "../kernel/api.js";
+import type { ConfigError } from "./config-error.js";
 
 export type { AccessSize, X86State, DependencyContainer, InjectionToken };
 
 // ---------------------------------------------------------------------------
 // Errors
 
-/** A configuration problem; `path` is a JSON path such as `plugins[2].options.irq`. */
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
-  constructor(readonly path: string, readonly detail: string, readonly file?: string) {
-    super(`${file ? `${file}: ` : ""}${path || "(root)"}: ${detail}`);
-  }
-}
+export { ConfigError } from "./config-error.js";
+/**
+ * Parse plugin options strictly with a zod schema: `undefined` counts as `{}`; the first
+ * problem throws a ConfigError naming `path` plus the bad key, with a "did you mean" hint
+ * for a misspelt key. Every plugin's `parseConfig` can be one call to this.
+ */
+export { parseOptions, joinPath } from "./zod-errors.js";
 
 // ---------------------------------------------------------------------------
 // Plugins

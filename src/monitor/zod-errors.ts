@@ -1,7 +1,7 @@
 // Turns the first zod issue into a ConfigError carrying the JSON path of the bad key,
 // with a "did you mean" suggestion for a misspelt key of a strict object.
 import type { z } from "zod";
-import { ConfigError } from "./api.js";
+import { ConfigError } from "./config-error.js";
 import { suggest } from "./units.js";
 
 /** `plugins[1].options` from ["plugins", 1, "options"], appended to `base`. */
@@ -81,4 +81,9 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, raw: unknown, baseP
   const r = schema.safeParse(raw);
   if (r.success) return r.data;
   throw configErrorFromZod(r.error, schema, basePath, file);
+}
+
+/** Plugin options: `parseOrThrow` with a missing section read as `{}` (exported by api.ts). */
+export function parseOptions<S extends z.ZodType>(schema: S, raw: unknown, path: string): z.output<S> {
+  return parseOrThrow(schema, raw ?? {}, path);
 }

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { instanceCachingFactory, type DependencyContainer } from "tsyringe";
-import { ConfigError, Tokens } from "../../../src/monitor/api.js";
+import { ConfigError, joinPath, Tokens } from "../../../src/monitor/api.js";
 import type { BootContribution, MonitorPlugin, VcpuBackend, VcpuInterposer } from "../../../src/monitor/api.js";
 import { Bios } from "./bios/bios.js";
 import { DiskImage, DiskImageError } from "./bios/disk.js";
@@ -11,7 +11,7 @@ import { BiosCallGate } from "./bios/gate.js";
 import { RealmodeBoot } from "./boot.js";
 import { EmulatedBiosVcpu } from "./emulate.js";
 import { NativeBiosVcpu } from "./native.js";
-import { joinPath, parseRealmodeConfig, type RealmodeConfig } from "./schema.js";
+import { parseRealmodeConfig, type RealmodeConfig } from "./schema.js";
 
 export { Bios, BiosStatus } from "./bios/bios.js";
 export { BIOS_CALL_PORT } from "./bios/layout.js";

@@ -1,6 +1,6 @@
 // Options of the realmode plugin, parsed strictly; errors carry the JSON path.
 import { z } from "zod";
-import { ConfigError } from "../../../src/monitor/api.js";
+import { ConfigError, joinPath, parseOptions } from "../../../src/monitor/api.js";
 
 export const DiskConfigSchema = z.strictObject({
   /** BIOS drive number: 0x00-0x7F diskettes (0x00 = A:), 0x80-0xFF hard disks (0x80 first). */
@@ -27,26 +27,8 @@ export interface RealmodeConfig {
   path: string;
 }
 
-export function joinPath(base: string, parts: readonly PropertyKey[]): string {
-  let out = base;
-  for (const p of parts) {
-    if (typeof p === "number") out += `[${p}]`;
-    else out += out === "" ? String(p) : `.${String(p)}`;
-  }
-  return out;
-}
-
 export function parseRealmodeConfig(raw: unknown, path: string): RealmodeConfig {
-  const r = RealmodeOptionsSchema.safeParse(raw ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    if (issue.code === "unrecognized_keys") {
-      const key = issue.keys[0]!;
-      throw new ConfigError(joinPath(path, [...issue.path, key]), `unknown key "${key}"`);
-    }
-    throw new ConfigError(joinPath(path, issue.path), issue.message);
-  }
-  const o = r.data;
+  const o = parseOptions(RealmodeOptionsSchema, raw, path);
   const seen = new Set<number>();
   o.disks.forEach((d, j) => {
     if (seen.has(d.drive)) throw new ConfigError(joinPath(path, ["disks", j, "drive"]), `drive 0x${d.drive.toString(16)} is listed twice`);
