@@ -95,10 +95,27 @@ export interface MmioHandler {
   write(gpa: number, size: AccessSize, value: number): void;
 }
 
+/**
+ * Words of a DCB's guestControl frame (little-endian u32), shared by kernel and monitor so
+ * an exit costs no syscall per register. The kernel writes every word after each world switch
+ * and reads the GPRs and CR2 before it.
+ */
+export const enum GuestControlWord {
+  /** Eight GPRs in Gpr order (x86 ModR/M order). */
+  Gprs = 0,
+  /** Guest CR2: neither the VMCS nor the VMCB holds it (SDM 25.4.1 lists no CR2 field). */
+  Cr2 = 8,
+  /** Instructions the engine has retired for this guest, low and high 32 bits (read-only for the monitor). */
+  RetiredLo = 9,
+  RetiredHi = 10,
+}
+/** Size of the guestControl area the kernel uses; the Frame may be larger. */
+export const GUEST_CONTROL_BYTES = 64;
+
 export interface GuestSetup {
   vmcontrol: CPtr;
   gpspace: CPtr;
-  /** A Frame of at least 32 bytes: the guest GPRs in Gpr order, as little-endian u32. */
+  /** A Frame of at least GUEST_CONTROL_BYTES: see GuestControlWord. */
   guestControl: CPtr;
 }
 
@@ -168,6 +185,8 @@ export interface GuestPhysSpaceObject {
 export interface EngineVcpu {
   readonly intercepts: InterceptControls;
   readonly exit: CpuExit;
+  /** Instructions retired since creation. */
+  readonly retired: number;
   run(budget: number): CpuExitReason;
   getState(out: X86State): void;
   setState(state: X86State): void;
@@ -183,7 +202,7 @@ export interface Engine {
 export interface GuestBinding {
   readonly vmcontrol: VmControlObject;
   readonly gpspace: GuestPhysSpaceObject;
-  /** The GPR frame shared with the monitor (Gpr order). */
+  /** The guestControl words shared with the monitor (GuestControlWord layout). */
   readonly guestControl: Uint32Array;
   readonly vcpu: EngineVcpu;
   /** Extension-private per-guest state (e.g. the current-VMCS pointer). */

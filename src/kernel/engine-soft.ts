@@ -39,6 +39,9 @@ export class SoftVcpu implements EngineVcpu {
   get unclaimedIoWrites(): number {
     return this.io.writes;
   }
+  get retired(): number {
+    return this.cpu.retired;
+  }
   run(budget: number): CpuExitReason {
     return this.cpu.run(budget);
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  CSpaceConfigError, KernelConfigError, MapPerm, ObjType, Rights, SysErr, bootKernel, softEngine,
+  CSpaceConfigError, GUEST_CONTROL_BYTES, GuestControlWord, KernelConfigError, MapPerm, ObjType, Rights, SysErr, bootKernel, softEngine,
 } from "./index.js";
 import type { DispatcherObject, ExtensionContext, GuestBinding, SvmExtension, SysRet, VmControlObject } from "./index.js";
 import { CpuExitReason } from "../x86/types.js";
@@ -85,5 +85,12 @@ describe("bootKernel", () => {
     const s = realModeState(0, 0);
     svm.binding!.vcpu.getState(s);
     expect(s.eax & 0xffff).toBe(0xbeff); // AL from the unclaimed port
+    // The world switch publishes the retired-instruction count (the deterministic clock's source).
+    expect(sys.frameMap(gc)).toBe(SysErr.Ok);
+    const words = new Uint32Array(sys.ret.view!.buffer, 0, GUEST_CONTROL_BYTES / 4);
+    expect(words[GuestControlWord.RetiredLo]).toBe(1000);
+    expect(words[GuestControlWord.RetiredHi]).toBe(0);
+    expect(sys.vmrun(dcb)).toBe(SysErr.Ok);
+    expect(words[GuestControlWord.RetiredLo]).toBe(2000);
   });
 });

@@ -1,7 +1,7 @@
 // The kernel proper: the installed virtualization extension, the engine, the
 // host-physical address allocator and lookup, and the operations on objects that
 // syscalls.ts reaches after it has checked the caller's capabilities.
-import { ObjType, SysErr } from "./api.js";
+import { GUEST_CONTROL_BYTES, ObjType, SysErr } from "./api.js";
 import type {
   Engine, ExtensionContext, GuestBinding, KernelExtensionHost, SvmExtension, VirtExtension,
   VmControlObject, VmxExtension,
@@ -17,8 +17,6 @@ import type { KernelObject } from "./objects.js";
 export const DEFAULT_TIMESLICE = 100_000;
 /** A VMCS region is at most 4 KiB (SDM 24.2, IA32_VMX_BASIC bits 44:32); a VMCB is one 4 KiB page (APM 15.5.1). */
 export const VMCONTROL_BYTES = 4096;
-/** The guestControl frame holds the 8 GPRs as u32 (api.ts GuestSetup). */
-export const GUEST_CONTROL_BYTES = 32;
 
 /** A bad kernel configuration (bootKernel options). */
 export class KernelConfigError extends Error {

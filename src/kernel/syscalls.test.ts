@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
-import { MapPerm, ObjType, Rights, SYS_ERR_NAMES, SysErr } from "./api.js";
+import { GUEST_CONTROL_BYTES, GuestControlWord, MapPerm, ObjType, Rights, SYS_ERR_NAMES, SysErr } from "./api.js";
 import type {
   AccessSize, CPtr, DispatcherObject, Engine, EngineVcpu, ExtensionContext, GuestBinding, MmioHandler,
   PhysMemory, SvmExtension, SysRet, VmControlObject, VmxExtension,
@@ -27,7 +27,7 @@ class RecordingEngine implements Engine {
     };
     const exit = { reason: CpuExitReason.None } as CpuExit;
     return {
-      intercepts, exit,
+      intercepts, exit, retired: 0,
       run: () => CpuExitReason.Budget,
       getState: (_out: X86State) => {},
       setState: (_s: X86State) => {},
@@ -525,7 +525,7 @@ describe("dispatcherSetupGuest", () => {
     const view = w.sys.ret.view!;
     const dcbObj = (w.sys.cspace.lookup(dcb) as Cap).object as unknown as DispatcherObject;
     const regs = dcbObj.guest!.guestControl;
-    expect(regs.length).toBe(8);
+    expect(regs.length).toBe(GUEST_CONTROL_BYTES / 4);
     regs[1] = 0x11223344; // ECX
     expect([...view.subarray(4, 8)]).toEqual([0x44, 0x33, 0x22, 0x11]);
   });

@@ -3,8 +3,8 @@
 // has the right type, holds the rights the call needs — then its arguments, then
 // delegates to the kernel or to the installed extension. Failures are SysErr
 // values; nothing here throws at the caller's request.
-import { MapPerm, ObjType, Rights, SysErr } from "./api.js";
-import type { CPtr, GuestSetup, MmioHandler, SysRet, Syscalls } from "./api.js";
+import { GuestControlWord, MapPerm, ObjType, Rights, SysErr } from "./api.js";
+import type { CPtr, GuestBinding, GuestSetup, MmioHandler, SysRet, Syscalls } from "./api.js";
 import type { CSpace } from "./cspace.js";
 import { MapResult } from "./gpspace.js";
 import type { Kernel } from "./kernel.js";
@@ -213,7 +213,7 @@ export class KernelSyscalls implements Syscalls {
     const ext = this.kernel.vmx;
     if (ext === null) return SysErr.NoExtension;
     if (d.guest === null) return SysErr.NotGuest;
-    return ext.vmlaunch(d, this.ret);
+    return worldSwitched(d.guest, ext.vmlaunch(d, this.ret));
   }
 
   vmresume(dcb: CPtr): SysErr {
@@ -222,7 +222,7 @@ export class KernelSyscalls implements Syscalls {
     const ext = this.kernel.vmx;
     if (ext === null) return SysErr.NoExtension;
     if (d.guest === null) return SysErr.NotGuest;
-    return ext.vmresume(d, this.ret);
+    return worldSwitched(d.guest, ext.vmresume(d, this.ret));
   }
 
   // ---- SVM ----
@@ -233,7 +233,7 @@ export class KernelSyscalls implements Syscalls {
     const ext = this.kernel.svm;
     if (ext === null) return SysErr.NoExtension;
     if (d.guest === null) return SysErr.NotGuest;
-    return ext.vmrun(d, this.ret);
+    return worldSwitched(d.guest, ext.vmrun(d, this.ret));
   }
 
   // ---- helpers ----
@@ -251,4 +251,12 @@ export class KernelSyscalls implements Syscalls {
     if ((c.rights & RW) !== RW) return SysErr.CapNoRight;
     return c.object as VmControlKObject;
   }
+}
+
+/** After a world switch, publish the engine's retired-instruction count in the guestControl frame. */
+function worldSwitched(guest: GuestBinding, err: SysErr): SysErr {
+  const r = guest.vcpu.retired;
+  guest.guestControl[GuestControlWord.RetiredLo] = r >>> 0;
+  guest.guestControl[GuestControlWord.RetiredHi] = Math.floor(r / 0x1_0000_0000) >>> 0;
+  return err;
 }

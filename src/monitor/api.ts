@@ -90,7 +90,37 @@ export interface IrqLine {
   lower(): void;
 }
 
-/** The monitor's interrupt lines. Until an interrupt controller is plugged, a line only records its level. */
+/**
+ * The platform interrupt controller (the 8259A pair of devices-lpc; IOAPIC/LAPIC later),
+ * registered by a plugin under Tokens.InterruptController. The monitor forwards every
+ * IrqLines level change to it and, when `hasInterrupt()`, opens an interrupt window on the
+ * vCPU; when the guest can take it, it calls `acknowledge()` (the INTA cycle) and injects
+ * the vector. Acknowledging only at injection is what keeps interrupts from being lost or
+ * duplicated.
+ */
+export interface InterruptController {
+  /** An input line changed level (edge detection is the controller's business). */
+  setIrq(irq: number, level: boolean): void;
+  /** INTR towards the CPU is asserted. */
+  hasInterrupt(): boolean;
+  /** The INTA cycle: the vector to deliver (a spurious vector when nothing is left to deliver). */
+  acknowledge(): number;
+}
+
+/**
+ * One virtual clock drives every timer. Time is in nanoseconds since the VM was built.
+ * Callbacks run on the monitor's thread between vCPU runs; they must not throw.
+ */
+export interface VirtualClock {
+  /** "host": follows the host's monotonic clock; "instructions": advances with guest instructions retired (deterministic). */
+  readonly mode: "host" | "instructions";
+  now(): number;
+  /** Call `fn(now)` once virtual time reaches `atNs`; returns a handle for `cancel`. */
+  setTimer(atNs: number, fn: (now: number) => void): number;
+  cancel(handle: number): void;
+}
+
+/** The monitor's interrupt lines, forwarded to the InterruptController when one is registered. */
 export interface IrqLines {
   line(irq: number): IrqLine;
   level(irq: number): boolean;
@@ -222,6 +252,8 @@ export interface VcpuBackend {
   inject(event: VcpuEvent): void;
   /** Exit with "interrupt-window" as soon as the guest can take an external interrupt. */
   setInterruptWindow(enabled: boolean): void;
+  /** Guest instructions retired so far, where the backend can tell (the deterministic clock's source). */
+  instructionsRetired?(): number;
 }
 
 /** Wraps the backend's vCPU (multi-bound, applied in plugin order): realmode's BIOS, tracers, ... */
@@ -240,7 +272,7 @@ export interface MachineCaps {
   readonly gpspace: CPtr;
   readonly dispatcher: CPtr;
   readonly guestControl: CPtr;
-  /** The guestControl frame as the monitor maps it (Gpr order). */
+  /** The guestControl words as the monitor maps them (GuestControlWord layout in src/kernel/api.ts: GPRs first). */
   readonly guestRegs: Uint32Array;
 }
 
@@ -279,6 +311,8 @@ export const Tokens = {
   MmioBus: Symbol.for("hvkit:MmioBus") as InjectionToken<Bus>,
   IoDeviceContribution: Symbol.for("hvkit:IoDeviceContribution") as InjectionToken<IoDeviceContribution>,
   IrqLines: Symbol.for("hvkit:IrqLines") as InjectionToken<IrqLines>,
+  InterruptController: Symbol.for("hvkit:InterruptController") as InjectionToken<InterruptController>,
+  Clock: Symbol.for("hvkit:Clock") as InjectionToken<VirtualClock>,
   Console: Symbol.for("hvkit:Console") as InjectionToken<Console>,
   MonitorEvents: Symbol.for("hvkit:MonitorEvents") as InjectionToken<EventEmitter<MonitorEventMap>>,
   Logger: Symbol.for("hvkit:Logger") as InjectionToken<Logger>,

@@ -7,6 +7,7 @@ import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "./api.js";
+import { GUEST_CONTROL_BYTES } from "../kernel/api.js";
 import type { GuestMemory, MachineCaps } from "./api.js";
 import { ConsoleRecorder, VmConsole } from "./console.js";
 import { createMachine, DeviceConflictError } from "./machine.js";
@@ -79,7 +80,7 @@ describe("machine assembly", () => {
     const m = await createMachine(f, { console });
     const { caps, mem } = recorded();
     expect(caps.guestRegs).toBeInstanceOf(Uint32Array);
-    expect(caps.guestRegs.length).toBe(8);
+    expect(caps.guestRegs.length).toBe(GUEST_CONTROL_BYTES / 4);
     expect(new Set([caps.ram, caps.gpspace, caps.dispatcher, caps.guestControl]).size).toBe(4);
     expect(mem.size).toBe(2 << 20);
     // the boot contribution ran on the wrapped vCPU and wrote into guest RAM

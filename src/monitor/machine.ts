@@ -9,7 +9,7 @@ import type {
   BootContribution, Console, GuestMemory, IoDeviceContribution, Logger, MachineCaps, MonitorEventMap, RunResult,
   StopReason, VcpuBackend, VcpuInterposer, VmExitKind,
 } from "./api.js";
-import { MapPerm, ObjType, SYS_ERR_NAMES, SysErr } from "../kernel/api.js";
+import { GUEST_CONTROL_BYTES, MapPerm, ObjType, SYS_ERR_NAMES, SysErr } from "../kernel/api.js";
 import type { CPtr, Syscalls } from "../kernel/api.js";
 import { bootKernel, softEngine } from "../kernel/index.js";
 import { MmioBus, PioBus } from "./bus.js";
@@ -162,7 +162,7 @@ export async function assembleMachine(config: MachineConfig, opts: MachineOption
     check(sys.gpspaceMap(gpspace, ramFrame, 0, MapPerm.RWX), "gpspaceMap(RAM at GPA 0)");
     const guestControl = retype(sys, kernel.ram, ObjType.Frame, PAGE, "guestControl Frame");
     const gc = frameView(sys, guestControl, "guestControl");
-    const guestRegs = new Uint32Array(gc.buffer, gc.byteOffset, 8);
+    const guestRegs = new Uint32Array(gc.buffer, gc.byteOffset, GUEST_CONTROL_BYTES / 4);
     const dispatcher = retype(sys, kernel.ram, ObjType.Dispatcher, PAGE, "Dispatcher");
     const memory = new FrameGuestMemory(frameView(sys, ramFrame, "guest RAM"));
     check(sys.gpspaceSetMmio(gpspace, mmio), "gpspaceSetMmio");

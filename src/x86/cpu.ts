@@ -92,6 +92,8 @@ export class X86Cpu implements Cpu {
   cr0 = 0x10; cr2 = 0; cr3 = 0; cr4 = 0; dr7 = 0x400; efer = 0;
   activity: Activity = Activity.Active;
   interruptibility = 0;
+  /** Instructions retired (Cpu contract); an instruction stopped by an intercept or a fault does not count. */
+  retired = 0;
 
   // Flags: `flags` holds every bit except those in `lzMask`, which come from the last ALU op.
   private flags = 2;
@@ -792,14 +794,15 @@ export class X86Cpu implements Cpu {
           this.exec();
           if (!this.code32) this.eip &= 0xffff;
           if (tf !== 0) this.singleStepTrap();
-          if (this.stop !== CpuExitReason.None) return this.stop;
+          if (this.stop !== CpuExitReason.None) { this.retired += n - 1; return this.stop; }
         }
       } catch (x) {
         if (x !== FAULT) throw x;
         this.faulted();
-        if (this.stop !== CpuExitReason.None) return this.stop;
+        if (this.stop !== CpuExitReason.None) { this.retired += n - 1; return this.stop; }
       }
     }
+    this.retired += n;
     return this.finish(CpuExitReason.Budget);
   }
 

@@ -157,6 +157,8 @@ export const enum EventType {
 export interface Cpu {
   readonly intercepts: InterceptControls;
   readonly exit: CpuExit;
+  /** Instructions retired since the core was created (exact below 2^53): the deterministic clock's source. */
+  readonly retired: number;
   mem: PhysMemory;
   io: IoPorts;
   /** Run up to `budget` instructions; stops at the first intercept. */
