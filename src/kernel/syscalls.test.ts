@@ -23,7 +23,7 @@ class RecordingEngine implements Engine {
   createVcpu(memory: PhysMemory): EngineVcpu {
     this.memories.push(memory);
     const intercepts: InterceptControls = {
-      hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0,
+      hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0, msr: false,
     };
     const exit = { reason: CpuExitReason.None } as CpuExit;
     return {
@@ -488,6 +488,25 @@ describe("guest-physical spaces", () => {
     const ro = mint(w, gps, Rights.Read);
     expect(w.sys.gpspaceSetMmio(ro, new RecordingMmio())).toBe(SysErr.CapNoRight);
     expect(w.sys.gpspaceSetMmio(gps, {} as MmioHandler)).toBe(SysErr.InvalidArgument);
+  });
+
+  it("gpspaceSetA20 gates bit 20 of guest-physical addresses and needs Write on the space", () => {
+    const gps = retype(w, ObjType.GuestPhysSpace);
+    const f = retype(w, ObjType.Frame);
+    ok(w.sys.gpspaceMap(gps, f, 0, MapPerm.RWX));
+    const mem = memoryOf(w, gps);
+    const h = new RecordingMmio();
+    ok(w.sys.gpspaceSetMmio(gps, h));
+    mem.write8(0x10, 0x5a);
+    expect(mem.read8(0x10_0010)).toBe(0); // A20 on: 1 MiB + 0x10 is unbacked (MMIO reads 0 here)
+    const ro = mint(w, gps, Rights.Read);
+    expect(w.sys.gpspaceSetA20(ro, false)).toBe(SysErr.CapNoRight);
+    expect(w.sys.gpspaceSetA20(f, false)).toBe(SysErr.CapWrongType);
+    expect(w.sys.gpspaceSetA20(gps, 0 as unknown as boolean)).toBe(SysErr.InvalidArgument);
+    ok(w.sys.gpspaceSetA20(gps, false));
+    expect(mem.read8(0x10_0010)).toBe(0x5a);
+    ok(w.sys.gpspaceSetA20(gps, true));
+    expect(mem.read8(0x10_0010)).toBe(0);
   });
 
   it("deleting a frame's last capability unmaps it from the space", () => {

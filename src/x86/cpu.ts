@@ -4,9 +4,10 @@
 // 20.1): segment-limit overruns raise #GP (#SS for SS), real-mode events go
 // through the IVT (SDM 20.1.4).
 //
-// Not emulated yet: protected mode, paging, the FPU, most 0F opcodes, the
-// debug registers beyond single-step (TF), I/O-permission checks, and
-// interrupt windows inside REP strings (a REP runs to completion).
+// Not emulated yet: protected mode, paging, the FPU (ESC operands are only
+// limit-checked), MMX/SSE and the other 0F opcodes an i686 lacks in real mode
+// (#UD), debug breakpoints beyond single-step (TF), I/O-permission checks.
+// REP string instructions yield between iterations when run()'s budget ends.
 //
 // Structure: `run()` loops over `exec()`, which decodes prefixes into fields and
 // switches on the opcode; faults unwind with an internal signal caught in run().
@@ -14,6 +15,7 @@
 // PF, AF, ZF, SF, OF are computed only when read.
 import { Activity, CpuExitReason, EventType, Interruptibility, SoftIntKind } from "./types.js";
 import type { AccessSize, Cpu, CpuExit, InterceptControls, IoPorts, PhysMemory, SegmentReg, X86State } from "./types.js";
+import { DecodedInsn, Kind, NO_REG, decodeInsn } from "./decoder.js";
 
 // EFLAGS bits (SDM Vol. 1 3.4.3)
 const CF = 0x1, PF = 0x4, AF = 0x10, ZF = 0x40, SF = 0x80, TF = 0x100, IF = 0x200, DF = 0x400, OF = 0x800;
@@ -28,6 +30,21 @@ const DE = 0, DB = 1, BP = 3, OFV = 4, BR = 5, UD = 6, NM = 7, DF_V = 8, SSV = 1
 
 const LZ_ADD = 1, LZ_SUB = 2, LZ_LOGIC = 3;
 
+// Control-register bits (SDM Vol. 3A 2.5).
+const CR0_PE = 0x1, CR0_TS = 0x8, CR0_ET = 0x10, CR0_NW = 0x20000000, CR0_CD = 0x40000000, CR0_PG = 0x80000000;
+/** PE MP EM TS ET NE WP AM NW CD PG: the CR0 bits a MOV can set; the rest read as 0. */
+const CR0_DEFINED = 0xe005003f;
+const CR4_DE = 0x8;
+/** CR4 bits of a P6-class core (VME .. OSXMMEXCPT); setting any other is #GP(0). */
+const CR4_DEFINED = 0x7ff;
+
+// MSRs of the core's own minimal set (SDM Vol. 4, table 2-2).
+const MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176;
+/** IA32_APIC_BASE after reset: base FEE00000h, global enable (bit 11), BSP (bit 8). */
+const APIC_BASE_RESET = 0xfee00900;
+/** CPUID.1:EDX: TSC (4), MSR (5), CX8 (8), CMOV (15): what this core implements. */
+const CPUID1_EDX = (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
+
 const MASK = [0, 0xff, 0xffff, 0, 0xffffffff];
 const SIGN = [0, 0x80, 0x8000, 0, 0x80000000];
 
@@ -41,6 +58,16 @@ for (let i = 0; i < 256; i++) {
 /** Thrown internally (never out of the core) to unwind a faulting instruction. */
 class FaultSignal { }
 const FAULT = new FaultSignal();
+const NO_RAM = new Uint8Array(0);
+
+// Decoded-instruction cache: direct-mapped on the low bits of the physical address,
+// so the entries of one code block sit in one contiguous run of slots.
+const ICACHE_BITS = 16;
+const ICACHE_MASK = (1 << ICACHE_BITS) - 1;
+/** Code blocks of 2^CODE_SHIFT bytes: a write into a block holding decoded code invalidates it. */
+const CODE_SHIFT = 8;
+/** Returned for addresses the cache does not hold (outside the RAM window): the interpreter runs them. */
+const EXEC_INSN = new DecodedInsn();
 
 function trunc(size: number, v: number): number {
   return size === 4 ? v >>> 0 : v & MASK[size];
@@ -67,12 +94,13 @@ function newExit(): CpuExit {
     reason: CpuExitReason.None, instrLen: 0,
     ioPort: 0, ioSize: 1, ioIn: false, ioString: false, ioRep: false, ioImm: false, ioAddrSize: 2, ioSeg: DS,
     vector: 0, errorCode: 0, hasErrorCode: false, softIntKind: SoftIntKind.IntN,
+    msrIndex: 0, msrWrite: false,
   };
 }
 
 export class X86Cpu implements Cpu {
   readonly intercepts: InterceptControls = {
-    hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0,
+    hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0, msr: false,
   };
   readonly exit: CpuExit = newExit();
   /** A20 gate: AND-ed into every linear address. 0xFFEFFFFF wraps at 1 MiB like an 8086. */
@@ -90,10 +118,35 @@ export class X86Cpu implements Cpu {
   private gdtrBase = 0; private gdtrLimit = 0xffff;
   private idtrBase = 0; private idtrLimit = 0xffff;
   cr0 = 0x10; cr2 = 0; cr3 = 0; cr4 = 0; dr7 = 0x400; efer = 0;
+  /** DR0-DR3 and DR6 (not in X86State); breakpoints are stored, never armed. */
+  private readonly drAddr = new Uint32Array(4);
+  private dr6 = 0xffff0ff0;
+  /** SYSENTER_CS/ESP/EIP MSRs (174h-176h), stored only. */
+  private readonly sysenter = new Uint32Array(3);
+  /**
+   * TSC = tscOffset + instructions retired (the `retired` clock, each REP iteration
+   * counting as one). WRMSR to IA32_TIME_STAMP_COUNTER adjusts the offset; the host may
+   * set it directly. Kept as a double: exact while the TSC stays below 2^53.
+   */
+  tscOffset = 0;
+  /** run()'s budget, and how much of it is left for the current instruction (REP iterations draw on it). */
+  private runBudget = 0;
+  private iterLeft = 0;
   activity: Activity = Activity.Active;
   interruptibility = 0;
   /** Instructions retired (Cpu contract); an instruction stopped by an intercept or a fault does not count. */
   retired = 0;
+  /** `mem.ram` (PhysMemory.ram), re-read by syncMem() at each run() and deliverEvent(). */
+  private ram: Uint8Array = NO_RAM;
+  private ramLen = 0;
+  /**
+   * Decoded instructions (decoder.ts) by physical address, for the RAM window only.
+   * An entry is valid while its `gtag` equals genTag | CS.D: bumping genTag drops them all.
+   */
+  private readonly icache: (DecodedInsn | undefined)[] = new Array<DecodedInsn | undefined>(1 << ICACHE_BITS).fill(undefined);
+  private genTag = 0;
+  /** Per code block of the RAM window: nonzero when a cached instruction has bytes in it. */
+  private codeBlk: Uint8Array = NO_RAM;
 
   // Flags: `flags` holds every bit except those in `lzMask`, which come from the last ALU op.
   private flags = 2;
@@ -304,29 +357,58 @@ export class X86Cpu implements Cpu {
   private lin(seg: number, off: number): number {
     return ((this.segBase[seg] + off) & this.a20Mask) >>> 0;
   }
+  // Accesses inside the direct RAM window (PhysMemory.ram) load and store the bytes
+  // themselves; everything else goes through `mem`. Multi-byte accesses keep the
+  // provider's semantics: consecutive physical bytes, no A20 wrap inside one access.
   private rd8(seg: number, off: number): number {
     if (off > this.segLimit[seg]) this.segFault(seg);
-    return this.mem.read8(this.lin(seg, off));
+    const pa = this.lin(seg, off);
+    return pa < this.ramLen ? this.ram[pa] : this.mem.read8(pa);
   }
   private rd16(seg: number, off: number): number {
     if (off >= this.segLimit[seg]) this.segFault(seg);
-    return this.mem.read16(this.lin(seg, off));
+    const pa = this.lin(seg, off);
+    if (pa + 1 < this.ramLen) { const m = this.ram; return m[pa] | (m[pa + 1] << 8); }
+    return this.mem.read16(pa);
   }
   private rd32(seg: number, off: number): number {
     if (off + 3 > this.segLimit[seg]) this.segFault(seg);
-    return this.mem.read32(this.lin(seg, off)) >>> 0;
+    const pa = this.lin(seg, off);
+    if (pa + 3 < this.ramLen) { const m = this.ram; return (m[pa] | (m[pa + 1] << 8) | (m[pa + 2] << 16) | (m[pa + 3] << 24)) >>> 0; }
+    return this.mem.read32(pa) >>> 0;
   }
   private wr8(seg: number, off: number, v: number): void {
     if (off > this.segLimit[seg]) this.segFault(seg);
-    this.mem.write8(this.lin(seg, off), v & 0xff);
+    const pa = this.lin(seg, off);
+    if (pa < this.ramLen) {
+      this.ram[pa] = v;
+      if (this.codeBlk[pa >>> CODE_SHIFT] !== 0) this.codeWritten(pa, 1);
+    } else this.slowWrite(pa, 1, v & 0xff);
   }
   private wr16(seg: number, off: number, v: number): void {
     if (off >= this.segLimit[seg]) this.segFault(seg);
-    this.mem.write16(this.lin(seg, off), v & 0xffff);
+    const pa = this.lin(seg, off);
+    if (pa + 1 < this.ramLen) {
+      const m = this.ram; m[pa] = v; m[pa + 1] = v >>> 8;
+      if ((this.codeBlk[pa >>> CODE_SHIFT] | this.codeBlk[(pa + 1) >>> CODE_SHIFT]) !== 0) this.codeWritten(pa, 2);
+    } else this.slowWrite(pa, 2, v & 0xffff);
   }
   private wr32(seg: number, off: number, v: number): void {
     if (off + 3 > this.segLimit[seg]) this.segFault(seg);
-    this.mem.write32(this.lin(seg, off), v >>> 0);
+    const pa = this.lin(seg, off);
+    if (pa + 3 < this.ramLen) {
+      const m = this.ram; m[pa] = v; m[pa + 1] = v >>> 8; m[pa + 2] = v >>> 16; m[pa + 3] = v >>> 24;
+      if ((this.codeBlk[pa >>> CODE_SHIFT] | this.codeBlk[(pa + 3) >>> CODE_SHIFT]) !== 0) this.codeWritten(pa, 4);
+    } else this.slowWrite(pa, 4, v >>> 0);
+  }
+  /**
+   * A write outside the RAM window goes to the provider (MMIO, read-only or other
+   * frames). An MMIO handler may write RAM as a side effect (DMA), so the decoded
+   * cache is dropped (MMIO reads must not write RAM; PhysMemory.ram).
+   */
+  private slowWrite(pa: number, size: number, v: number): void {
+    if (size === 1) this.mem.write8(pa, v); else if (size === 2) this.mem.write16(pa, v); else this.mem.write32(pa, v);
+    this.flushCodeCache();
   }
   private rd(size: number, seg: number, off: number): number {
     return size === 1 ? this.rd8(seg, off) : size === 2 ? this.rd16(seg, off) : this.rd32(seg, off);
@@ -342,7 +424,8 @@ export class X86Cpu implements Cpu {
     if (ip > this.segLimit[CS]) this.faultCode(GP, 0);
     if (++this.ilen > 15) this.faultCode(GP, 0); // SDM 2.3.11: 15-byte limit
     this.eip = ip + 1;
-    return this.mem.read8(this.lin(CS, ip));
+    const pa = this.lin(CS, ip);
+    return pa < this.ramLen ? this.ram[pa] : this.mem.read8(pa);
   }
   private fetch16(): number { const lo = this.fetch8(); return lo | (this.fetch8() << 8); }
   private fetch32(): number { const lo = this.fetch16(); return (lo | (this.fetch16() << 16)) >>> 0; }
@@ -704,6 +787,7 @@ export class X86Cpu implements Cpu {
 
   deliverEvent(type: EventType, vector: number, errorCode: number, hasErrorCode: boolean): void {
     if (this.activity === Activity.Shutdown) return;
+    this.syncMem();
     // Any delivered event leaves the HLT state (SDM 27.6: injection into a halted guest).
     if (this.activity === Activity.Hlt) this.activity = Activity.Active;
     if (type === EventType.ExtInt || type === EventType.Nmi) {
@@ -773,11 +857,218 @@ export class X86Cpu implements Cpu {
 
   // ---------------------------------------------------------------- run loop
 
+  /** Pick up the memory's direct window; `mem` is public and the window may change between runs. */
+  private syncMem(): void {
+    const ram = this.mem.ram;
+    this.ram = ram === undefined ? NO_RAM : ram;
+    this.ramLen = this.ram.length;
+    const blocks = (this.ramLen >>> CODE_SHIFT) + 1;
+    if (this.codeBlk.length !== blocks) this.codeBlk = new Uint8Array(blocks);
+  }
+
+  // ---------------------------------------------------------------- decoded-instruction cache
+  //
+  // Who invalidates: this core's own writes check codeBlk (wr8/16/32); a write
+  // outside the RAM window drops everything (slowWrite); run() drops everything
+  // on entry, which covers the monitor, DMA and other cores writing RAM between
+  // runs. Anything that writes guest RAM *during* a run (an IoPorts or MMIO
+  // handler writing through another path) must call invalidateCode().
+
+  /** Drop every decoded instruction (O(1): entries from older generations never match). */
+  flushCodeCache(): void {
+    this.genTag = (this.genTag + 2) | 0;
+    if (this.genTag === 0) { // wrapped: stale tags could match again
+      for (const d of this.icache) if (d !== undefined) d.pa = -1;
+    }
+  }
+
+  /** Guest-physical bytes [pa, pa+len) changed behind this core: drop decoded instructions that cover them. */
+  invalidateCode(pa: number, len: number): void {
+    pa >>>= 0;
+    if (len <= 0 || pa >= this.ramLen) return;
+    const end = Math.min(pa + len, this.ramLen);
+    if (end - pa > 1 << ICACHE_BITS) { this.flushCodeCache(); return; }
+    for (let b = pa >>> CODE_SHIFT; b <= (end - 1) >>> CODE_SHIFT; b++) {
+      if (this.codeBlk[b] !== 0) this.codeWritten(b << CODE_SHIFT, 1);
+    }
+  }
+
+  /** A write hit a code block: drop the entries that start in it or run into it (up to 14 bytes before). */
+  private codeWritten(pa: number, size: number): void {
+    const first = pa >>> CODE_SHIFT, last = (pa + size - 1) >>> CODE_SHIFT;
+    const ic = this.icache;
+    for (let b = first; b <= last; b++) {
+      if (this.codeBlk[b] === 0) continue;
+      this.codeBlk[b] = 0;
+      const end = (b + 1) << CODE_SHIFT;
+      for (let a = Math.max(0, (b << CODE_SHIFT) - 14); a < end; a++) {
+        const d = ic[a & ICACHE_MASK];
+        if (d !== undefined && d.pa === a) d.pa = -1;
+      }
+    }
+  }
+
+  /** Decode the instruction at CS:ip (physical `pa`) into its cache slot. */
+  private decodeAt(pa: number, ip: number): DecodedInsn {
+    const ramLen = this.ramLen;
+    if (pa >= ramLen) return EXEC_INSN;
+    const code32 = (this.segAttrib[CS] & 0x4000) !== 0;
+    // Only bytes the interpreter would fetch contiguously: inside the CS limit, no 64 KiB
+    // IP wrap, no A20 wrap, inside the window, at most 15 (SDM 2.3.11).
+    let avail = Math.min(15, ramLen - pa, this.segLimit[CS] - ip + 1);
+    if (!code32) avail = Math.min(avail, 0x10000 - ip);
+    if (this.a20Mask !== 0xffffffff) avail = Math.min(avail, 0x100000 - (pa & 0xfffff));
+    const slot = pa & ICACHE_MASK;
+    let d = this.icache[slot];
+    if (d === undefined) { d = new DecodedInsn(); this.icache[slot] = d; }
+    decodeInsn(d, this.ram, pa, avail, code32);
+    d.pa = pa;
+    d.gtag = this.genTag | (code32 ? 1 : 0);
+    if (d.kind !== Kind.Exec) { // Exec entries read memory afresh each time: nothing to invalidate
+      const cb = this.codeBlk;
+      for (let b = pa >>> CODE_SHIFT; b <= (pa + d.len - 1) >>> CODE_SHIFT; b++) cb[b] = 1;
+    }
+    return d;
+  }
+
+  /** Offset of a decoded memory operand (the plan decodeModrm computes while fetching). */
+  private eaOf(d: DecodedInsn): number {
+    const r = this.regs;
+    let off = d.disp;
+    if (d.base !== NO_REG) off += r[d.base];
+    if (d.index !== NO_REG) off += (r[d.index] << d.scale) >>> 0;
+    return d.asz === 2 ? off & 0xffff : off >>> 0;
+  }
+
+  /**
+   * Execute one decoded instruction (decoder.ts Kind), with exactly the semantics of
+   * the same opcode in exec(): the same helpers, in the same order. No fetch can fault
+   * here: run() only takes this path when every byte lies inside the CS limit.
+   */
+  private execDecoded(d: DecodedInsn): void {
+    const r = this.regs;
+    this.code32 = d.code32;
+    this.eip = this.eip + d.len;
+    const size = d.size;
+    switch (d.kind) {
+      case Kind.AluEG: {
+        const aop = d.sub;
+        if (d.mod === 3) {
+          const res = this.alu(aop, size, this.getReg(size, d.rm), this.getReg(size, d.reg));
+          if (aop !== 7) this.setReg(size, d.rm, res);
+        } else {
+          const seg = d.seg, off = this.eaOf(d);
+          const res = this.alu(aop, size, this.rd(size, seg, off), this.getReg(size, d.reg));
+          if (aop !== 7) this.wr(size, seg, off, res);
+        }
+        return;
+      }
+      case Kind.AluGE: {
+        const s = d.mod === 3 ? this.getReg(size, d.rm) : this.rd(size, d.seg, this.eaOf(d));
+        const res = this.alu(d.sub, size, this.getReg(size, d.reg), s);
+        if (d.sub !== 7) this.setReg(size, d.reg, res);
+        return;
+      }
+      case Kind.AluAI: {
+        const res = this.alu(d.sub, size, this.getReg(size, 0), d.imm);
+        if (d.sub !== 7) this.setReg(size, 0, res);
+        return;
+      }
+      case Kind.Grp1: {
+        const aop = d.sub;
+        if (d.mod === 3) {
+          const res = this.alu(aop, size, this.getReg(size, d.rm), d.imm);
+          if (aop !== 7) this.setReg(size, d.rm, res);
+        } else {
+          const seg = d.seg, off = this.eaOf(d);
+          const res = this.alu(aop, size, this.rd(size, seg, off), d.imm);
+          if (aop !== 7) this.wr(size, seg, off, res);
+        }
+        return;
+      }
+      case Kind.TestEG: {
+        const v = d.mod === 3 ? this.getReg(size, d.rm) : this.rd(size, d.seg, this.eaOf(d));
+        this.alu(4, size, v, this.getReg(size, d.reg));
+        return;
+      }
+      case Kind.TestAI: this.alu(4, size, this.getReg(size, 0), d.imm); return;
+      case Kind.MovEG:
+        if (d.mod === 3) this.setReg(size, d.rm, this.getReg(size, d.reg));
+        else this.wr(size, d.seg, this.eaOf(d), this.getReg(size, d.reg));
+        return;
+      case Kind.MovGE:
+        this.setReg(size, d.reg, d.mod === 3 ? this.getReg(size, d.rm) : this.rd(size, d.seg, this.eaOf(d)));
+        return;
+      case Kind.MovRI: this.setReg(size, d.reg, d.imm); return;
+      case Kind.MovEI:
+        if (d.mod === 3) this.setReg(size, d.rm, d.imm);
+        else this.wr(size, d.seg, this.eaOf(d), d.imm);
+        return;
+      case Kind.Lea: this.setReg(size, d.reg, this.eaOf(d)); return;
+      case Kind.IncR: this.setReg(size, d.reg, this.incdec(size, this.getReg(size, d.reg), false)); return;
+      case Kind.DecR: this.setReg(size, d.reg, this.incdec(size, this.getReg(size, d.reg), true)); return;
+      case Kind.IncDecE:
+        if (d.mod === 3) this.setReg(size, d.rm, this.incdec(size, this.getReg(size, d.rm), d.sub === 1));
+        else {
+          const seg = d.seg, off = this.eaOf(d);
+          this.wr(size, seg, off, this.incdec(size, this.rd(size, seg, off), d.sub === 1));
+        }
+        return;
+      case Kind.PushR: this.push(size, this.getReg(size, d.reg)); return;
+      case Kind.PopR: { const v = this.pop(size); this.setReg(size, d.reg, v); return; }
+      case Kind.Jcc:
+        if (this.testCC(d.sub)) { this.osz = d.osz; this.jumpNear(this.eip + d.imm); }
+        return;
+      case Kind.Jmp: this.osz = d.osz; this.jumpNear(this.eip + d.imm); return;
+      case Kind.Call: {
+        this.osz = d.osz;
+        const ret = this.eip;
+        this.jumpNear(ret + d.imm);
+        try { this.push(size, ret); } catch (x) { this.eip = ret; throw x; }
+        return;
+      }
+      case Kind.Ret: {
+        this.osz = d.osz;
+        const ip = this.peek(size, 0);
+        this.jumpNear(ip);
+        this.addSp(size + d.imm);
+        return;
+      }
+      case Kind.Loop: {
+        let c: number;
+        if (d.asz === 2) { c = (r[1] - 1) & 0xffff; this.setReg(2, 1, c); }
+        else { c = r[1] = r[1] - 1; }
+        const op = d.sub;
+        if (c !== 0 && (op === 0xe2 || (op === 0xe1) === this.getZF())) { this.osz = d.osz; this.jumpNear(this.eip + d.imm); }
+        return;
+      }
+      case Kind.Jcxz:
+        if ((d.asz === 2 ? r[1] & 0xffff : r[1]) === 0) { this.osz = d.osz; this.jumpNear(this.eip + d.imm); }
+        return;
+      case Kind.Shift: {
+        const cnt = d.imm < 0 ? r[1] & 0xff : d.imm;
+        if (d.mod === 3) {
+          const res = this.shift(d.sub, size, this.getReg(size, d.rm), cnt);
+          if ((cnt & 0x1f) !== 0) this.setReg(size, d.rm, res);
+        } else {
+          const seg = d.seg, off = this.eaOf(d);
+          const res = this.shift(d.sub, size, this.rd(size, seg, off), cnt);
+          if ((cnt & 0x1f) !== 0) this.wr(size, seg, off, res);
+        }
+        return;
+      }
+      default: return; // Kind.Nop
+    }
+  }
+
   run(budget: number): CpuExitReason {
+    this.syncMem();
+    this.flushCodeCache(); // RAM may have been written behind the core since the last run
     this.stop = CpuExitReason.None;
     if (this.activity === Activity.Shutdown) return this.finish(CpuExitReason.TripleFault);
     if (this.activity !== Activity.Active) return this.finish(CpuExitReason.Halted); // HLT or wait-for-SIPI
     let n = 0;
+    this.runBudget = budget;
     // The try sits outside the hot loop; a fault unwinds to it and the loop resumes.
     while (n < budget) {
       try {
@@ -791,13 +1082,25 @@ export class X86Cpu implements Cpu {
           this.startEip = this.eip;
           this.startEsp = this.regs[4];
           this.ilen = 0;
-          this.exec();
+          this.iterLeft = budget - n;
+          const ip = this.eip;
+          const pa = ((this.segBase[CS] + ip) & this.a20Mask) >>> 0;
+          let d = this.icache[pa & ICACHE_MASK];
+          if (d === undefined || d.pa !== pa || d.gtag !== (this.genTag | ((this.segAttrib[CS] >>> 14) & 1))) d = this.decodeAt(pa, ip);
+          // The same bytes may be reached through another CS:IP: recheck the limit and the IP wrap.
+          const last = ip + d.len - 1;
+          if (d.kind !== Kind.Exec && last <= this.segLimit[CS] && (d.code32 || last <= 0xffff)) this.execDecoded(d);
+          else {
+            this.exec();
+            n = budget - this.iterLeft; // REP iterations after the first count against the budget
+          }
           if (!this.code32) this.eip &= 0xffff;
           if (tf !== 0) this.singleStepTrap();
           if (this.stop !== CpuExitReason.None) { this.retired += n - 1; return this.stop; }
         }
       } catch (x) {
         if (x !== FAULT) throw x;
+        n = budget - this.iterLeft;
         this.faulted();
         if (this.stop !== CpuExitReason.None) { this.retired += n - 1; return this.stop; }
       }
@@ -1157,6 +1460,9 @@ export class X86Cpu implements Cpu {
         // ESC: no FPU. CR0.EM or CR0.TS gives #NM (SDM 2.5); otherwise the operand is decoded and ignored.
         if (this.cr0 & 0xc) this.fault(NM);
         this.decodeModrm();
+        // The memory operand is still limit-checked as a 386 with a coprocessor transfers
+        // it (SDM Vol. 2 FADD etc., real-address mode #GP/#SS); its value is not used.
+        if (this.mod !== 3) this.escLimit(op);
         return;
       case 0xe0: case 0xe1: case 0xe2: { // LOOPNE, LOOPE, LOOP
         const d = sext8(this.fetch8());
@@ -1263,6 +1569,22 @@ export class X86Cpu implements Cpu {
         // 0F handled above; 63 (ARPL) is #UD in real mode; D6/F1 handled; remaining holes are #UD.
         this.fault(UD);
     }
+  }
+
+  /** Segment-limit check of an ESC (x87) memory operand, sized by opcode and ModR/M reg (SDM Vol. 2 ch. 3, x87 forms). */
+  private escLimit(op: number): void {
+    const reg = this.reg;
+    let size: number;
+    switch (op) {
+      case 0xd8: case 0xda: size = 4; break; // m32real / m32int
+      case 0xdc: size = 8; break; // m64real
+      case 0xde: size = 2; break; // m16int
+      case 0xd9: size = reg < 4 ? 4 : reg === 4 || reg === 6 ? (this.osz === 2 ? 14 : 28) : 2; break; // FLDENV/FSTENV, FLDCW/FSTCW
+      case 0xdb: size = reg === 5 || reg === 7 ? 10 : 4; break; // m80real
+      case 0xdd: size = reg === 4 || reg === 6 ? (this.osz === 2 ? 94 : 108) : reg === 7 ? 2 : 8; break; // FRSTOR/FSAVE, FSTSW
+      default: size = reg === 4 || reg === 6 ? 10 : reg === 5 || reg === 7 ? 8 : 2; // DF: FBLD/FBSTP, m64int
+    }
+    if (this.eaOff + size - 1 > this.segLimit[this.eaSeg]) this.segFault(this.eaSeg);
   }
 
   private offPlus(n: number): number {
@@ -1391,6 +1713,18 @@ export class X86Cpu implements Cpu {
     if (this.asz === 2) this.setReg(2, i, this.regs[i] + d); else this.regs[i] = this.regs[i] + d;
   }
   private count(): number { return this.asz === 2 ? this.regs[1] & 0xffff : this.regs[1]; }
+  /**
+   * Between two REP iterations (SDM Vol. 2 REP: the instruction is interruptible there):
+   * when run()'s budget is spent, or TF asks for a trap after each iteration (SDM Vol. 3B
+   * 18.3.1.4), stop with EIP at the instruction (prefixes included) and the registers
+   * reflecting the completed iterations; the next run() resumes it. Each further
+   * iteration counts as one instruction of the budget and of `retired`.
+   */
+  private repYield(): boolean {
+    if (this.iterLeft <= 0 || (this.flags & TF) !== 0) { this.eip = this.startEip; return true; }
+    this.iterLeft--;
+    return false;
+  }
   private decCount(): void {
     if (this.asz === 2) this.setReg(2, 1, this.regs[1] - 1); else this.regs[1] = this.regs[1] - 1;
   }
@@ -1420,6 +1754,7 @@ export class X86Cpu implements Cpu {
         const zf = this.getZF();
         if (rep === 0xf3 ? !zf : zf) return;
       }
+      if (this.repYield()) return;
     }
   }
 
@@ -1436,6 +1771,7 @@ export class X86Cpu implements Cpu {
       if (this.rep === 0) return;
       this.decCount();
       if (this.count() === 0) return;
+      if (this.repYield()) return;
     }
   }
 
@@ -1449,6 +1785,7 @@ export class X86Cpu implements Cpu {
       if (this.rep === 0) return;
       this.decCount();
       if (this.count() === 0) return;
+      if (this.repYield()) return;
     }
   }
 
@@ -1509,7 +1846,33 @@ export class X86Cpu implements Cpu {
       this.writeRM(1, this.testCC(op & 15) ? 1 : 0);
       return;
     }
+    if (op >= 0x40 && op <= 0x4f) { // CMOVcc: the source is read (and may fault) whatever the condition
+      this.decodeModrm();
+      const v = this.readRM(osz);
+      if (this.testCC(op & 15)) this.setReg(osz, this.reg, v);
+      return;
+    }
+    if (op >= 0xc8 && op <= 0xcf) { // BSWAP r32; with a 16-bit operand the result is undefined, hardware gives 0 (SDM Vol. 2 BSWAP)
+      const r = this.regs, i = op & 7, v = r[i];
+      if (osz === 2) r[i] = v & 0xffff0000;
+      else r[i] = ((v >>> 24) | ((v >>> 8) & 0xff00) | ((v & 0xff00) << 8) | (v << 24)) >>> 0;
+      return;
+    }
     switch (op) {
+      // SLDT/STR/LLDT/LTR/VERR/VERW and LAR/LSL "are not recognized in real-address mode" (SDM Vol. 2): #UD.
+      case 0x00: case 0x02: case 0x03: this.fault(UD); return;
+      case 0x01: this.grp7(); return;
+      case 0x06: this.cr0 &= ~CR0_TS; return; // CLTS
+      case 0x08: case 0x09: return; // INVD, WBINVD: no caches are modelled
+      case 0x18: case 0x19: case 0x1a: case 0x1b: case 0x1c: case 0x1d: case 0x1e: case 0x1f:
+        // Hint NOPs / NOP Ev (P6 family, SDM Vol. 2 NOP): the operand is decoded, never accessed.
+        this.decodeModrm();
+        return;
+      case 0x20: case 0x22: this.movCr(op === 0x22); return;
+      case 0x21: case 0x23: this.movDr(op === 0x23); return;
+      case 0x30: case 0x32: this.msrOp(op === 0x30); return;
+      case 0x31: this.rdtsc(); return; // CR4.TSD only restricts CPL > 0, which real mode never has
+      case 0x34: case 0x35: this.faultCode(GP, 0); return; // SYSENTER/SYSEXIT: #GP(0) outside protected mode
       case 0xa0: this.push(osz, this.segSel[FS]); return;
       case 0xa1: this.popSeg(FS); return;
       case 0xa8: this.push(osz, this.segSel[GS]); return;
@@ -1518,9 +1881,28 @@ export class X86Cpu implements Cpu {
         if (this.intercepts.cpuid) { this.stopHere(CpuExitReason.Cpuid); return; }
         this.cpuid();
         return;
+      case 0xa3: case 0xab: case 0xb3: case 0xbb: this.bitOp((op >> 3) & 3, false); return;
+      case 0xba: this.bitOp(-1, true); return;
+      case 0xa4: case 0xa5: case 0xac: case 0xad: { // SHLD/SHRD imm8 or CL
+        this.decodeModrm();
+        const d = this.readRM(osz);
+        const cnt = (op & 1 ? this.regs[1] : this.fetch8()) & 0x1f;
+        if (cnt === 0) return; // no operation, flags unaffected
+        this.writeRM(osz, this.shiftDouble(op >= 0xac, osz, d, this.getReg(osz, this.reg), cnt));
+        return;
+      }
       case 0xaf: { // IMUL r, r/m
         this.decodeModrm();
         this.imul3(osz, this.reg, this.getReg(osz, this.reg), this.readRM(osz));
+        return;
+      }
+      case 0xb0: case 0xb1: { // CMPXCHG: flags as CMP acc, dest; the destination is always written (SDM Vol. 2)
+        const size = op & 1 ? osz : 1;
+        this.decodeModrm();
+        const d = this.readRM(size), a = this.getReg(size, 0);
+        this.alu(7, size, a, d);
+        if (a === d) this.writeRM(size, this.getReg(size, this.reg));
+        else { this.writeRM(size, d); this.setReg(size, 0, d); }
         return;
       }
       case 0xb2: this.loadFarPtr(SS); return;
@@ -1534,14 +1916,235 @@ export class X86Cpu implements Cpu {
         this.setReg(osz, this.reg, v);
         return;
       }
+      case 0xbc: case 0xbd: { // BSF / BSR: ZF=1 and the destination unchanged for a zero source
+        this.decodeModrm();
+        const v = this.readRM(osz);
+        if (v === 0) { this.setFlags(ZF, ZF); return; }
+        this.setReg(osz, this.reg, op === 0xbc ? 31 - Math.clz32(v & -v) : 31 - Math.clz32(v));
+        this.setFlags(ZF, 0);
+        return;
+      }
+      case 0xc0: case 0xc1: { // XADD: dest <- dest + src, src <- old dest; flags as ADD
+        const size = op & 1 ? osz : 1;
+        this.decodeModrm();
+        const d = this.readRM(size), s = this.getReg(size, this.reg);
+        const sum = this.alu(0, size, d, s);
+        this.writeRM(size, sum);
+        this.setReg(size, this.reg, d);
+        return;
+      }
+      case 0xc7: this.cmpxchg8b(); return;
       default:
+        // 0B UD2, B9 UD1, FF UD0 and every opcode this core does not implement (SSE, MMX, RSM, ...).
         this.fault(UD);
+    }
+  }
+
+  /** Group 7 (0F 01) in real mode: SGDT/SIDT/LGDT/LIDT, SMSW/LMSW, INVLPG (SDM Vol. 2). */
+  private grp7(): void {
+    this.decodeModrm();
+    const reg = this.reg, mem = this.mod !== 3;
+    switch (reg) {
+      case 0: case 1: { // SGDT/SIDT m: limit, then the full 32-bit base (P6 family stores all 32 bits)
+        if (!mem) this.fault(UD); // mod 3 encodes VMX/MONITOR instructions this core lacks
+        const base = reg === 0 ? this.gdtrBase : this.idtrBase, limit = reg === 0 ? this.gdtrLimit : this.idtrLimit;
+        this.rd32(this.eaSeg, this.offPlus(2)); // check the whole 6-byte operand before writing
+        this.wr16(this.eaSeg, this.eaOff, limit);
+        this.wr32(this.eaSeg, this.offPlus(2), base);
+        return;
+      }
+      case 2: case 3: { // LGDT/LIDT m: a 16-bit operand size loads a 24-bit base
+        if (!mem) this.fault(UD);
+        const limit = this.rd16(this.eaSeg, this.eaOff);
+        let base = this.rd32(this.eaSeg, this.offPlus(2));
+        if (this.osz === 2) base &= 0xffffff;
+        if (reg === 2) { this.gdtrBase = base; this.gdtrLimit = limit; } else { this.idtrBase = base; this.idtrLimit = limit; }
+        return;
+      }
+      case 4: // SMSW: a register destination with a 32-bit operand gets all of CR0
+        if (!mem) this.setReg(this.osz, this.rm, this.cr0);
+        else this.wr16(this.eaSeg, this.eaOff, this.cr0);
+        return;
+      case 6: { // LMSW: loads PE, MP, EM, TS; cannot clear PE
+        const v = this.readRM(2);
+        this.cr0 = ((this.cr0 & ~0xe) | (v & 0xf)) >>> 0;
+        return;
+      }
+      case 7: // INVLPG m: no TLB is modelled; the register form is #UD
+        if (!mem) this.fault(UD);
+        return;
+      default: this.fault(UD);
+    }
+  }
+
+  /** MOV r32, CRn / MOV CRn, r32 (SDM Vol. 2 "MOV—Move to/from Control Registers"); mod is ignored. */
+  private movCr(toCr: boolean): void {
+    const b = this.fetch8(), cr = (b >> 3) & 7, rm = b & 7;
+    if (cr === 1 || cr > 4) this.fault(UD);
+    if (!toCr) {
+      this.regs[rm] = cr === 0 ? this.cr0 : cr === 2 ? this.cr2 : cr === 3 ? this.cr3 : this.cr4;
+      return;
+    }
+    const v = this.regs[rm];
+    switch (cr) {
+      case 0: {
+        // PG without PE and NW without CD are invalid combinations (#GP(0)). ET is hardwired to 1.
+        if ((v & CR0_PG) !== 0 && (v & CR0_PE) === 0) this.faultCode(GP, 0);
+        if ((v & CR0_NW) !== 0 && (v & CR0_CD) === 0) this.faultCode(GP, 0);
+        // Setting PE is the caller's protected-mode handover: stored, not acted on (issue 7).
+        this.cr0 = ((v & CR0_DEFINED) | CR0_ET) >>> 0;
+        return;
+      }
+      case 2: this.cr2 = v; return;
+      case 3: this.cr3 = v; return;
+      default:
+        if ((v & ~CR4_DEFINED) !== 0) this.faultCode(GP, 0); // reserved CR4 bits
+        this.cr4 = v;
+    }
+  }
+
+  /** MOV r32, DRn / MOV DRn, r32: DR4/DR5 alias DR6/DR7 unless CR4.DE (SDM Vol. 3B 18.2.2). Breakpoints are not armed. */
+  private movDr(toDr: boolean): void {
+    const b = this.fetch8(), rm = b & 7;
+    let dr = (b >> 3) & 7;
+    if (dr === 4 || dr === 5) {
+      if (this.cr4 & CR4_DE) this.fault(UD);
+      dr += 2;
+    }
+    if (!toDr) {
+      this.regs[rm] = dr < 4 ? this.drAddr[dr] : dr === 6 ? this.dr6 : this.dr7;
+      return;
+    }
+    const v = this.regs[rm];
+    if (dr < 4) this.drAddr[dr] = v;
+    else if (dr === 6) this.dr6 = ((v & 0xe00f) | 0xffff0ff0) >>> 0;
+    else this.dr7 = ((v & 0xffff2fff) | 0x400) >>> 0;
+  }
+
+  /** Instructions retired so far, the current one included: the TSC's time base. */
+  private instructionsNow(): number {
+    return this.retired + (this.runBudget - this.iterLeft);
+  }
+
+  /** RDTSC: TSC = `tscOffset` + instructions retired (one tick per instruction; see `tscOffset`). */
+  private rdtsc(): void {
+    const t = this.tscOffset + this.instructionsNow();
+    this.regs[0] = t >>> 0;
+    this.regs[2] = Math.floor(t / 4294967296) >>> 0;
+  }
+
+  /**
+   * RDMSR (0F 32) / WRMSR (0F 30). With `intercepts.msr` the core exits; else a
+   * minimal honest set: TSC (10h), IA32_APIC_BASE (1Bh, reads its reset value;
+   * only that value may be written back), SYSENTER_CS/ESP/EIP (174h-176h, stored).
+   * Every other index is #GP(0) (SDM Vol. 2 RDMSR/WRMSR).
+   */
+  private msrOp(write: boolean): void {
+    const r = this.regs, idx = r[1];
+    if (this.intercepts.msr) {
+      this.exit.msrIndex = idx; this.exit.msrWrite = write;
+      this.stopHere(CpuExitReason.Msr);
+      return;
+    }
+    if (!write) {
+      let lo: number, hi: number;
+      switch (idx) {
+        case MSR_TSC: { const t = this.tscOffset + this.instructionsNow(); lo = t >>> 0; hi = Math.floor(t / 4294967296) >>> 0; break; }
+        case MSR_APIC_BASE: lo = APIC_BASE_RESET; hi = 0; break;
+        case MSR_SYSENTER_CS: case MSR_SYSENTER_ESP: case MSR_SYSENTER_EIP:
+          lo = this.sysenter[idx - MSR_SYSENTER_CS]; hi = 0; break;
+        default: this.faultCode(GP, 0);
+      }
+      r[0] = lo; r[2] = hi;
+      return;
+    }
+    const lo = r[0], hi = r[2];
+    switch (idx) {
+      case MSR_TSC: this.tscOffset = hi * 4294967296 + lo - this.instructionsNow(); return;
+      case MSR_APIC_BASE: if (lo !== APIC_BASE_RESET || hi !== 0) this.faultCode(GP, 0); return;
+      case MSR_SYSENTER_CS: case MSR_SYSENTER_ESP: case MSR_SYSENTER_EIP:
+        this.sysenter[idx - MSR_SYSENTER_CS] = lo; return; // the 32-bit core keeps the low half
+      default: this.faultCode(GP, 0);
+    }
+  }
+
+  /**
+   * BT/BTS/BTR/BTC (SDM Vol. 2 BT): `kind` 0 BT, 1 BTS, 2 BTR, 3 BTC, or -1 for group 8 (0F BA /4-/7 imm8).
+   * With a register bit offset and a memory operand the offset is signed and may select a
+   * word/dword beyond the operand; an immediate offset is taken modulo the operand size.
+   * CF = the selected bit; OF, SF, AF, PF are undefined and left unchanged, as is ZF.
+   */
+  private bitOp(kind: number, imm: boolean): void {
+    const osz = this.osz, bits = osz * 8;
+    this.decodeModrm();
+    let bit: number;
+    if (imm) {
+      if (this.reg < 4) this.fault(UD);
+      kind = this.reg - 4;
+      bit = this.fetch8() & (bits - 1);
+    } else {
+      bit = this.getReg(osz, this.reg);
+    }
+    if (this.mod !== 3 && !imm) {
+      const sbit = osz === 2 ? sext16(bit) : bit | 0;
+      const delta = osz * Math.floor(sbit / bits); // arithmetic shift of a signed offset
+      this.eaOff = this.asz === 2 ? (this.eaOff + delta) & 0xffff : (this.eaOff + delta) >>> 0;
+    }
+    bit &= bits - 1;
+    const v = this.readRM(osz), m = (1 << bit) >>> 0;
+    this.setFlags(CF, (v & m) !== 0 ? CF : 0);
+    if (kind === 0) return;
+    this.writeRM(osz, kind === 1 ? v | m : kind === 2 ? v & ~m : v ^ m);
+  }
+
+  /**
+   * SHLD/SHRD with a count of 1..31 (SDM Vol. 2 SHLD, SHRD). For a 16-bit operand and a
+   * count above 16 the result is undefined; this follows the 48-bit concatenation
+   * hardware uses (dest:src:dest). CF is the last bit out, OF the sign change, AF 0.
+   */
+  private shiftDouble(right: boolean, size: number, d: number, s: number, c: number): number {
+    let r: number, cf: number;
+    if (size === 4) {
+      if (right) { r = ((d >>> c) | (s << (32 - c))) >>> 0; cf = (d >>> (c - 1)) & 1; }
+      else { r = ((d << c) | (s >>> (32 - c))) >>> 0; cf = (d >>> (32 - c)) & 1; }
+    } else if (right) {
+      // 48-bit d:s:d shifted right, low 16 bits kept
+      const x = s * 65536 + d, hiPart = d * 4294967296; // x = s:d, then d above it
+      const y = Math.floor((hiPart + x) / 2 ** c);
+      r = y & 0xffff;
+      cf = Math.floor((hiPart + x) / 2 ** (c - 1)) & 1;
+    } else {
+      // 48-bit d:s:d shifted left, top 16 bits kept
+      const t = d * 4294967296 + s * 65536 + d;
+      const y = t * 2 ** c;
+      r = Math.floor(y / 4294967296) % 65536;
+      cf = Math.floor(t * 2 ** (c - 1) / 2 ** 47) & 1;
+    }
+    const of = ((r ^ d) & SIGN[size]) !== 0 ? OF : 0;
+    this.setFlags(ARITH, cf | of | this.szp(size, r));
+    return r;
+  }
+
+  /** CMPXCHG8B m64 (0F C7 /1, SDM Vol. 2): the destination is written in both outcomes. */
+  private cmpxchg8b(): void {
+    this.decodeModrm();
+    if (this.reg !== 1 || this.mod === 3) this.fault(UD);
+    const r = this.regs, seg = this.eaSeg, hiOff = this.offPlus(4);
+    const lo = this.rd32(seg, this.eaOff), hi = this.rd32(seg, hiOff);
+    if (lo === r[0] && hi === r[2]) {
+      this.wr32(seg, this.eaOff, r[3]); this.wr32(seg, hiOff, r[1]);
+      this.setFlags(ZF, ZF);
+    } else {
+      this.wr32(seg, this.eaOff, lo); this.wr32(seg, hiOff, hi);
+      r[0] = lo; r[2] = hi;
+      this.setFlags(ZF, 0);
     }
   }
 
   /**
    * CPUID when not intercepted: a minimal, honest profile. Leaf 0 names the
-   * vendor "hvkitSoftx86"; leaf 1 reports family 3 (386-class) and no features.
+   * vendor "hvkitSoftx86"; leaf 1 reports family 3 and exactly the features this
+   * core implements: TSC, MSR, CX8 (CMPXCHG8B), CMOV. No FPU.
    */
   private cpuid(): void {
     const r = this.regs;
@@ -1553,7 +2156,7 @@ export class X86Cpu implements Cpu {
       r[2] = 0x666f5374; // "tSof"
       r[1] = 0x36387874; // "tx86"
     } else if (leaf === 1) {
-      r[0] = 0x300; r[3] = 0; r[1] = 0; r[2] = 0;
+      r[0] = 0x300; r[3] = 0; r[1] = 0; r[2] = CPUID1_EDX;
     } else {
       r[0] = 0; r[3] = 0; r[1] = 0; r[2] = 0;
     }

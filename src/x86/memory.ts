@@ -9,6 +9,10 @@ export class FlatMemory implements PhysMemory {
   constructor(size: number) {
     this.bytes = new Uint8Array(size);
   }
+  /** PhysMemory.ram: all of it is plain RAM. */
+  get ram(): Uint8Array {
+    return this.bytes;
+  }
   read8(pa: number): number {
     return pa < this.bytes.length ? this.bytes[pa] : 0xff;
   }

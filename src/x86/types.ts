@@ -72,6 +72,19 @@ export interface PhysMemory {
   write8(pa: number, value: number): void;
   write16(pa: number, value: number): void;
   write32(pa: number, value: number): void;
+  /**
+   * Optional fast path. When present, guest-physical bytes [0, ram.length) are
+   * plain RAM that is readable, writable and executable, with no MMIO, no
+   * read-only page, no alias elsewhere and no address masking inside it: the
+   * core may load and store `ram[pa]` directly instead of calling read and write.
+   * The provider shrinks or empties it whenever that stops being true (a
+   * read-only or MMIO page inside it, A20 gated off: at most 1 MiB); the core
+   * re-reads it at the start of every `Cpu.run` and `deliverEvent`, so it may
+   * change only between those calls. Bytes written behind the core's back
+   * (the monitor, DMA, another core) must be written between runs: X86Cpu drops
+   * its decoded-instruction cache at each run() (see X86Cpu.invalidateCode).
+   */
+  readonly ram?: Uint8Array;
 }
 
 /** Port I/O that the core performs itself when the instruction is not intercepted. */
@@ -95,6 +108,8 @@ export interface InterceptControls {
   softIntBitmap: Uint8Array | null;
   /** Bit v set: exception v exits instead of being delivered (VMX exception bitmap, SVM exception intercepts). */
   exceptionBitmap: number;
+  /** RDMSR/WRMSR exit (VMX "use MSR bitmaps" off, SVM MSR_PROT with every bit set); else the core's own MSR set. */
+  msr: boolean;
 }
 
 /** Why `Cpu.run` returned. The core is stopped *before* the intercepted instruction. */
@@ -113,6 +128,8 @@ export const enum CpuExitReason {
   TripleFault = 7,
   /** HLT executed without the HLT intercept: the core now waits for an interrupt. */
   Halted = 8,
+  /** RDMSR/WRMSR intercepted by `msr`: index in exit.msrIndex, direction in exit.msrWrite. */
+  Msr = 9,
 }
 
 /** Kinds of software-interrupt instruction, for SoftInt exits. */
@@ -143,6 +160,9 @@ export interface CpuExit {
   errorCode: number;
   hasErrorCode: boolean;
   softIntKind: SoftIntKind;
+  // MSR access (reason Msr): ECX and whether it was WRMSR (the value is in EDX:EAX).
+  msrIndex: number;
+  msrWrite: boolean;
 }
 
 /** Events the engine asks the core to deliver before the next instruction. */
@@ -161,6 +181,8 @@ export interface Cpu {
   readonly retired: number;
   mem: PhysMemory;
   io: IoPorts;
+  /** The A20M# input: AND-ed into every linear address (0xFFEFFFFF wraps at 1 MiB as an 8086 does). */
+  a20Mask: number;
   /** Run up to `budget` instructions; stops at the first intercept. */
   run(budget: number): CpuExitReason;
   getState(out: X86State): void;
