@@ -145,6 +145,11 @@ export interface Syscalls {
   gpspaceMap(gpspace: CPtr, frame: CPtr, gpa: number, perms: MapPerm): SysErr;
   gpspaceUnmap(gpspace: CPtr, gpa: number): SysErr;
   gpspaceSetMmio(gpspace: CPtr, handler: MmioHandler): SysErr;
+  /**
+   * The chipset's A20 gate (A20M#): when disabled, bit 20 of every guest-physical address
+   * is forced to 0 (1 MiB wraps as on an 8086). Needs Write on the space.
+   */
+  gpspaceSetA20(gpspace: CPtr, enabled: boolean): SysErr;
   // Dispatcher
   dispatcherSetupGuest(dcb: CPtr, setup: GuestSetup): SysErr;
   // VMX

@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { AccessSize, MmioHandler } from "./api.js";
 import { GuestPhysMemory, MapResult } from "./gpspace.js";
+import { X86Cpu } from "../x86/cpu.js";
+import { realModeState } from "../x86/state.js";
+import { CpuExitReason } from "../x86/types.js";
+import type { IoPorts } from "../x86/types.js";
 
 const RW = 3;
 const R = 1;
@@ -186,5 +190,121 @@ describe("GuestPhysMemory mappings", () => {
     m.map(0xa000, new Uint8Array(4096), RW, true, "g");
     expect(m.unmapOwner("f")).toBe(2);
     expect(m.mappings().map((x) => x.gpa)).toEqual([0xa000]);
+  });
+});
+
+describe("GuestPhysMemory A20 gate", () => {
+  it("with A20 disabled, 1 MiB + x reads and writes the byte at x; enabled again, the two are distinct", () => {
+    const m = new GuestPhysMemory();
+    const low = new Uint8Array(2 * 1024 * 1024);
+    m.map(0, low, RW, true, "ram");
+    low[0x10] = 0x11;
+    low[0x10_0010] = 0x22;
+    expect(m.a20).toBe(true);
+    expect(m.read8(0x10_0010)).toBe(0x22);
+    m.setA20(false);
+    expect(m.a20).toBe(false);
+    expect(m.read8(0x10_0010)).toBe(0x11);
+    m.write16(0x10_0020, 0xbeef);
+    expect(low[0x20] | (low[0x21] << 8)).toBe(0xbeef);
+    expect(low[0x10_0020]).toBe(0);
+    m.setA20(true);
+    expect(m.read8(0x10_0010)).toBe(0x22);
+  });
+
+  it("masks bit 20 of MMIO addresses too, and leaves addresses without bit 20 alone", () => {
+    const m = new GuestPhysMemory();
+    const h = new RecordingMmio();
+    m.mmio = h;
+    m.setA20(false);
+    m.read32(0xfeb0_0000);
+    m.write8(0x20_0004, 1);
+    expect(h.log).toEqual(["r4@fea00000", "w1@200004=1"]);
+  });
+});
+
+describe("GuestPhysMemory direct RAM window (PhysMemory.ram)", () => {
+  const RWX = 7;
+
+  it("exposes the RWX frame mapped at 0 as the window, sharing its bytes", () => {
+    const m = new GuestPhysMemory();
+    expect(m.ram.length).toBe(0);
+    const f = new Uint8Array(2 << 20);
+    m.map(0, f, RWX, true, "f");
+    expect(m.ram.length).toBe(2 << 20);
+    m.ram[0x1234] = 0x5a;
+    expect(m.read8(0x1234)).toBe(0x5a);
+  });
+
+  it("offers no window over a read-only, non-executable or unmapped low frame", () => {
+    const m = new GuestPhysMemory();
+    m.map(0, new Uint8Array(4096), R | 4, false, "ro");
+    expect(m.ram.length).toBe(0);
+    m.unmap(0);
+    m.map(0, new Uint8Array(4096), RW, true, "rw-nx");
+    expect(m.ram.length).toBe(0);
+    m.unmap(0);
+    m.map(0, new Uint8Array(4096), RWX, true, "rwx");
+    expect(m.ram.length).toBe(4096);
+    m.unmap(0);
+    expect(m.ram.length).toBe(0);
+  });
+
+  it("cuts the window to 1 MiB while A20 is gated off, so a direct access never needs the mask", () => {
+    const m = new GuestPhysMemory();
+    m.map(0, new Uint8Array(2 << 20), RWX, true, "f");
+    m.setA20(false);
+    expect(m.ram.length).toBe(1 << 20);
+    m.setA20(true);
+    expect(m.ram.length).toBe(2 << 20);
+  });
+
+  it("drops the window when the same bytes are mapped a second time (an alias would bypass it)", () => {
+    const m = new GuestPhysMemory();
+    const buf = new ArrayBuffer(3 * 4096);
+    m.map(0, new Uint8Array(buf, 0, 2 * 4096), RWX, true, "low");
+    m.map(0x10_0000, new Uint8Array(buf, 8192, 4096), RWX, true, "elsewhere in the buffer");
+    expect(m.ram.length).toBe(2 * 4096); // disjoint bytes of one buffer are no alias
+    m.map(0x20_0000, new Uint8Array(buf, 4096, 4096), RWX, true, "alias");
+    expect(m.ram.length).toBe(0);
+    m.unmap(0x20_0000);
+    expect(m.ram.length).toBe(2 * 4096);
+  });
+});
+
+describe("GuestPhysMemory under the x86 core's direct path", () => {
+  const RWX = 7;
+  const NO_IO: IoPorts = { in: () => 0xffffffff, out: () => {} };
+
+  it("still drops the core's writes to a read-only frame at 0 and still dispatches writes above RAM to MMIO", () => {
+    const m = new GuestPhysMemory();
+    const rom = new Uint8Array(0x20000);
+    // mov word [0x100], 0x1234 ; mov ax, 0xf000 ; mov ds, ax ; mov byte [0x10], 0x77 ; hlt
+    const code = [0xc7, 0x06, 0x00, 0x01, 0x34, 0x12, 0xb8, 0x00, 0xf0, 0x8e, 0xd8, 0xc6, 0x06, 0x10, 0x00, 0x77, 0xf4];
+    rom.set(code, 0x10000);
+    m.map(0, rom, R | 4, false, "rom");
+    const mmio = new RecordingMmio();
+    m.mmio = mmio;
+    expect(m.ram.length).toBe(0);
+    const cpu = new X86Cpu(m, NO_IO);
+    cpu.setState(realModeState(0x1000, 0));
+    expect(cpu.run(10)).toBe(CpuExitReason.Halted);
+    expect(rom[0x100]).toBe(0);
+    expect(m.droppedWrites).toBe(1); // one 16-bit write
+    expect(mmio.log).toEqual(["w1@f0010=77"]);
+  });
+
+  it("lets the core write RWX RAM directly, and sees bytes the monitor wrote between runs", () => {
+    const m = new GuestPhysMemory();
+    const ram = new Uint8Array(0x20000);
+    ram.set([0xb8, 0x11, 0x11, 0xa3, 0x00, 0x02, 0xeb, 0xf8], 0x10000); // top: mov ax, 0x1111 ; mov [0x200], ax ; jmp top
+    m.map(0, ram, RWX, true, "ram");
+    const cpu = new X86Cpu(m, NO_IO);
+    cpu.setState(realModeState(0x1000, 0));
+    cpu.run(30);
+    expect(ram[0x200] | (ram[0x201] << 8)).toBe(0x1111);
+    ram[0x10002] = 0x22; // the monitor patches the immediate's high byte
+    cpu.run(30);
+    expect(ram[0x200] | (ram[0x201] << 8)).toBe(0x2211);
   });
 });

@@ -4,7 +4,7 @@
 // handler.
 //
 // Modelled: 32-bit guest-physical addresses (every address is masked to 32 bits,
-// so nothing the guest does can throw); per-4 KiB-page lookup; read-only
+// so nothing the guest does can throw); the A20 gate (setA20: bit 20 forced to 0); per-4 KiB-page lookup; read-only
 // mappings; accesses that straddle a page boundary (split into bytes when any
 // part hits RAM; handed to the MMIO handler whole when both pages are MMIO,
 // because an MMIO device's range is not page-shaped).
@@ -46,6 +46,11 @@ export class GuestPhysMemory implements PhysMemory {
   private low: Uint8Array = EMPTY;
   /** Same as `low` when that mapping is writable, else empty. */
   private lowW: Uint8Array = EMPTY;
+  /**
+   * PhysMemory.ram (the `ram` getter), the core's direct window: `low` when it is RWX and not aliased
+   * by another mapping, cut to 1 MiB while A20 is gated off; else empty.
+   */
+  private window: Uint8Array = EMPTY;
   /** Per 4 KiB page: index into `maps`, 0 = not RAM. 4 MiB, zero-filled. */
   private readonly pageMap = new Int32Array(PAGES);
   private readonly maps: (GpaMapping | null)[] = [null];
@@ -55,6 +60,22 @@ export class GuestPhysMemory implements PhysMemory {
   droppedWrites = 0;
   /** Accesses that reached no RAM and no MMIO handler. */
   unclaimedAccesses = 0;
+  /** AND-ed into every guest-physical address: bit 20 cleared while A20 is gated off. */
+  private addrMask = 0xffffffff;
+
+  /**
+   * The chipset's A20M#: when disabled, bit 20 of every guest-physical address is forced
+   * to 0, so 1 MiB + x aliases x as on an 8086 (the CPU's A20M# input; Intel SDM Vol. 3,
+   * "Architecture Compatibility", segment wraparound).
+   */
+  setA20(enabled: boolean): void {
+    this.addrMask = enabled ? 0xffffffff : 0xffefffff;
+    this.updateRam();
+  }
+
+  get a20(): boolean {
+    return this.addrMask === 0xffffffff;
+  }
 
   /** Map `bytes` (a whole number of pages) at the page-aligned `gpa`. */
   map(gpa: number, bytes: Uint8Array, perms: number, writable: boolean, owner: unknown): MapResult {
@@ -73,6 +94,7 @@ export class GuestPhysMemory implements PhysMemory {
       this.low = bytes;
       this.lowW = writable ? bytes : EMPTY;
     }
+    this.updateRam();
     return MapResult.Ok;
   }
 
@@ -113,12 +135,33 @@ export class GuestPhysMemory implements PhysMemory {
       this.low = EMPTY;
       this.lowW = EMPTY;
     }
+    this.updateRam();
+  }
+
+  /** Recompute the direct window (PhysMemory.ram) after a map, unmap or A20 change. */
+  private updateRam(): void {
+    const low = this.low;
+    const m = this.maps[this.pageMap[0]];
+    let ok = low.length > 0 && m !== null && m.writable && (m.perms & 7) === 7;
+    // A second mapping of the same buffer would let writes reach these bytes behind the window.
+    for (let i = 1; ok && i < this.maps.length; i++) {
+      const o = this.maps[i];
+      if (o !== null && o !== m && o.bytes.buffer === low.buffer
+        && o.bytes.byteOffset < low.byteOffset + low.length && low.byteOffset < o.bytes.byteOffset + o.bytes.length) ok = false;
+    }
+    if (!ok) this.window = EMPTY;
+    else if (this.addrMask !== 0xffffffff && low.length > 1 << 20) this.window = low.subarray(0, 1 << 20);
+    else this.window = low;
+  }
+
+  get ram(): Uint8Array {
+    return this.window;
   }
 
   // ---- PhysMemory (hot path: no allocation) ----
 
   read8(pa: number): number {
-    pa >>>= 0;
+    pa = (pa & this.addrMask) >>> 0;
     if (pa < this.low.length) return this.low[pa];
     const m = this.maps[this.pageMap[pa >>> PAGE_SHIFT]];
     if (m !== null) return m.bytes[pa - m.gpa];
@@ -126,7 +169,7 @@ export class GuestPhysMemory implements PhysMemory {
   }
 
   read16(pa: number): number {
-    pa >>>= 0;
+    pa = (pa & this.addrMask) >>> 0;
     if ((pa & PAGE_MASK) > PAGE_SIZE - 2) return this.readSplit(pa, 2);
     if (pa < this.low.length) {
       const b = this.low;
@@ -142,7 +185,7 @@ export class GuestPhysMemory implements PhysMemory {
   }
 
   read32(pa: number): number {
-    pa >>>= 0;
+    pa = (pa & this.addrMask) >>> 0;
     if ((pa & PAGE_MASK) > PAGE_SIZE - 4) return this.readSplit(pa, 4);
     if (pa < this.low.length) {
       const b = this.low;
@@ -158,7 +201,7 @@ export class GuestPhysMemory implements PhysMemory {
   }
 
   write8(pa: number, value: number): void {
-    pa >>>= 0;
+    pa = (pa & this.addrMask) >>> 0;
     if (pa < this.lowW.length) {
       this.lowW[pa] = value;
       return;
@@ -173,7 +216,7 @@ export class GuestPhysMemory implements PhysMemory {
   }
 
   write16(pa: number, value: number): void {
-    pa >>>= 0;
+    pa = (pa & this.addrMask) >>> 0;
     if ((pa & PAGE_MASK) > PAGE_SIZE - 2) {
       this.writeSplit(pa, 2, value);
       return;
@@ -200,7 +243,7 @@ export class GuestPhysMemory implements PhysMemory {
   }
 
   write32(pa: number, value: number): void {
-    pa >>>= 0;
+    pa = (pa & this.addrMask) >>> 0;
     if ((pa & PAGE_MASK) > PAGE_SIZE - 4) {
       this.writeSplit(pa, 4, value);
       return;

@@ -147,6 +147,14 @@ export class KernelSyscalls implements Syscalls {
     return SysErr.Ok;
   }
 
+  gpspaceSetA20(gpspace: CPtr, enabled: boolean): SysErr {
+    const g = this.cspace.check(gpspace, ObjType.GuestPhysSpace, Rights.Write);
+    if (typeof g === "number") return g;
+    if (typeof enabled !== "boolean") return SysErr.InvalidArgument;
+    (g.object as GuestPhysSpaceKObject).memory.setA20(enabled);
+    return SysErr.Ok;
+  }
+
   // ---- Dispatcher ----
 
   dispatcherSetupGuest(dcb: CPtr, setup: GuestSetup): SysErr {

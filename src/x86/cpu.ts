@@ -11,6 +11,10 @@
 //
 // Structure: `run()` loops over `exec()`, which decodes prefixes into fields and
 // switches on the opcode; faults unwind with an internal signal caught in run().
+// Speed: memory inside PhysMemory.ram is loaded and stored directly; instructions
+// in it are decoded once (decoder.ts) into a cache keyed by physical address and
+// run by execDecoded() in run()'s fast loop, with the same helpers as exec(). The
+// cache is dropped at each run() and per 256-byte block when the core writes code.
 // Arithmetic flags are lazy: the last ALU operation's operands are kept and CF,
 // PF, AF, ZF, SF, OF are computed only when read.
 import { Activity, CpuExitReason, EventType, Interruptibility, SoftIntKind } from "./types.js";
@@ -66,6 +70,7 @@ const ICACHE_BITS = 16;
 const ICACHE_MASK = (1 << ICACHE_BITS) - 1;
 /** Code blocks of 2^CODE_SHIFT bytes: a write into a block holding decoded code invalidates it. */
 const CODE_SHIFT = 8;
+const CODE_BLOCK = 1 << CODE_SHIFT;
 /** Returned for addresses the cache does not hold (outside the RAM window): the interpreter runs them. */
 const EXEC_INSN = new DecodedInsn();
 
@@ -185,6 +190,8 @@ export class X86Cpu implements Cpu {
   private vectored = false;
   private shadow = 0;
   private startEsp = 0;
+  /** run() is in its fast loop (execDecoded): startEsp and iterLeft are not kept per instruction there. */
+  private inFast = false;
 
   constructor(public mem: PhysMemory, public io: IoPorts) {
     for (let i = 0; i < 6; i++) { this.segLimit[i] = 0xffff; this.segAttrib[i] = 0x93; }
@@ -889,7 +896,7 @@ export class X86Cpu implements Cpu {
     const end = Math.min(pa + len, this.ramLen);
     if (end - pa > 1 << ICACHE_BITS) { this.flushCodeCache(); return; }
     for (let b = pa >>> CODE_SHIFT; b <= (end - 1) >>> CODE_SHIFT; b++) {
-      if (this.codeBlk[b] !== 0) this.codeWritten(b << CODE_SHIFT, 1);
+      if (this.codeBlk[b] !== 0) this.codeWritten(b * CODE_BLOCK, 1);
     }
   }
 
@@ -900,8 +907,8 @@ export class X86Cpu implements Cpu {
     for (let b = first; b <= last; b++) {
       if (this.codeBlk[b] === 0) continue;
       this.codeBlk[b] = 0;
-      const end = (b + 1) << CODE_SHIFT;
-      for (let a = Math.max(0, (b << CODE_SHIFT) - 14); a < end; a++) {
+      const end = (b + 1) * CODE_BLOCK; // products, not shifts: RAM may reach past 2 GiB
+      for (let a = Math.max(0, b * CODE_BLOCK - 14); a < end; a++) {
         const d = ic[a & ICACHE_MASK];
         if (d !== undefined && d.pa === a) d.pa = -1;
       }
@@ -947,13 +954,18 @@ export class X86Cpu implements Cpu {
    */
   private execDecoded(d: DecodedInsn): void {
     const r = this.regs;
-    this.code32 = d.code32;
-    this.eip = this.eip + d.len;
+    const next = this.eip + d.len;
+    this.eip = d.code32 ? next >>> 0 : next & 0xffff;
     const size = d.size;
     switch (d.kind) {
       case Kind.AluEG: {
         const aop = d.sub;
         if (d.mod === 3) {
+          if (size === 2) { // 16-bit register forms inline (getReg/setReg do not fit V8's inlining budget here)
+            const rm = d.rm, res = this.alu(aop, 2, r[rm] & 0xffff, r[d.reg] & 0xffff);
+            if (aop !== 7) r[rm] = (r[rm] & 0xffff0000) | res;
+            return;
+          }
           const res = this.alu(aop, size, this.getReg(size, d.rm), this.getReg(size, d.reg));
           if (aop !== 7) this.setReg(size, d.rm, res);
         } else {
@@ -964,6 +976,11 @@ export class X86Cpu implements Cpu {
         return;
       }
       case Kind.AluGE: {
+        if (size === 2 && d.mod === 3) {
+          const rg = d.reg, res = this.alu(d.sub, 2, r[rg] & 0xffff, r[d.rm] & 0xffff);
+          if (d.sub !== 7) r[rg] = (r[rg] & 0xffff0000) | res;
+          return;
+        }
         const s = d.mod === 3 ? this.getReg(size, d.rm) : this.rd(size, d.seg, this.eaOf(d));
         const res = this.alu(d.sub, size, this.getReg(size, d.reg), s);
         if (d.sub !== 7) this.setReg(size, d.reg, res);
@@ -993,20 +1010,33 @@ export class X86Cpu implements Cpu {
       }
       case Kind.TestAI: this.alu(4, size, this.getReg(size, 0), d.imm); return;
       case Kind.MovEG:
-        if (d.mod === 3) this.setReg(size, d.rm, this.getReg(size, d.reg));
+        if (size === 2) {
+          if (d.mod === 3) r[d.rm] = (r[d.rm] & 0xffff0000) | (r[d.reg] & 0xffff);
+          else this.wr16(d.seg, this.eaOf(d), r[d.reg] & 0xffff);
+        } else if (d.mod === 3) this.setReg(size, d.rm, this.getReg(size, d.reg));
         else this.wr(size, d.seg, this.eaOf(d), this.getReg(size, d.reg));
         return;
       case Kind.MovGE:
-        this.setReg(size, d.reg, d.mod === 3 ? this.getReg(size, d.rm) : this.rd(size, d.seg, this.eaOf(d)));
+        if (size === 2) {
+          const v = d.mod === 3 ? r[d.rm] & 0xffff : this.rd16(d.seg, this.eaOf(d));
+          r[d.reg] = (r[d.reg] & 0xffff0000) | v;
+        } else this.setReg(size, d.reg, d.mod === 3 ? this.getReg(size, d.rm) : this.rd(size, d.seg, this.eaOf(d)));
         return;
-      case Kind.MovRI: this.setReg(size, d.reg, d.imm); return;
+      case Kind.MovRI:
+        if (size === 2) r[d.reg] = (r[d.reg] & 0xffff0000) | d.imm;
+        else this.setReg(size, d.reg, d.imm);
+        return;
       case Kind.MovEI:
         if (d.mod === 3) this.setReg(size, d.rm, d.imm);
         else this.wr(size, d.seg, this.eaOf(d), d.imm);
         return;
       case Kind.Lea: this.setReg(size, d.reg, this.eaOf(d)); return;
-      case Kind.IncR: this.setReg(size, d.reg, this.incdec(size, this.getReg(size, d.reg), false)); return;
-      case Kind.DecR: this.setReg(size, d.reg, this.incdec(size, this.getReg(size, d.reg), true)); return;
+      case Kind.IncR: case Kind.DecR: {
+        const rg = d.reg, dec = d.kind === Kind.DecR;
+        if (size === 2) r[rg] = (r[rg] & 0xffff0000) | this.incdec(2, r[rg] & 0xffff, dec);
+        else this.setReg(size, rg, this.incdec(size, this.getReg(size, rg), dec));
+        return;
+      }
       case Kind.IncDecE:
         if (d.mod === 3) this.setReg(size, d.rm, this.incdec(size, this.getReg(size, d.rm), d.sub === 1));
         else {
@@ -1036,7 +1066,7 @@ export class X86Cpu implements Cpu {
       }
       case Kind.Loop: {
         let c: number;
-        if (d.asz === 2) { c = (r[1] - 1) & 0xffff; this.setReg(2, 1, c); }
+        if (d.asz === 2) { c = (r[1] - 1) & 0xffff; r[1] = (r[1] & 0xffff0000) | c; }
         else { c = r[1] = r[1] - 1; }
         const op = d.sub;
         if (c !== 0 && (op === 0xe2 || (op === 0xe1) === this.getZF())) { this.osz = d.osz; this.jumpNear(this.eip + d.imm); }
@@ -1069,10 +1099,35 @@ export class X86Cpu implements Cpu {
     if (this.activity !== Activity.Active) return this.finish(CpuExitReason.Halted); // HLT or wait-for-SIPI
     let n = 0;
     this.runBudget = budget;
+    const icache = this.icache;
+    this.inFast = false;
     // The try sits outside the hot loop; a fault unwinds to it and the loop resumes.
     while (n < budget) {
       try {
         while (n < budget) {
+          // Fast loop: runs of decoded instructions (execDecoded). Those never load CS, never
+          // change TF, IF or the interrupt shadow and never stop the core (faults unwind to the
+          // catch), so CS and the per-instruction event bookkeeping are read once per run of them.
+          if ((this.flags & TF) === 0 && this.interruptibility === 0) {
+            this.shadow = 0;
+            this.inFast = true;
+            const csBase = this.segBase[CS], a20 = this.a20Mask, d32 = (this.segAttrib[CS] >>> 14) & 1;
+            const ipMax = d32 !== 0 ? this.segLimit[CS] : Math.min(this.segLimit[CS], 0xffff);
+            while (n < budget) {
+              const ip = this.eip;
+              const pa = ((csBase + ip) & a20) >>> 0;
+              let d = icache[pa & ICACHE_MASK];
+              if (d === undefined || d.pa !== pa || d.gtag !== (this.genTag | d32)) d = this.decodeAt(pa, ip);
+              // The same bytes may be reached through another CS:IP: recheck the limit and the IP wrap.
+              if (d.kind === Kind.Exec || ip + d.len - 1 > ipMax) break;
+              this.startEip = ip;
+              n++;
+              this.execDecoded(d);
+            }
+            this.inFast = false;
+            if (n >= budget) break;
+          }
+          // One instruction with the full bookkeeping: the interpreter, TF, the STI / MOV SS shadow.
           n++;
           const tf = this.flags & TF;
           if (tf !== 0) this.vectored = false;
@@ -1089,8 +1144,10 @@ export class X86Cpu implements Cpu {
           if (d === undefined || d.pa !== pa || d.gtag !== (this.genTag | ((this.segAttrib[CS] >>> 14) & 1))) d = this.decodeAt(pa, ip);
           // The same bytes may be reached through another CS:IP: recheck the limit and the IP wrap.
           const last = ip + d.len - 1;
-          if (d.kind !== Kind.Exec && last <= this.segLimit[CS] && (d.code32 || last <= 0xffff)) this.execDecoded(d);
-          else {
+          if (d.kind !== Kind.Exec && last <= this.segLimit[CS] && (d.code32 || last <= 0xffff)) {
+            this.code32 = d.code32;
+            this.execDecoded(d);
+          } else {
             this.exec();
             n = budget - this.iterLeft; // REP iterations after the first count against the budget
           }
@@ -1100,7 +1157,13 @@ export class X86Cpu implements Cpu {
         }
       } catch (x) {
         if (x !== FAULT) throw x;
-        n = budget - this.iterLeft;
+        if (this.inFast) {
+          // No decoded kind changes ESP before its last possible fault, and `n` is exact there.
+          this.inFast = false;
+          this.startEsp = this.regs[4];
+        } else {
+          n = budget - this.iterLeft;
+        }
         this.faulted();
         if (this.stop !== CpuExitReason.None) { this.retired += n - 1; return this.stop; }
       }

@@ -10,6 +10,13 @@ describe("FlatMemory", () => {
     expect(m.read8(16)).toBe(0xff);
     expect(m.read16(15)).toBe(0xff00 | m.read8(15));
   });
+
+  it("offers all of its bytes as the direct RAM window (PhysMemory.ram)", () => {
+    const m = new FlatMemory(32);
+    expect(m.ram).toBe(m.bytes);
+    m.ram[5] = 0x42;
+    expect(m.read8(5)).toBe(0x42);
+  });
 });
 
 describe("SparseMemory", () => {

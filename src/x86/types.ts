@@ -195,4 +195,10 @@ export interface Cpu {
   deliverEvent(type: EventType, vector: number, errorCode: number, hasErrorCode: boolean): void;
   /** Whether an external interrupt could be taken now (IF=1, no STI/MOV SS shadow). */
   interruptible(): boolean;
+  /**
+   * Guest-physical bytes [pa, pa+len) were written other than by this core while
+   * it is inside `run` (an IoPorts or MMIO handler doing DMA): drop any decoded
+   * copy of them. Writes between runs need no call (see PhysMemory.ram).
+   */
+  invalidateCode?(pa: number, len: number): void;
 }
