@@ -3,6 +3,7 @@ import { container } from "tsyringe";
 import { EventEmitter } from "eventemitter3";
 import { ConfigError, Tokens } from "../../../src/monitor/api.js";
 import type { Console, ConsoleEvents, IrqLine, IrqLines } from "../../../src/monitor/api.js";
+import { ManualClock } from "./testing-clock.js";
 import plugin, { COM1_BASE, COM1_IRQ, COM_HOST_BACKLOG_MAX } from "./index.js";
 import { IER_ERBFI, MCR_OUT2, UART_IER, UART_LSR, UART_MCR, UART_RBR, UART_THR, LSR_DR, UART_FCR, FCR_FIFO_ENABLE } from "./uart16550.js";
 
@@ -35,7 +36,16 @@ function assemble(options: unknown) {
   const irqs = new TestIrqs();
   vm.register(Tokens.Console, { useValue: console });
   vm.register(Tokens.IrqLines, { useValue: irqs });
-  const cfg = plugin.parseConfig(options, "plugins[1].options");
+  vm.register(Tokens.Clock, { useValue: new ManualClock() });
+  // These tests look at COM1 alone: the PIC is off unless the options name it.
+  const opts = typeof options === "object" && options !== null && "pic" in options ? options : { pic: { enabled: false }, ...(options as object) };
+  // Nor the chipset devices of chipset.test.ts (i8042, port 0x92, debug ports), unless named.
+  // Nor the timers of timers-registration.test.ts (PIT, RTC), unless named.
+  const chipsetOff = {
+    i8042: { enabled: false }, port92: { enabled: false }, debugPorts: { enabled: false },
+    pit: { enabled: false }, rtc: { enabled: false },
+  };
+  const cfg = plugin.parseConfig({ ...chipsetOff, ...(opts as object) }, "plugins[1].options");
   plugin.register(vm, cfg, undefined as never);
   const contributions = vm.isRegistered(Tokens.IoDeviceContribution) ? vm.resolveAll(Tokens.IoDeviceContribution) : [];
   return { vm, console, irqs, contributions };
@@ -48,8 +58,8 @@ describe("devices-lpc plugin", () => {
   });
 
   it("defaults to COM1 enabled with console input", () => {
-    expect(plugin.parseConfig(undefined, "p")).toEqual({ com1: { enabled: true, input: "console" } });
-    expect(plugin.parseConfig({ com1: {} }, "p")).toEqual({ com1: { enabled: true, input: "console" } });
+    expect(plugin.parseConfig(undefined, "p")).toMatchObject({ com1: { enabled: true, input: "console" } });
+    expect(plugin.parseConfig({ com1: {} }, "p")).toMatchObject({ com1: { enabled: true, input: "console" } });
   });
 
   it("rejects an unknown key with its full JSON path", () => {
@@ -59,7 +69,7 @@ describe("devices-lpc plugin", () => {
     } catch (e) {
       expect((e as ConfigError).path).toBe("plugins[1].options.com1.irqq");
     }
-    expect(() => plugin.parseConfig({ com2: {} }, "plugins[0].options")).toThrow(/plugins\[0\]\.options\.com2/);
+    expect(() => plugin.parseConfig({ com5: {} }, "plugins[0].options")).toThrow(/plugins\[0\]\.options\.com5/);
   });
 
   it("rejects a bad value with the path of that value", () => {
@@ -103,6 +113,26 @@ describe("devices-lpc plugin", () => {
     const { contributions, console } = assemble({ com1: { input: "none" } });
     console.type("z");
     expect(contributions[0]!.device.read(UART_LSR, 1) & LSR_DR).toBe(0);
+  });
+
+  it("registers the 8259A pair by default as the interrupt controller, on 0x20, 0xA0 and 0x4D0", () => {
+    expect(plugin.parseConfig(undefined, "p")).toMatchObject({ pic: { enabled: true } });
+    const { vm, contributions } = assemble({ pic: {}, com1: { enabled: false } });
+    const pic = vm.resolve(Tokens.InterruptController);
+    expect(contributions.map((c) => c.ranges[0]!.base)).toEqual([0x20, 0xa0, 0x4d0]);
+    // The contributed master ports program the same controller the monitor asks for vectors.
+    const master = contributions[0]!.device;
+    for (const v of [0x11, 0x08, 0x04, 0x01]) master.write(v === 0x11 ? 0 : 1, 1, v);
+    master.write(1, 1, 0x00);
+    pic.setIrq(1, true);
+    expect(pic.hasInterrupt()).toBe(true);
+    expect(pic.acknowledge()).toBe(0x09);
+  });
+
+  it("registers no interrupt controller with pic.enabled false, and rejects unknown pic keys", () => {
+    const { vm } = assemble({ pic: { enabled: false } });
+    expect(vm.isRegistered(Tokens.InterruptController)).toBe(false);
+    expect(() => plugin.parseConfig({ pic: { base: 1 } }, "plugins[1].options")).toThrow(/plugins\[1\]\.options\.pic\.base/);
   });
 
   it("contributes nothing when COM1 is disabled", () => {

@@ -213,7 +213,7 @@ describe("Uart16550", () => {
   it("rejects a state with the wrong version, a non-byte register or an oversized FIFO", () => {
     const good = make().uart.saveState();
     const deps = { irq: new RecordingIrq(), out: () => {} };
-    expect(() => Uart16550.fromState({ ...good, v: 2 } as never, deps)).toThrow(Uart16550StateError);
+    expect(() => Uart16550.fromState({ ...good, v: 3 } as never, deps)).toThrow(Uart16550StateError);
     expect(() => Uart16550.fromState({ ...good, lcr: 256 }, deps)).toThrow(/lcr/);
     expect(() => Uart16550.fromState({ ...good, rxFifo: [1, 2] }, deps)).toThrow(/rxFifo/);
     expect(() => Uart16550.fromState({ ...good, fifoEnabled: true, rxFifo: new Array(17).fill(0) }, deps))

@@ -6,9 +6,19 @@
 // - A 16-byte RX FIFO (1 byte in 16450 mode, FCR bit 0 clear). A byte arriving at a
 //   full FIFO is lost and sets LSR_OE (datasheet 8.6.3, "Overrun Error").
 // - The transmitter is infinitely fast: a THR write goes to the output sink at once,
-//   so LSR_THRE and LSR_TEMT are always set.
+//   so LSR_THRE and LSR_TEMT are always set. The THRE interrupt is set when THR empties
+//   (each write, and ETBEI going 0->1 while empty) and cleared by an IIR read that
+//   reports it or by a THR write (datasheet table 4).
+// - FIFO mode: the RX data-available interrupt at the FCR trigger level (1, 4, 8, 14
+//   bytes), and the character-timeout interrupt (IIR 0xC): the RX FIFO holds data and
+//   nothing was received or read for 4 character times (datasheet 8.6.4). The character
+//   time comes from the divisor and LCR (start + 5-8 data + parity + 1/1.5/2 stop bits at
+//   1.8432 MHz / 16 / divisor) and is measured on the VM's VirtualClock. Without a clock
+//   the trigger level is treated as 1 byte (nothing could time out).
 // - Interrupt identification with the datasheet's priorities (table 4): receiver line
-//   status > received data available > THR empty > modem status.
+//   status > received data available / character timeout > THR empty > modem status.
+// - Modem status: MSR deltas (DCTS, DDSR, TERI, DDCD) from loopback and from the host
+//   side (`setModemInputs`, e.g. a TCP client connecting), with the modem status interrupt.
 // - Loopback (MCR bit 4): TX goes to the RX FIFO, host input is ignored, and the modem
 //   outputs loop to the MSR inputs (DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD) with
 //   delta bits. Linux's 8250 probe relies on this.
@@ -16,12 +26,11 @@
 //   "Serial/Parallel Adapter"); in loopback OUT2 is forced inactive, so the IRQ line is low.
 //
 // Not emulated:
-// - Baud rate, character framing and timing: LCR and the divisor are stored only.
-// - FIFO trigger levels beyond 1 byte (FCR bits 7:6 are ignored: RDA fires at 1 byte),
-//   and therefore the character timeout interrupt (IIR 0xC) is never reported.
+// - Transmit timing (output leaves at once) and receive pacing (the host side feeds bytes
+//   as the FIFO has room; there is no line rate limiting on RX).
 // - Parity, framing and break errors (LSR_PE/FE/BI are never set by the model).
 // - The TX FIFO (nothing is ever queued) and DMA mode (FCR bit 3).
-import type { AccessSize, DeviceEvents, IoDevice, IrqLine } from "../../../src/monitor/api.js";
+import type { AccessSize, DeviceEvents, IoDevice, IrqLine, VirtualClock } from "../../../src/monitor/api.js";
 import { NO_EVENTS } from "../../../src/monitor/api.js";
 
 // Register offsets (datasheet table 2). Some offsets have two registers, chosen by
@@ -51,11 +60,17 @@ export const IIR_ID_RLS = 0x06;
 export const IIR_ID_RDA = 0x04;
 export const IIR_ID_THRE = 0x02;
 export const IIR_ID_MS = 0x00;
+/** Character timeout (FIFO mode only): bit 3 with the RDA identification. */
+export const IIR_ID_CTI = 0x0c;
 export const IIR_FIFO_ENABLED = 0xc0;
 
 export const FCR_FIFO_ENABLE = 0x01;
 export const FCR_RX_RESET = 0x02;
 export const FCR_TX_RESET = 0x04;
+export const FCR_DMA_MODE = 0x08;
+/** Bits 7:6: RX trigger level 1, 4, 8 or 14 bytes (datasheet table 5). */
+export const FCR_TRIGGER_MASK = 0xc0;
+const TRIGGER_LEVELS = [1, 4, 8, 14];
 
 export const LCR_DLAB = 0x80;
 
@@ -90,10 +105,12 @@ const MSR_DELTAS = 0x0f;
 export const MSR_HOST_INPUTS = MSR_CTS | MSR_DSR | MSR_DCD;
 
 export const UART_FIFO_SIZE = 16;
+/** The PC's UART input clock: 1.8432 MHz (divisor 1 = 115200 baud). */
+export const UART_CLOCK_HZ = 1_843_200;
 
 /** Versioned, JSON-safe device state (STYLE rule 3). LSR_THRE/TEMT and DR are derived. */
 export interface Uart16550State {
-  readonly v: 1;
+  readonly v: 2;
   ier: number;
   lcr: number;
   mcr: number;
@@ -108,6 +125,22 @@ export interface Uart16550State {
   thrEmptyPending: boolean;
   /** Oldest byte first; at most 16 entries (1 when the FIFO is disabled). */
   rxFifo: number[];
+  /** v2: FCR bits 7:6 (trigger level) and 3 (DMA mode), as last written. */
+  fcr: number;
+  /** v2: the character-timeout interrupt is pending (re-armed on restore when data waits). */
+  timeoutPending: boolean;
+  /** v2: modem inputs from the host side outside loopback (MSR bits 7:4). */
+  hostInputs: number;
+}
+
+/** State v1 (no trigger level, no timeout, fixed host modem inputs). */
+export interface Uart16550StateV1 extends Omit<Uart16550State, "v" | "fcr" | "timeoutPending" | "hostInputs"> {
+  readonly v: 1;
+}
+
+/** v1 -> v2: trigger level 1 byte, no timeout pending, a connected terminal on the modem inputs. */
+export function migrateUart16550StateV1(s: Uart16550StateV1): Uart16550State {
+  return { ...s, v: 2, fcr: 0, timeoutPending: false, hostInputs: MSR_HOST_INPUTS };
 }
 
 /** A bad state given to fromState (a host problem, not a guest one). */
@@ -121,6 +154,8 @@ export interface Uart16550Deps {
   events?: DeviceEvents;
   /** Called when the guest takes a byte out of the RX FIFO (the host may send more). */
   rxDrained?: () => void;
+  /** Times the character-timeout interrupt; without it the trigger level acts as 1 byte. */
+  clock?: VirtualClock;
 }
 
 const isByte = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x) && x >= 0 && x <= 0xff;
@@ -133,15 +168,29 @@ export class Uart16550 implements IoDevice {
   private lsrErrors = 0;
   private msr = MSR_HOST_INPUTS;
   private scr = 0;
-  private dll = 0x0c; // 9600 baud at 1.8432 MHz; any value is fine, nothing is timed
+  private dll = 0x0c; // 9600 baud at 1.8432 MHz
   private dlm = 0;
   private fifoEnabled = false;
+  /** FCR bits 7:6 and 3 as last written. */
+  private fcr = 0;
   private thrEmptyPending = false;
+  private timeoutPending = false;
+  /** MSR bits 7:4 the host side presents outside loopback. */
+  private hostInputs = MSR_HOST_INPUTS;
   // Ring buffer, preallocated: no allocation per byte.
   private readonly rx = new Uint8Array(UART_FIFO_SIZE);
   private rxHead = 0;
   private rxCount = 0;
   private irqLevel = false;
+  private timer = -1;
+  /** Preallocated timer callback (no closure per received byte). */
+  private readonly onTimeout = (): void => {
+    this.timer = -1;
+    if (this.fifoEnabled && this.rxCount > 0) {
+      this.timeoutPending = true;
+      this.updateIrq();
+    }
+  };
 
   constructor(
     private readonly irq: IrqLine,
@@ -149,6 +198,7 @@ export class Uart16550 implements IoDevice {
     private readonly events: DeviceEvents = NO_EVENTS,
     private readonly rxDrained?: () => void,
     name = "uart16550",
+    private readonly clock?: VirtualClock,
   ) {
     this.name = name;
   }
@@ -237,6 +287,7 @@ export class Uart16550 implements IoDevice {
   receive(byte: number): void {
     if ((this.mcr & MCR_LOOP) !== 0) return;
     this.pushRx(byte & 0xff);
+    this.rxActivity(false);
     this.updateIrq();
   }
 
@@ -245,47 +296,76 @@ export class Uart16550 implements IoDevice {
     return this.capacity() - this.rxCount;
   }
 
+  /**
+   * The modem inputs the host side presents (MSR_CTS | MSR_DSR | MSR_RI | MSR_DCD bits):
+   * changes set the delta bits and may raise the modem status interrupt. In loopback they
+   * are stored and take effect when loopback ends.
+   */
+  setModemInputs(bits: number): void {
+    this.hostInputs = bits & 0xf0;
+    if ((this.mcr & MCR_LOOP) === 0) {
+      this.setMsrInputs(this.hostInputs);
+      this.updateIrq();
+    }
+  }
+
+  /** One character time in nanoseconds for the current divisor and LCR framing. */
+  charTimeNs(): number {
+    const divisor = ((this.dlm << 8) | this.dll) || 0x10000; // 0 counts as 65536 (16-bit divider)
+    const wordLen = 5 + (this.lcr & 3);
+    const stop = (this.lcr & 4) === 0 ? 1 : wordLen === 5 ? 1.5 : 2;
+    const bits = 1 + wordLen + ((this.lcr & 8) !== 0 ? 1 : 0) + stop;
+    return (bits * divisor * 16 * 1e9) / UART_CLOCK_HZ;
+  }
+
   // ---- State (STYLE rule 3)
 
   saveState(): Uart16550State {
     const rxFifo: number[] = [];
     for (let i = 0; i < this.rxCount; i++) rxFifo.push(this.rx[(this.rxHead + i) % UART_FIFO_SIZE]!);
     return {
-      v: 1,
+      v: 2,
       ier: this.ier, lcr: this.lcr, mcr: this.mcr, lsr: this.lsrErrors, msr: this.msr, scr: this.scr,
       dll: this.dll, dlm: this.dlm, fifoEnabled: this.fifoEnabled, thrEmptyPending: this.thrEmptyPending,
-      rxFifo,
+      rxFifo, fcr: this.fcr, timeoutPending: this.timeoutPending, hostInputs: this.hostInputs,
     };
   }
 
-  static fromState(state: Uart16550State, deps: Uart16550Deps, name?: string): Uart16550 {
-    const s = state as unknown as Record<string, unknown>;
-    if (s === null || typeof s !== "object" || s.v !== 1) {
-      throw new Uart16550StateError(`Uart16550State: unsupported version ${String(s?.v)} (expected 1)`);
+  /** Accepts v2, and v1 through migrateUart16550StateV1. */
+  static fromState(state: Uart16550State | Uart16550StateV1, deps: Uart16550Deps, name?: string): Uart16550 {
+    const raw = state as unknown as Record<string, unknown>;
+    if (raw === null || typeof raw !== "object" || (raw.v !== 1 && raw.v !== 2)) {
+      throw new Uart16550StateError(`Uart16550State: unsupported version ${String(raw?.v)} (expected 1 or 2)`);
     }
-    for (const k of ["ier", "lcr", "mcr", "lsr", "msr", "scr", "dll", "dlm"] as const) {
+    const st = raw.v === 1 ? migrateUart16550StateV1(state as Uart16550StateV1) : (state as Uart16550State);
+    const s = st as unknown as Record<string, unknown>;
+    for (const k of ["ier", "lcr", "mcr", "lsr", "msr", "scr", "dll", "dlm", "fcr", "hostInputs"] as const) {
       if (!isByte(s[k])) throw new Uart16550StateError(`Uart16550State.${k}: expected a byte, got ${String(s[k])}`);
     }
-    if (typeof s.fifoEnabled !== "boolean" || typeof s.thrEmptyPending !== "boolean") {
-      throw new Uart16550StateError("Uart16550State.fifoEnabled/thrEmptyPending: expected booleans");
+    if (typeof s.fifoEnabled !== "boolean" || typeof s.thrEmptyPending !== "boolean" || typeof s.timeoutPending !== "boolean") {
+      throw new Uart16550StateError("Uart16550State.fifoEnabled/thrEmptyPending/timeoutPending: expected booleans");
     }
     const fifo = s.rxFifo;
     const cap = s.fifoEnabled ? UART_FIFO_SIZE : 1;
     if (!Array.isArray(fifo) || fifo.length > cap || !fifo.every(isByte)) {
       throw new Uart16550StateError(`Uart16550State.rxFifo: expected at most ${cap} bytes`);
     }
-    const u = new Uart16550(deps.irq, deps.out, deps.events ?? NO_EVENTS, deps.rxDrained, name);
-    u.ier = state.ier & IER_MASK;
-    u.lcr = state.lcr;
-    u.mcr = state.mcr & MCR_MASK;
-    u.lsrErrors = state.lsr & LSR_ERRORS;
-    u.msr = state.msr;
-    u.scr = state.scr;
-    u.dll = state.dll;
-    u.dlm = state.dlm;
-    u.fifoEnabled = state.fifoEnabled;
-    u.thrEmptyPending = state.thrEmptyPending;
+    const u = new Uart16550(deps.irq, deps.out, deps.events ?? NO_EVENTS, deps.rxDrained, name, deps.clock);
+    u.ier = st.ier & IER_MASK;
+    u.lcr = st.lcr;
+    u.mcr = st.mcr & MCR_MASK;
+    u.lsrErrors = st.lsr & LSR_ERRORS;
+    u.msr = st.msr;
+    u.scr = st.scr;
+    u.dll = st.dll;
+    u.dlm = st.dlm;
+    u.fifoEnabled = st.fifoEnabled;
+    u.fcr = st.fcr & (FCR_TRIGGER_MASK | FCR_DMA_MODE);
+    u.thrEmptyPending = st.thrEmptyPending;
+    u.hostInputs = st.hostInputs & 0xf0;
     for (const b of fifo as number[]) u.rx[u.rxCount++] = b;
+    u.timeoutPending = st.timeoutPending && u.fifoEnabled && u.rxCount > 0;
+    if (!u.timeoutPending) u.rxActivity(false); // data waiting: the timeout runs again from now
     u.updateIrq(); // re-raise a pending interrupt on the new IRQ line
     return u;
   }
@@ -294,6 +374,39 @@ export class Uart16550 implements IoDevice {
 
   private capacity(): number {
     return this.fifoEnabled ? UART_FIFO_SIZE : 1;
+  }
+
+  /** RX bytes that make "received data available" (datasheet 8.6.4: the FCR trigger level). */
+  private triggerLevel(): number {
+    if (!this.fifoEnabled || this.clock === undefined) return 1;
+    return TRIGGER_LEVELS[this.fcr >>> 6]!;
+  }
+
+  /**
+   * A byte was received (`read` false) or the CPU read the FIFO (`read` true): restart the
+   * 4-character timeout. A read also clears a pending timeout; a receive does not (8.6.4).
+   */
+  private rxActivity(read: boolean): void {
+    if (read) this.timeoutPending = false;
+    const clock = this.clock;
+    if (clock === undefined) return;
+    if (this.timer >= 0) {
+      clock.cancel(this.timer);
+      this.timer = -1;
+    }
+    if (this.fifoEnabled && this.rxCount > 0 && !this.timeoutPending) {
+      this.timer = clock.setTimer(clock.now() + 4 * this.charTimeNs(), this.onTimeout);
+    }
+  }
+
+  private resetRx(): void {
+    this.rxHead = 0;
+    this.rxCount = 0;
+    this.timeoutPending = false;
+    if (this.timer >= 0) {
+      this.clock?.cancel(this.timer);
+      this.timer = -1;
+    }
   }
 
   private pushRx(byte: number): void {
@@ -313,14 +426,19 @@ export class Uart16550 implements IoDevice {
     const b = this.rx[this.rxHead]!;
     this.rxHead = (this.rxHead + 1) % UART_FIFO_SIZE;
     this.rxCount--;
+    this.rxActivity(true);
     this.updateIrq();
     this.rxDrained?.();
     return b;
   }
 
   private writeThr(value: number): void {
-    if ((this.mcr & MCR_LOOP) !== 0) this.pushRx(value);
-    else this.out(value);
+    if ((this.mcr & MCR_LOOP) !== 0) {
+      this.pushRx(value);
+      this.rxActivity(false);
+    } else {
+      this.out(value);
+    }
     // The byte left at once: THR is empty again, which is itself a THRE interrupt event.
     this.thrEmptyPending = true;
   }
@@ -328,11 +446,9 @@ export class Uart16550 implements IoDevice {
   private writeFcr(value: number): void {
     const enable = (value & FCR_FIFO_ENABLE) !== 0;
     // Changing FCR bit 0 clears both FIFOs (datasheet, FCR bit 0).
-    if (enable !== this.fifoEnabled || (value & FCR_RX_RESET) !== 0) {
-      this.rxHead = 0;
-      this.rxCount = 0;
-    }
+    if (enable !== this.fifoEnabled || (value & FCR_RX_RESET) !== 0) this.resetRx();
     this.fifoEnabled = enable;
+    this.fcr = value & (FCR_TRIGGER_MASK | FCR_DMA_MODE);
   }
 
   private writeMcr(value: number): void {
@@ -340,7 +456,12 @@ export class Uart16550 implements IoDevice {
     const inputs = (value & MCR_LOOP) !== 0
       ? ((value & MCR_RTS) ? MSR_CTS : 0) | ((value & MCR_DTR) ? MSR_DSR : 0) |
         ((value & MCR_OUT1) ? MSR_RI : 0) | ((value & MCR_OUT2) ? MSR_DCD : 0)
-      : MSR_HOST_INPUTS;
+      : this.hostInputs;
+    this.setMsrInputs(inputs);
+  }
+
+  /** New MSR input bits (7:4); sets the delta bits for what changed (datasheet 8.6.8). */
+  private setMsrInputs(inputs: number): void {
     const old = this.msr;
     let deltas = old & MSR_DELTAS;
     if ((old ^ inputs) & MSR_CTS) deltas |= MSR_DCTS;
@@ -364,7 +485,10 @@ export class Uart16550 implements IoDevice {
   private pendingId(): number {
     const ier = this.ier;
     if ((ier & IER_ELSI) !== 0 && (this.lsrErrors & LSR_ERRORS) !== 0) return IIR_ID_RLS;
-    if ((ier & IER_ERBFI) !== 0 && this.rxCount > 0) return IIR_ID_RDA;
+    if ((ier & IER_ERBFI) !== 0) {
+      if (this.rxCount >= this.triggerLevel()) return IIR_ID_RDA;
+      if (this.timeoutPending) return IIR_ID_CTI;
+    }
     if ((ier & IER_ETBEI) !== 0 && this.thrEmptyPending) return IIR_ID_THRE;
     if ((ier & IER_EDSSI) !== 0 && (this.msr & MSR_DELTAS) !== 0) return IIR_ID_MS;
     return IIR_NO_INT;
