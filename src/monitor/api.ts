@@ -290,6 +290,18 @@ export interface RunResult {
   exits: Record<string, number>;
 }
 
+/**
+ * Platform inputs that chipset devices drive (the i8042 output port, port 0x92, the BIOS's
+ * INT 15h/24xx): the A20 gate and a CPU reset request. The monitor implements it.
+ */
+export interface Platform {
+  /** Gate address line 20 (A20M#): disabled forces bit 20 of every CPU physical address to 0. */
+  setA20(enabled: boolean): void;
+  a20(): boolean;
+  /** The guest asked for a CPU reset (port 0x92 bit 0, i8042 pulse): the run stops at the next exit. */
+  requestReset(): void;
+}
+
 export interface Logger {
   debug(msg: string): void;
   info(msg: string): void;
@@ -316,6 +328,7 @@ export const Tokens = {
   Console: Symbol.for("hvkit:Console") as InjectionToken<Console>,
   MonitorEvents: Symbol.for("hvkit:MonitorEvents") as InjectionToken<EventEmitter<MonitorEventMap>>,
   Logger: Symbol.for("hvkit:Logger") as InjectionToken<Logger>,
+  Platform: Symbol.for("hvkit:Platform") as InjectionToken<Platform>,
   /** The directory of the config file: plugins resolve relative paths (disk images ...) against it. */
   ConfigDir: Symbol.for("hvkit:ConfigDir") as InjectionToken<string>,
 } as const;

@@ -81,6 +81,15 @@ describe("config validation", () => {
     expect(configError(() => validateConfig({ ...base, console: { output: [] } }, "c", "/")).path).toBe("console.output");
   });
 
+  it("selects the clock: host time by default, instructions at a MIPS rate, strict keys", () => {
+    expect(validateConfig(base, "c", "/").clock).toEqual({ mode: "host", mips: 100, idle: "skip" });
+    expect(validateConfig({ ...base, clock: { mode: "instructions", mips: 25, idle: "sleep" } }, "c", "/").clock)
+      .toEqual({ mode: "instructions", mips: 25, idle: "sleep" });
+    expect(configError(() => validateConfig({ ...base, clock: { mode: "wall" } }, "c", "/")).path).toBe("clock.mode");
+    expect(configError(() => validateConfig({ ...base, clock: { mips: 0 } }, "c", "/")).path).toBe("clock.mips");
+    expect(configError(() => validateConfig({ ...base, clock: { mode: "host", rate: 1 } }, "c", "/")).path).toBe("clock.rate");
+  });
+
   it("accepts a backend with options", () => {
     const c = validateConfig({ ...base, backend: { use: "svm", options: { npt: true } } }, "c", "/");
     expect(c.backend).toEqual({ use: "svm", options: { npt: true }, path: "backend" });

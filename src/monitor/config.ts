@@ -7,6 +7,7 @@ import { z } from "zod";
 import { ConfigError } from "./api.js";
 import { configErrorFromZod, joinPath } from "./zod-errors.js";
 import { formatSize, parseDuration, parseSize } from "./units.js";
+import { DEFAULT_MIPS, type ClockConfig } from "./clock.js";
 
 export const MIN_MEMORY = 1 << 20;
 export const MAX_MEMORY = 1 << 30;
@@ -28,6 +29,13 @@ export const ConfigSchema = z.strictObject({
   plugins: z.array(PluginEntrySchema).default([]),
   /** Which console sources reach the host (stdio, boot-test recorder): "all" or e.g. [com1]. */
   console: z.strictObject({ output: z.union([z.literal("all"), z.array(z.string().min(1)).min(1)]).default("all") }).optional(),
+  /** The virtual clock: host time, or retired instructions at `mips` per microsecond (deterministic). */
+  clock: z.strictObject({
+    mode: z.enum(["host", "instructions"]).default("host"),
+    mips: z.number().positive().max(1e6).optional(),
+    /** instructions mode while the guest halts: jump to the next timer at once, or wait for it in host time. */
+    idle: z.enum(["skip", "sleep"]).default("skip"),
+  }).optional(),
 });
 
 /** One plugin to load: `path` is where it sits in the config ("backend", "plugins[2]"). */
@@ -50,6 +58,8 @@ export interface MachineConfig {
   readonly plugins: readonly PluginRef[];
   /** Console sources shown to the host; undefined: all of them. */
   readonly consoleOutput: readonly string[] | undefined;
+  /** The virtual clock (default: host time). */
+  readonly clock: ClockConfig;
 }
 
 // ---------------------------------------------------------------------------
@@ -204,7 +214,8 @@ export function validateConfig(raw: unknown, file: string | undefined, dir: stri
   const name = c.name ?? (file ? file.replace(/^.*[\\/]/, "").replace(/\.[^.]*$/, "") : "vm");
   const out = c.console?.output ?? "all";
   const consoleOutput = out === "all" ? undefined : out;
-  return { file, dir, name, backend, engine: "soft", memory, timeoutMs, plugins, consoleOutput };
+  const clock: ClockConfig = { mode: c.clock?.mode ?? "host", mips: c.clock?.mips ?? DEFAULT_MIPS, idle: c.clock?.idle ?? "skip" };
+  return { file, dir, name, backend, engine: "soft", memory, timeoutMs, plugins, consoleOutput, clock };
 }
 
 /** Read, override and validate a config file. */

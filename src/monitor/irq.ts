@@ -1,8 +1,8 @@
-// The monitor's interrupt lines. There is no interrupt controller yet (issue 4 adds
-// the 8259 PIC): a line only records its level, and a rising edge wakes a vCPU that
-// waits in HLT so the guest can poll its devices again.
+// The monitor's interrupt lines. Each line records its level and forwards every change
+// to the InterruptController once one is attached (the 8259 pair of devices-lpc); a
+// rising edge also wakes a vCPU that waits in HLT.
 import { EventEmitter } from "eventemitter3";
-import type { IrqLine, IrqLines } from "./api.js";
+import type { InterruptController, IrqLine, IrqLines } from "./api.js";
 
 export const IRQ_COUNT = 24;
 
@@ -17,6 +17,7 @@ export class IrqLineSet implements IrqLines {
   readonly #lines: IrqLine[] = [];
   /** Rising edges per line since creation. */
   readonly raises = new Uint32Array(IRQ_COUNT);
+  #controller: InterruptController | undefined;
 
   constructor() {
     for (let i = 0; i < IRQ_COUNT; i++) {
@@ -25,11 +26,26 @@ export class IrqLineSet implements IrqLines {
           if (this.#levels[i] === 1) return;
           this.#levels[i] = 1;
           this.raises[i]!++;
+          this.#controller?.setIrq(i, true);
           this.events.emit("raise", i);
         },
-        lower: () => { this.#levels[i] = 0; },
+        lower: () => {
+          if (this.#levels[i] === 0) return;
+          this.#levels[i] = 0;
+          this.#controller?.setIrq(i, false);
+        },
       });
     }
+  }
+
+  /** Forward every level change to `controller`, starting with the lines already high. */
+  attachController(controller: InterruptController): void {
+    this.#controller = controller;
+    for (let i = 0; i < IRQ_COUNT; i++) if (this.#levels[i] === 1) controller.setIrq(i, true);
+  }
+
+  get controller(): InterruptController | undefined {
+    return this.#controller;
   }
 
   /** Throws RangeError for a line that does not exist: a plugin wiring bug, not a guest action. */

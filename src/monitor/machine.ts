@@ -6,7 +6,7 @@ import { container as globalContainer } from "tsyringe";
 import type { DependencyContainer } from "tsyringe";
 import { ConfigError, Tokens, VM_EXIT_KINDS } from "./api.js";
 import type {
-  BootContribution, Console, GuestMemory, IoDeviceContribution, Logger, MachineCaps, MonitorEventMap, RunResult,
+  BootContribution, Console, GuestMemory, IoDeviceContribution, Logger, MachineCaps, MonitorEventMap, Platform, RunResult,
   StopReason, VcpuBackend, VcpuInterposer, VmExitKind,
 } from "./api.js";
 import { GUEST_CONTROL_BYTES, MapPerm, ObjType, SYS_ERR_NAMES, SysErr } from "../kernel/api.js";
@@ -22,6 +22,9 @@ import { IrqLineSet } from "./irq.js";
 import { loadPlugins, registerPlugins } from "./plugins.js";
 import type { LoadedPlugin } from "./plugins.js";
 import { RunLoop } from "./run-loop.js";
+import { MonitorClock } from "./clock.js";
+import type { InterruptController, VirtualClock } from "./api.js";
+import { MachinePlatform, RESET_MESSAGE } from "./platform.js";
 
 /** A host-side failure while building the machine (a kernel call refused). */
 export class MachineError extends Error {
@@ -83,8 +86,10 @@ export class Machine {
     readonly vcpu: VcpuBackend,
     readonly plugins: readonly LoadedPlugin[],
     cpuid: CpuidPolicy,
+    /** The VM's virtual clock and, when a plugin registered one, its interrupt controller. */
+    readonly timing: { readonly clock?: MonitorClock; readonly controller?: InterruptController } = {},
   ) {
-    this.#loop = new RunLoop({ vcpu, pio, mmio, console, events, cpuid, irqs });
+    this.#loop = new RunLoop({ vcpu, pio, mmio, console, events, cpuid, irqs, clock: timing.clock, controller: timing.controller });
   }
 
   /** Run until the guest stops, `stop()` is called or the timeout (default: the config's) passes. */
@@ -152,6 +157,8 @@ export async function assembleMachine(config: MachineConfig, opts: MachineOption
     vm.register(Tokens.PioBus, { useValue: pio });
     vm.register(Tokens.MmioBus, { useValue: mmio });
     vm.register(Tokens.IrqLines, { useValue: irqs });
+    const clock = new MonitorClock(config.clock);
+    vm.register(Tokens.Clock, { useValue: clock as VirtualClock });
     vm.register(Tokens.ConfigDir, { useValue: config.dir });
 
     // The kernel and the machine's objects, through capabilities only.
@@ -166,6 +173,9 @@ export async function assembleMachine(config: MachineConfig, opts: MachineOption
     const dispatcher = retype(sys, kernel.ram, ObjType.Dispatcher, PAGE, "Dispatcher");
     const memory = new FrameGuestMemory(frameView(sys, ramFrame, "guest RAM"));
     check(sys.gpspaceSetMmio(gpspace, mmio), "gpspaceSetMmio");
+    // A20 and reset, driven by the chipset devices (i8042, port 0x92) and the BIOS.
+    const platform = new MachinePlatform(sys, gpspace, opts.logger ?? stderrLogger);
+    vm.register(Tokens.Platform, { useValue: platform as Platform });
     const caps: MachineCaps = { ram: kernel.ram, gpspace, dispatcher, guestControl, guestRegs };
     vm.register(Tokens.Syscalls, { useValue: sys });
     vm.register(Tokens.KernelExtensionHost, { useValue: kernel.extensions });
@@ -186,6 +196,10 @@ export async function assembleMachine(config: MachineConfig, opts: MachineOption
         }
       }
     }
+    // Every IRQ line level change goes to the interrupt controller, if a plugin registered one.
+    const controller = vm.isRegistered(Tokens.InterruptController, true)
+      ? vm.resolve<InterruptController>(Tokens.InterruptController) : undefined;
+    if (controller) irqs.attachController(controller);
     let vcpu = vm.resolve<VcpuBackend>(Tokens.VcpuBackend);
     if (vm.isRegistered(Tokens.VcpuInterposer, true)) {
       for (const i of vm.resolveAll<VcpuInterposer>(Tokens.VcpuInterposer)) vcpu = i.wrap(vcpu);
@@ -194,7 +208,10 @@ export async function assembleMachine(config: MachineConfig, opts: MachineOption
       for (const b of vm.resolveAll<BootContribution>(Tokens.BootContribution)) b.boot(vcpu, memory);
     }
     const backendId = plugins.find((p) => p.ref.path === "backend")!.plugin.id;
-    return new Machine(config, vm, console, events, pio, mmio, irqs, memory, vcpu, plugins, new CpuidPolicy(defaultProfile(backendId)));
+    clock.attach(vcpu, config.file); // "instructions" mode reads the wrapped vCPU's count
+    const machine = new Machine(config, vm, console, events, pio, mmio, irqs, memory, vcpu, plugins, new CpuidPolicy(defaultProfile(backendId)), { clock, controller });
+    platform.onReset(() => machine.stop("shutdown", RESET_MESSAGE));
+    return machine;
   } catch (e) {
     await vm.dispose();
     throw e;

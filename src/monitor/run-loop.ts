@@ -1,9 +1,18 @@
 // The run loop: run the vCPU, dispatch each VmExit by kind, count exits and the time
 // spent per kind, and stop with a RunResult. The hot path (io, mmio, cpuid) allocates
 // nothing; only a HLT wait or a yield to the event loop creates a promise.
+//
+// Interrupts: before each run, due timers fire and the interrupt window is opened exactly
+// while the controller asserts INTR. The vector is taken (acknowledge, the INTA cycle) only
+// at an interrupt-window exit, i.e. when the backend says the guest can take it (IF=1, no
+// STI/MOV SS shadow), and injected as an external interrupt at the next entry: so none is
+// lost, duplicated, or injected while the guest cannot take it.
 import type { EventEmitter } from "eventemitter3";
-import type { Bus, Console, MonitorEventMap, RunResult, StopReason, VcpuBackend, VmExitKind } from "./api.js";
+import type {
+  Bus, Console, InterruptController, MonitorEventMap, RunResult, StopReason, VcpuBackend, VcpuEvent, VirtualClock, VmExitKind,
+} from "./api.js";
 import { VM_EXIT_KINDS } from "./api.js";
+import { EventType } from "../x86/types.js";
 import type { CpuidPolicy } from "./cpuid.js";
 import type { IrqLineSet } from "./irq.js";
 
@@ -15,6 +24,18 @@ export interface RunLoopDeps {
   readonly events: EventEmitter<MonitorEventMap>;
   readonly cpuid: CpuidPolicy;
   readonly irqs?: IrqLineSet;
+  /** Where vectors come from; without one, HLT wakes on any IRQ edge or console input. */
+  readonly controller?: InterruptController;
+  readonly clock?: LoopClock;
+}
+
+/** What the loop needs of the clock beyond VirtualClock (MonitorClock in clock.ts). */
+export interface LoopClock extends VirtualClock {
+  /** "instructions" mode while halted: skip to the next deadline, or sleep until it in host time first. */
+  readonly idle?: "skip" | "sleep";
+  runDue(now?: number): number;
+  nextDeadline(): number;
+  skipIdleTo(atNs: number): void;
 }
 
 export interface RunOptions {
@@ -24,6 +45,8 @@ export interface RunOptions {
 
 /** Yield to the event loop after this long without one (a guest exiting only for I/O never preempts). */
 const MAX_MS_WITHOUT_YIELD = 20;
+/** A preempt exit yields to the event loop only when this long has passed since the last yield. */
+const PREEMPT_YIELD_MS = 4;
 
 const EXCEPTION_NAMES = ["#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "", "#TS", "#NP", "#SS", "#GP", "#PF", "", "#MF", "#AC", "#MC", "#XM"];
 
@@ -55,6 +78,10 @@ export class RunLoop {
   #running = false;
   #wakePending = false;
   #wake: (() => void) | undefined;
+  /** The one event object handed to inject() (backends copy it). */
+  readonly #event: VcpuEvent = { type: EventType.ExtInt, vector: 0 };
+  /** Interrupts injected, by the loop's count. */
+  injected = 0;
 
   constructor(deps: RunLoopDeps) {
     this.#d = deps;
@@ -82,17 +109,71 @@ export class RunLoop {
     w?.();
   };
 
-  #waitForWake(): Promise<void> {
+  /**
+   * Wait for a signal (IRQ edge, console input, stop) or, with `ms`, that long at most.
+   * Resolves true when a signal ended the wait.
+   */
+  #waitForWake(ms?: number): Promise<boolean> {
     if (this.#wakePending) {
       this.#wakePending = false;
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
     return new Promise((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(() => {
+        this.#wake = undefined;
+        resolve(false);
+      }, Math.max(1, Math.ceil(ms)));
       this.#wake = () => {
+        if (timer !== undefined) clearTimeout(timer);
         this.#wakePending = false;
-        resolve();
+        resolve(true);
       };
     });
+  }
+
+  /**
+   * The guest executed HLT with IF=1: keep it halted until an interrupt is pending (or, with no
+   * controller, until any wake-up). Timers fire meanwhile; host mode sleeps until the next
+   * deadline, instructions mode moves virtual time straight to it. Nothing pending and no
+   * timer: sleep until a signal, costing no host CPU.
+   */
+  async #halt(): Promise<void> {
+    const { clock, controller } = this.#d;
+    let lastYield = performance.now();
+    while (this.#stop === undefined) {
+      const fired = clock === undefined ? 0 : clock.runDue();
+      // Without a controller the guest polls: any timer or signal ends the wait.
+      if (controller === undefined ? fired > 0 : controller.hasInterrupt()) return;
+      const next = clock === undefined ? Infinity : clock.nextDeadline();
+      if (next === Infinity) {
+        await this.#waitForWake();
+        if (controller === undefined) return;
+        continue;
+      }
+      if (clock!.mode === "instructions") {
+        if (clock!.idle === "sleep") {
+          const start = performance.now();
+          const signalled = await this.#waitForWake((next - clock!.now()) / 1e6);
+          if (signalled) {
+            // Woken early: idle time passed as host time did, short of the deadline.
+            clock!.skipIdleTo(Math.min(next - 1, clock!.now() + (performance.now() - start) * 1e6));
+            if (controller === undefined) return;
+            continue;
+          }
+        }
+        clock!.skipIdleTo(next);
+        if (performance.now() - lastYield > MAX_MS_WITHOUT_YIELD) {
+          await yieldNow();
+          lastYield = performance.now();
+        }
+        continue;
+      }
+      const ms = (next - clock!.now()) / 1e6;
+      if (ms > 0) {
+        await this.#waitForWake(ms);
+        if (controller === undefined && clock!.now() < next) return; // woken by a signal
+      }
+    }
   }
 
   /** Exit counts by kind name, kinds that never happened left out. */
@@ -128,7 +209,9 @@ export class RunLoop {
   }
 
   async #loop(): Promise<void> {
-    const { vcpu, pio, mmio, cpuid } = this.#d;
+    const { vcpu, pio, mmio, cpuid, clock, controller } = this.#d;
+    const event = this.#event;
+    let windowOpen = false;
     const counts = this.counts;
     const times = this.times;
     let lastYield = performance.now();
@@ -137,6 +220,14 @@ export class RunLoop {
       const t0 = performance.now();
       let k = -1;
       try {
+        clock?.runDue();
+        if (controller !== undefined) {
+          const want = controller.hasInterrupt();
+          if (want !== windowOpen) {
+            vcpu.setInterruptWindow(want);
+            windowOpen = want;
+          }
+        }
         const exit = vcpu.run();
         k = kindIndex(exit.kind);
         counts[k]!++;
@@ -158,8 +249,7 @@ export class RunLoop {
             } else {
               times[k]! += performance.now() - t0;
               k = -1;
-              // No interrupt controller yet: wake on console input or an IRQ edge and let the guest poll.
-              await this.#waitForWake();
+              await this.#halt();
               lastYield = performance.now();
             }
             break;
@@ -167,14 +257,24 @@ export class RunLoop {
             this.stop("shutdown", exit.reason === "triple-fault" ? "triple fault: the guest shut the CPU down" : "the guest asked for a reset");
             break;
           case "preempt":
-            times[k]! += performance.now() - t0;
-            k = -1;
-            await yieldNow();
-            lastYield = performance.now();
+            // Timers fire before the next run; the event loop gets a turn every few ms only.
+            if (performance.now() - lastYield > PREEMPT_YIELD_MS) {
+              times[k]! += performance.now() - t0;
+              k = -1;
+              await yieldNow();
+              lastYield = performance.now();
+            }
             break;
           case "interrupt-window":
-            // Nothing to inject until an interrupt controller exists (issue 4).
+            // The guest can take an interrupt now: the INTA cycle, then injection at the next entry.
+            // If the request went away meanwhile there is nothing to acknowledge.
+            if (controller !== undefined && controller.hasInterrupt()) {
+              event.vector = controller.acknowledge();
+              vcpu.inject(event);
+              this.injected++;
+            }
             vcpu.setInterruptWindow(false);
+            windowOpen = false;
             break;
           case "exception": {
             const name = EXCEPTION_NAMES[exit.vector] || `vector ${exit.vector}`;

@@ -108,6 +108,14 @@ describe("SvmBackend through the real kernel (soft engine)", () => {
     expectKind(m.backend.run(), "preempt");
   });
 
+  it("after STI; HLT the interrupt window opens right after the HLT: completing it ends the STI shadow", () => {
+    const m = machine([0xfb, 0xf4, 0x90, 0xeb, 0xfe]); // sti; hlt; nop; jmp $
+    expect(expectKind(m.backend.run(), "hlt").interruptsEnabled).toBe(true);
+    m.backend.setInterruptWindow(true);
+    expectKind(m.backend.run(), "interrupt-window");
+    expect(m.backend.getState(StateParts.Basic).eip).toBe(ORG + 2); // before the NOP, not after it
+  });
+
   it("exits for an intercepted exception with vector and error code", () => {
     const m = machine([0x31, 0xc9, 0xf7, 0xf1, 0xf4]); // xor cx,cx; div cx -> #DE
     m.backend.vmcb.write(F.INTERCEPT_EXCEPTIONS, 1 << 0);

@@ -7,7 +7,7 @@
 // next run() (KVM-like): IN data into AL/AX/EAX, CPUID results into EAX-EDX, RIP to
 // nRIP. String I/O (INS/OUTS) is not supported in this slice: an `unhandled` exit.
 import { inject, injectable } from "tsyringe";
-import { ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls } from "../../../../src/kernel/api.js";
+import { GuestControlWord, ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls } from "../../../../src/kernel/api.js";
 import {
   StateParts,
   Tokens,
@@ -138,7 +138,16 @@ export class SvmBackend implements VcpuBackend {
         break;
     }
     v.write(F.RIP, this.completionRip);
+    // The intercepted instruction is done: an STI / MOV SS shadow over it has expired (APM 15.21.5).
+    v.setBits(B.INTERRUPT_SHADOW, 0);
     this.completion = Completion.None;
+  }
+
+  /** The engine's retired-instruction count, which the kernel publishes in guestControl after each world switch. */
+  instructionsRetired(): number {
+    const r = this.regs;
+    if (r.length <= GuestControlWord.RetiredHi) throw new RangeError("svm backend: the guestControl mapping is too short to hold the retired-instruction count");
+    return r[GuestControlWord.RetiredHi]! * 0x1_0000_0000 + r[GuestControlWord.RetiredLo]!;
   }
 
   private decodeExit(): VmExit {

@@ -24,6 +24,31 @@ function boot(m: TestMachine, code: number[], setup?: (s: ReturnType<typeof real
 const snap = (e: VmExit): Record<string, unknown> => ({ ...e });
 
 describe("VmxBackend end to end (real kernel, soft engine)", () => {
+  it("after STI; HLT the interrupt window opens right after the HLT: completing it ends the STI shadow", () => {
+    const m = testMachine();
+    const be = boot(m, [0xfb, 0xf4, 0x90, 0xeb, 0xfe]); // sti; hlt; nop; jmp $
+    const e = be.run();
+    expect(snap(e)).toEqual({ kind: "hlt", interruptsEnabled: true });
+    be.setInterruptWindow(true);
+    expect(be.run().kind).toBe("interrupt-window");
+    expect(be.getState(StateParts.Basic).eip).toBe(CODE + 2); // before the NOP, not after it
+  });
+
+  it("reports the instructions the engine retired, from the kernel's guestControl words", () => {
+    const m = testMachine();
+    const gc = m.caps.guestRegs;
+    // The monitor maps the whole guestControl area (GUEST_CONTROL_BYTES), not only the GPRs.
+    const caps = { ...m.caps, guestRegs: new Uint32Array(gc.buffer, gc.byteOffset, 16) };
+    m.ram.set([0x90, 0x90, 0x90, 0xe6, 0xe9, 0x90, 0xf4], CODE); // nop x3; out 0xe9, al; nop; hlt
+    const be = new VmxBackend(m.sys, caps);
+    be.setState(realModeState(0, CODE));
+    expect(be.run().kind).toBe("io");
+    expect(be.instructionsRetired()).toBe(3); // the intercepted OUT does not retire in the engine
+    expect(be.run().kind).toBe("hlt");
+    expect(be.instructionsRetired()).toBe(4);
+    expect(() => boot(testMachine(), [0xf4]).instructionsRetired()).toThrow(/too short/);
+  });
+
   it("runs real-mode code: OUT imm, IN with completion, OUT DX, CPUID with results, HLT, each advancing RIP", () => {
     const m = testMachine();
     const be = boot(m, [

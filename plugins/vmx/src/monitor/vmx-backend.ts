@@ -6,7 +6,7 @@
 // Not supported yet: string I/O (INS/OUTS → "unhandled"), MMIO/EPT-violation exits.
 import { inject, injectable } from "tsyringe";
 import {
-  ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls,
+  GuestControlWord, ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls,
 } from "../../../../src/kernel/api.js";
 import {
   StateParts, Tokens, type CpuidExit, type EntryFailureExit, type ExceptionExit, type HltExit,
@@ -33,6 +33,8 @@ const enum Completion { None = 0, Advance = 1, IoIn = 2, Cpuid = 3 }
 const IO_MASK = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 /** Index of CR2 in the guestControl frame when the kernel maps more than the 8 GPRs. */
 const GUEST_CONTROL_CR2 = 8;
+/** Interruptibility state bits 0 (blocking by STI) and 1 (blocking by MOV SS), SDM table 25-3. */
+const INTR_BLOCKING_STI_MOVSS = 3;
 
 @injectable()
 export class VmxBackend implements VcpuBackend {
@@ -144,6 +146,13 @@ export class VmxBackend implements VcpuBackend {
     if (next >>> 0 !== this.proc >>> 0) { this.proc = next >>> 0; this.procDirty = true; }
   }
 
+  /** The engine's retired-instruction count, which the kernel publishes in guestControl after each world switch. */
+  instructionsRetired(): number {
+    const r = this.regs;
+    if (r.length <= GuestControlWord.RetiredHi) throw new RangeError("vmx backend: the guestControl mapping is too short to hold the retired-instruction count");
+    return r[GuestControlWord.RetiredHi]! * 0x1_0000_0000 + r[GuestControlWord.RetiredLo]!;
+  }
+
   // ---------------------------------------------------------------- run
 
   run(): VmExit {
@@ -233,6 +242,10 @@ export class VmxBackend implements VcpuBackend {
       regs[Gpr.Eax] = e.eax >>> 0; regs[Gpr.Ebx] = e.ebx >>> 0; regs[Gpr.Ecx] = e.ecx >>> 0; regs[Gpr.Edx] = e.edx >>> 0;
     }
     this.write(F.GuestRip, (this.read(F.GuestRip) + this.completionLen) >>> 0);
+    // The instruction is done, so STI / MOV SS blocking over it has expired (SDM 25.4.2,
+    // interruptibility state): an interrupt can be taken right after a completed HLT.
+    const intr = this.read(F.GuestInterruptibility);
+    if ((intr & INTR_BLOCKING_STI_MOVSS) !== 0) this.write(F.GuestInterruptibility, intr & ~INTR_BLOCKING_STI_MOVSS);
   }
 
   private failure(code: number, message: string): EntryFailureExit {
