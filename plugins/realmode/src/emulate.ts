@@ -8,22 +8,23 @@
 // interrupt), and if the hook chains to the stub, the stub's OUT is serviced like native.
 // Once the guest sets CR0.PE the state goes to the inner backend, which runs from then on.
 //
-// Not done: MMIO exits (guest memory outside RAM reads as all-ones here); an interrupt
-// window opening in mid-timeslice is reported at the end of that timeslice.
+// Not done: MMIO exits (guest memory outside RAM reads as all-ones here). While the
+// monitor wants an interrupt window and the guest cannot take one, the core steps one
+// instruction at a time so the window is reported where it opens.
 import type {
   CpuidExit, ExceptionExit, GuestMemory, HltExit, InterruptWindowExit, IoExit, PreemptExit, ShutdownExit,
   VcpuBackend, VcpuEvent, VmExit, X86State,
 } from "../../../src/monitor/api.js";
 import { StateParts } from "../../../src/monitor/api.js";
 import type { AccessSize, Cpu, IoPorts, PhysMemory, SegmentReg } from "../../../src/x86/types.js";
-import { CpuExitReason, EventType, SoftIntKind } from "../../../src/x86/types.js";
+import { CpuExitReason, EventType, Interruptibility, SoftIntKind } from "../../../src/x86/types.js";
 import { X86Cpu } from "../../../src/x86/cpu.js";
 import { resetState } from "../../../src/x86/state.js";
 import { BiosStatus } from "./bios/bios.js";
 import { FLAG_IF, ReturnVia } from "./bios/frame.js";
 import type { BiosCallGate } from "./bios/gate.js";
 import { BIOS_CALL_PORT, ROM_SEGMENT, STUB_OFFSET, STUB_SIZE } from "./bios/layout.js";
-import { biosStubVector } from "./native.js";
+import { biosStubVector, MAX_BIOS_CALLS_PER_RUN } from "./native.js";
 import { withLo16, withLo8 } from "./bios/regs.js";
 
 /** Instructions per run(): the emulator's timeslice before a `preempt` exit. */
@@ -41,6 +42,8 @@ export type CpuFactory = (mem: PhysMemory, io: IoPorts) => Cpu;
 export class EmulatedBiosVcpu implements VcpuBackend {
   readonly id: string;
   readonly cpu: Cpu;
+  /** The inner backend's count plus this core's (defined only where the inner backend counts). */
+  readonly instructionsRetired?: () => number;
   private readonly st: X86State = resetState();
   private delegated = false;
   private completion = Completion.None;
@@ -64,10 +67,14 @@ export class EmulatedBiosVcpu implements VcpuBackend {
     private readonly gate: BiosCallGate,
     private readonly timeslice = EMULATE_TIMESLICE,
     cpuFactory: CpuFactory = (m, io) => new X86Cpu(m, io),
+    /** The platform's A20 gate (Platform.a20), read before each timeslice; default: always enabled. */
+    private readonly a20: () => boolean = () => true,
   ) {
     this.id = `realmode-emulate(${inner.id})`;
     // GuestMemory already has PhysMemory's shape: RAM from 0, all-ones/dropped outside.
     this.cpu = cpuFactory(mem, NO_PORTS);
+    const innerRetired = inner.instructionsRetired;
+    if (typeof innerRetired === "function") this.instructionsRetired = () => innerRetired.call(inner) + this.cpu.retired;
     const ic = this.cpu.intercepts;
     ic.hlt = true;
     ic.cpuid = true;
@@ -84,6 +91,8 @@ export class EmulatedBiosVcpu implements VcpuBackend {
     if (this.delegated) return this.inner.run();
     const cpu = this.cpu;
     const st = this.st;
+    // A20M# for our own core: the gpspace gates the inner backend; this core reads GuestMemory.
+    cpu.a20Mask = this.a20() ? 0xffffffff : 0xffefffff;
     this.complete();
     if (this.gate.waiting) {
       cpu.getState(st);
@@ -98,14 +107,19 @@ export class EmulatedBiosVcpu implements VcpuBackend {
       const e = this.event;
       cpu.deliverEvent(e.type, e.vector, e.errorCode, e.hasErrorCode);
     }
-    for (;;) {
+    // Serviced calls restart the core with a fresh budget: cap them per run() as native mode
+    // does, so a guest looping through the BIOS (an #UD whose handler returns to the fault)
+    // still hands the monitor back a preempt.
+    let services = 0;
+    for (let stepped = 0; ;) {
       if (this.windowWanted && cpu.interruptible()) return this.windowExit;
-      const reason = cpu.run(this.timeslice);
+      const reason = cpu.run(this.windowWanted ? 1 : this.timeslice);
       const x = cpu.exit;
       cpu.getState(st);
       if ((st.cr0 & 1) !== 0) return this.handOver();
       switch (reason) {
         case CpuExitReason.Budget:
+          if (this.windowWanted && ++stepped < this.timeslice) continue;
           return this.preemptExit;
         case CpuExitReason.Hlt:
           this.pend(Completion.Advance, x.instrLen);
@@ -128,6 +142,7 @@ export class EmulatedBiosVcpu implements VcpuBackend {
               if (this.gate.call(vector, st, ReturnVia.Stack, x.instrLen) === BiosStatus.WaitForKey) return this.gate.waitExit;
               advanceEip(st, x.instrLen);
               cpu.setState(st);
+              if (++services >= MAX_BIOS_CALLS_PER_RUN) return this.preemptExit;
               continue;
             }
           }
@@ -150,12 +165,14 @@ export class EmulatedBiosVcpu implements VcpuBackend {
             if (this.gate.call(v, st, ReturnVia.Registers, x.instrLen) === BiosStatus.WaitForKey) return this.gate.waitExit;
             if (this.gate.advanceAfter(ReturnVia.Registers)) advanceEip(st, x.instrLen);
             cpu.setState(st);
+            if (++services >= MAX_BIOS_CALLS_PER_RUN) return this.preemptExit;
             continue;
           }
           // Hooked by the guest (or INT3/INTO): vector through the IVT, return address past the INT.
           advanceEip(st, x.instrLen);
           cpu.setState(st);
           cpu.deliverEvent(EventType.SoftwareInt, v, 0, false);
+          if (++services >= MAX_BIOS_CALLS_PER_RUN) return this.preemptExit;
           continue;
         }
         case CpuExitReason.Exception: {
@@ -239,6 +256,8 @@ export class EmulatedBiosVcpu implements VcpuBackend {
       default:
         advanceEip(st, this.completionLen);
     }
+    // The intercepted instruction is done: an STI / MOV SS shadow over it has expired.
+    st.interruptibility &= ~(Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs);
     this.cpu.setState(st);
   }
 
@@ -289,12 +308,12 @@ export class EmulatedBiosVcpu implements VcpuBackend {
   }
 
   private readMem(pa: number, size: AccessSize): number {
-    pa >>>= 0;
+    pa = (pa & this.cpu.a20Mask) >>> 0;
     return size === 1 ? this.mem.read8(pa) : size === 2 ? this.mem.read16(pa) : this.mem.read32(pa);
   }
 
   private writeMem(pa: number, size: AccessSize, v: number): void {
-    pa >>>= 0;
+    pa = (pa & this.cpu.a20Mask) >>> 0;
     if (size === 1) this.mem.write8(pa, v);
     else if (size === 2) this.mem.write16(pa, v);
     else this.mem.write32(pa, v);

@@ -35,12 +35,23 @@ describe("realmode plugin options", () => {
     expect([plugin.id, plugin.phase]).toEqual(["realmode", "firmware"]);
   });
 
-  it("defaults to native mode, writable disks, booting the first disk", () => {
+  it("defaults to native mode, copy-on-write disks, the console keyboard, booting the first disk", () => {
     expect(plugin.parseConfig({ disks: [{ drive: 0x80, file: "a.img" }, { drive: 0, file: "b.img" }] }, "plugins[2].options"))
       .toEqual({
-        mode: "native", boot: 0x80, path: "plugins[2].options",
-        disks: [{ drive: 0x80, file: "a.img", readonly: false }, { drive: 0, file: "b.img", readonly: false }],
+        mode: "native", boot: 0x80, bootOrder: [0x80], keyboard: "console", path: "plugins[2].options",
+        disks: [
+          { drive: 0x80, file: "a.img", writable: false, writeProtected: false },
+          { drive: 0, file: "b.img", writable: false, writeProtected: false },
+        ],
       });
+  });
+
+  it("takes a boot order list and checks each drive in it", () => {
+    const disks = [{ drive: 0, file: "a" }, { drive: 0x80, file: "b" }];
+    expect(plugin.parseConfig({ disks, boot: [0x80, 0x00], keyboard: "i8042" }, "p"))
+      .toMatchObject({ boot: 0x80, bootOrder: [0x80, 0], keyboard: "i8042" });
+    expect(configError(() => plugin.parseConfig({ disks, boot: [0x80, 0x81] }, "p")).path).toBe("p.boot[1]");
+    expect(configError(() => plugin.parseConfig({ disks: [{ drive: 0, file: "a", readonly: true }] }, "p")).path).toBe("p.disks[0].readonly");
   });
 
   it("names the path of an unknown key, a bad value, a duplicate drive and a missing boot drive", () => {
@@ -70,6 +81,25 @@ describe("realmode plugin registration", () => {
     const { vm } = vmWith(dir);
     plugin.register(vm, plugin.parseConfig({ disks: [{ drive: 0, file: join(dir, "boot.img") }] }, "p"), undefined as never);
     expect(vm.resolveAll(Tokens.VcpuInterposer)[0]!.wrap(new StateOnlyBackend())).toBeInstanceOf(NativeBiosVcpu);
+  });
+
+  it("never changes the image file unless writable: overlay writes stay in memory, writable ones reach the file", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { loadDisks } = await import("./index.js");
+    const img = new Uint8Array(1440 * 1024);
+    writeFileSync(join(dir, "cow.img"), img);
+    writeFileSync(join(dir, "rw.img"), img);
+    const cfg = plugin.parseConfig({ disks: [{ drive: 0, file: "cow.img" }, { drive: 1, file: "rw.img", writable: true }] }, "p");
+    const [cow, rw] = loadDisks(cfg, dir);
+    const sector = new Uint8Array(512).fill(0x5a);
+    expect(cow!.writeSector(3, sector)).toBe(true);
+    expect(rw!.writeSector(3, sector)).toBe(true);
+    const back = new Uint8Array(512);
+    cow!.readSector(3, back);
+    expect(back[0]).toBe(0x5a);
+    cow!.close(); rw!.close();
+    expect(readFileSync(join(dir, "cow.img"))[3 * 512]).toBe(0);
+    expect(readFileSync(join(dir, "rw.img"))[3 * 512]).toBe(0x5a);
   });
 
   it("throws a ConfigError naming disks[j].file for a missing or empty image", () => {

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import type { VcpuBackend } from "../../../src/monitor/api.js";
 import { StateParts } from "../../../src/monitor/api.js";
+import { EventType } from "../../../src/x86/types.js";
 import { Bios } from "./bios/bios.js";
 import { DiskImage } from "./bios/disk.js";
 import { FLAG_CF } from "./bios/frame.js";
@@ -28,7 +29,7 @@ type Mode = "native" | "emulate";
 function machine(mode: Mode, image: Uint8Array, drive = 0) {
   const mem = new TestMemory(2 * 1024 * 1024);
   const console = new TestConsole();
-  const bios = new Bios(mem, console, { disks: [new DiskImage(drive, image, false)], bootDrive: drive });
+  const bios = new Bios(mem, console, { disks: [new DiskImage(drive, image)], bootDrive: drive });
   const gate = new BiosCallGate(bios, mem);
   const inner = mode === "native" ? new CpuBackend(mem) : new StateOnlyBackend();
   const vcpu: VcpuBackend = mode === "native" ? new NativeBiosVcpu(inner, gate) : new EmulatedBiosVcpu(inner, mem, gate);
@@ -135,6 +136,33 @@ describe.each<Mode>(["emulate", "native"])("%s mode", (mode) => {
   });
 });
 
+describe.each<Mode>(["emulate", "native"])("%s mode, guest loops through the BIOS", (mode) => {
+  it("hands the monitor a preempt when an #UD handler (the BIOS stub) returns to the faulting instruction forever", () => {
+    const { vcpu } = machine(mode, sector([0x0f, 0x0b])); // ud2
+    expect(vcpu.run()).toMatchObject({ kind: "preempt" });
+    expect(vcpu.run()).toMatchObject({ kind: "preempt" });
+  });
+
+  it("waits for a key in the ROM loop with interrupts on, so an interrupt is taken during the wait", () => {
+    // xor ax,ax ; int 16h ; cli ; hlt -- while it waits, a timer interrupt (vector 08h) arrives
+    const { vcpu, mem, console } = machine(mode, sector([0x31, 0xc0, 0xcd, 0x16, 0xfa, 0xf4]));
+    expect(vcpu.run()).toMatchObject({ kind: "hlt", interruptsEnabled: true });
+    vcpu.inject({ type: EventType.ExtInt, vector: 0x08 });
+    for (let i = 0; i < 4; i++) {
+      const e = vcpu.run();
+      if (e.kind === "io") continue; // the stub's EOI to port 20h
+      expect(e).toMatchObject({ kind: "hlt", interruptsEnabled: true });
+      break;
+    }
+    expect(mem.read32(0x46c)).toBe(1); // INT 08h ran inside the wait
+    console.type("k");
+    let e = vcpu.run();
+    while (e.kind === "io") e = vcpu.run();
+    expect(e).toMatchObject({ kind: "hlt", interruptsEnabled: false });
+    expect(vcpu.getState(StateParts.Gprs).eax & 0xffff).toBe(0x256b);
+  });
+});
+
 describe("emulate mode", () => {
   it("returns CPUID as an exit and commits the monitor's answer at the next run", () => {
     // xor eax,eax ; cpuid ; cli ; hlt
@@ -175,7 +203,7 @@ describe("emulate mode", () => {
   it("turns the timeslice into a preempt exit", () => {
     const mem = new TestMemory(2 * 1024 * 1024);
     const console = new TestConsole();
-    const bios = new Bios(mem, console, { disks: [new DiskImage(0, sector([0xeb, 0xfe]), false)], bootDrive: 0 });
+    const bios = new Bios(mem, console, { disks: [new DiskImage(0, sector([0xeb, 0xfe]))], bootDrive: 0 });
     const vcpu = new EmulatedBiosVcpu(new StateOnlyBackend(), mem, new BiosCallGate(bios, mem), 1000);
     new RealmodeBoot(bios).boot(vcpu, mem);
     expect(vcpu.run()).toEqual({ kind: "preempt" });

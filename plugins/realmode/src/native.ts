@@ -20,8 +20,13 @@ export class NativeBiosVcpu implements VcpuBackend {
   readonly id: string;
   private readonly preempt: PreemptExit = { kind: "preempt" };
 
+  /** The inner backend's count (defined only where the inner backend counts). */
+  readonly instructionsRetired?: () => number;
+
   constructor(private readonly inner: VcpuBackend, private readonly gate: BiosCallGate) {
     this.id = `realmode-native(${inner.id})`;
+    const innerRetired = inner.instructionsRetired;
+    if (typeof innerRetired === "function") this.instructionsRetired = () => innerRetired.call(inner);
   }
 
   run(): VmExit {

@@ -11,6 +11,8 @@ import { CpuExitReason } from "../../../src/x86/types.js";
 import { X86Cpu } from "../../../src/x86/cpu.js";
 import { resetState } from "../../../src/x86/state.js";
 import { copyParts } from "./emulate.js";
+import type { PortAccess } from "./bios/ports.js";
+import type { AccessSize } from "../../../src/x86/types.js";
 
 export class TestMemory implements GuestMemory {
   readonly bytes: Uint8Array;
@@ -97,6 +99,11 @@ export class CpuBackend implements VcpuBackend {
       this.cpu.setState(this.st);
       this.pendingLen = -1;
     }
+    const ev = this.pendingEvent;
+    if (ev) {
+      this.pendingEvent = undefined;
+      this.cpu.deliverEvent(ev.type, ev.vector, ev.errorCode ?? 0, ev.errorCode !== undefined);
+    }
     const r = this.cpu.run(this.budget);
     const x = this.cpu.exit;
     this.lastWasIo = false;
@@ -127,6 +134,26 @@ export class CpuBackend implements VcpuBackend {
     if (s !== this.st) { this.cpu.getState(this.st); copyParts(this.st, s, parts); }
     this.cpu.setState(this.st);
   }
-  inject(e: VcpuEvent): void { this.cpu.deliverEvent(e.type, e.vector, e.errorCode ?? 0, e.errorCode !== undefined); }
+  /** Queued like a hardware backend's event injection: delivered at the next entry, after the exit completes. */
+  inject(e: VcpuEvent): void { this.pendingEvent = e; }
+  private pendingEvent: VcpuEvent | undefined;
   setInterruptWindow(): void {}
+}
+
+/** A recording fake for tests: a register file per port with optional read handlers. */
+export class FakePorts implements PortAccess {
+  readonly writes: Array<[number, number]> = [];
+  readonly values = new Map<number, number>();
+  readonly readers = new Map<number, () => number>();
+  readonly writers = new Map<number, (v: number) => void>();
+  in(port: number, size: AccessSize): number {
+    const r = this.readers.get(port);
+    if (r) return r();
+    return this.values.get(port) ?? (size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff);
+  }
+  out(port: number, _size: AccessSize, value: number): void {
+    this.writes.push([port, value]);
+    const w = this.writers.get(port);
+    if (w) w(value);
+  }
 }

@@ -2,12 +2,12 @@ import { describe, expect, it } from "vitest";
 import { realModeState } from "../../../../src/x86/state.js";
 import type { X86State } from "../../../../src/x86/types.js";
 import { TestConsole, TestMemory } from "../testing.js";
-import { Bios, BiosStatus, DiskStatus, stubCode, stubVectorAt } from "./bios.js";
+import { Bios, BiosStatus, DiskStatus, stubCode, stubVectorAt, type BiosOptions } from "./bios.js";
 import { DiskImage } from "./disk.js";
-import { BiosReturn, FLAG_CF, FLAG_ZF, ReturnVia } from "./frame.js";
+import { BiosReturn, FLAG_CF, FLAG_IF, FLAG_ZF, ReturnVia } from "./frame.js";
 import {
   BDA_COM1, BDA_CURSOR_POS, BDA_EQUIPMENT, BDA_KBD_HEAD, BDA_KBD_TAIL, BDA_MEMORY_KIB, BIOS_CALL_PORT, DPT_OFFSET,
-  ROM_SEGMENT, STUB_OFFSET, STUB_SIZE, STUB_TABLE, TEXT_COLOR_BASE,
+  ROM_SEGMENT, STUB_OFFSET, STUB_SIZE, STUB_TABLE, TEXT_COLOR_BASE, WAIT_KEY_OFFSET, NO_BOOT_OFFSET,
 } from "./layout.js";
 
 const MiB = 1024 * 1024;
@@ -26,19 +26,31 @@ function bootSector(): Uint8Array {
   return d;
 }
 
-function setup(disks: DiskImage[] = [new DiskImage(0, patternFloppy(), false)], bootDrive = 0) {
+function setup(disks: DiskImage[] = [new DiskImage(0, patternFloppy())], bootDrive = 0, extra: Partial<BiosOptions> = {}) {
   const mem = new TestMemory(2 * MiB);
   const console = new TestConsole();
-  const bios = new Bios(mem, console, { disks, bootDrive });
+  const bios = new Bios(mem, console, { disks, bootDrive, ...extra });
   bios.install();
   const ret = new BiosReturn(mem);
   const s = realModeState(0, 0x7c00);
   s.esp = 0x7000;
-  const call = (vector: number, regs: Partial<X86State>, via = ReturnVia.Registers) => {
+  const call = (vector: number, regs: Partial<X86State>, via = ReturnVia.Registers, instrLen = 2) => {
     Object.assign(s, regs);
-    return bios.call(vector, s, ret.bind(s, via));
+    return bios.call(vector, s, ret.bind(s, via, instrLen));
   };
   return { mem, console, bios, s, call, ret };
+}
+
+/** Every key in the buffer, through INT 16h 01h (peek) and 00h (take), as AX words. */
+function drainKeys(call: (v: number, r: Partial<X86State>) => BiosStatus, s: X86State, extended = false): number[] {
+  const keys: number[] = [];
+  for (let i = 0; i < 10_000; i++) {
+    call(0x16, { eax: extended ? 0x1100 : 0x0100 });
+    if (s.eflags & FLAG_ZF) return keys;
+    call(0x16, { eax: extended ? 0x1000 : 0x0000 });
+    keys.push(s.eax & 0xffff);
+  }
+  throw new Error("the buffer never became empty");
 }
 
 const ah = (s: X86State) => (s.eax >>> 8) & 0xff;
@@ -60,7 +72,9 @@ describe("BIOS memory setup", () => {
   });
 
   it("makes IRQ stubs send an EOI to the PIC before IRET", () => {
-    expect(stubCode(0x08)).toEqual([0xe6, BIOS_CALL_PORT, 0x50, 0xb0, 0x20, 0xe6, 0x20, 0x58, 0xcf]);
+    expect(stubCode(0x09)).toEqual([0xe6, BIOS_CALL_PORT, 0x50, 0xb0, 0x20, 0xe6, 0x20, 0x58, 0xcf]);
+    // INT 08h runs INT 1Ch in guest code before the EOI, so a guest's 1Ch hook runs
+    expect(stubCode(0x08)).toEqual([0xe6, BIOS_CALL_PORT, 0xcd, 0x1c, 0x50, 0xb0, 0x20, 0xe6, 0x20, 0x58, 0xcf]);
     expect(stubCode(0x70)).toContain(0xa0);
     for (let v = 0; v < 256; v++) expect(stubCode(v).length).toBeLessThanOrEqual(STUB_SIZE);
   });
@@ -71,20 +85,23 @@ describe("BIOS memory setup", () => {
     expect(mem.read8((ROM_SEGMENT << 4) + DPT_OFFSET + 4)).toBe(18); // sectors per track
   });
 
-  it("fills the BDA: COM1 base, memory size in KiB, equipment word with one diskette", () => {
+  it("fills the BDA: COM1 base, memory size in KiB below the 1 KiB EBDA, equipment word with one diskette", () => {
     const { mem } = setup();
     expect(mem.read16(BDA_COM1)).toBe(0x3f8);
-    expect(mem.read16(BDA_MEMORY_KIB)).toBe(640);
+    expect(mem.read16(BDA_MEMORY_KIB)).toBe(639);
+    expect(mem.read16(0x40e)).toBe(0x9fc0); // EBDA segment
+    expect(mem.read8(0x9fc00)).toBe(1); // its size in KiB
     const eq = mem.read16(BDA_EQUIPMENT);
     expect(eq & 1).toBe(1);
     expect((eq >> 6) & 3).toBe(0);
     expect((eq >> 9) & 7).toBe(1);
   });
 
-  it("reports less than 640 KiB when RAM is smaller", () => {
+  it("puts the EBDA at the top of a RAM smaller than 640 KiB", () => {
     const mem = new TestMemory(256 * 1024);
     new Bios(mem, new TestConsole(), { disks: [], bootDrive: 0 }).install();
-    expect(mem.read16(BDA_MEMORY_KIB)).toBe(256);
+    expect(mem.read16(BDA_MEMORY_KIB)).toBe(255);
+    expect(mem.read16(0x40e)).toBe((255 * 1024) >> 4);
   });
 });
 
@@ -132,7 +149,7 @@ describe("INT 11h / 12h", () => {
     call(0x11, { eax: 0xdead0000 });
     expect(s.eax).toBe((0xdead0000 | mem.read16(BDA_EQUIPMENT)) >>> 0);
     call(0x12, { eax: 0 });
-    expect(s.eax).toBe(640);
+    expect(s.eax).toBe(639);
   });
 });
 
@@ -154,7 +171,7 @@ describe("INT 13h", () => {
     const img = new Uint8Array(300 * 16 * 63 * 512);
     const lba = (260 * 16 + 3) * 63 + 4;
     img[lba * 512] = 0xab;
-    const { call, s, mem } = setup([new DiskImage(0x80, img, false)], 0x80);
+    const { call, s, mem } = setup([new DiskImage(0x80, img)], 0x80);
     call(0x13, { eax: 0x0201, ecx: ((260 & 0xff) << 8) | ((260 >> 2) & 0xc0) | 5, edx: 0x0380, ebx: 0x8000 });
     expect(ah(s)).toBe(0);
     expect(mem.read8(0x8000)).toBe(0xab);
@@ -181,7 +198,7 @@ describe("INT 13h", () => {
 
   it("fails a read into memory past RAM with AH=09h and CF=1", () => {
     const mem = new TestMemory(0x100000);
-    const bios = new Bios(mem, new TestConsole(), { disks: [new DiskImage(0, patternFloppy(), false)], bootDrive: 0 });
+    const bios = new Bios(mem, new TestConsole(), { disks: [new DiskImage(0, patternFloppy())], bootDrive: 0 });
     bios.install();
     const s = realModeState(0, 0);
     s.es.selector = 0xffff; s.es.base = 0xffff0; // FFFF:0100 is linear 0x1000F0, past 1 MiB of RAM
@@ -204,7 +221,7 @@ describe("INT 13h", () => {
 
   it("reports a hard-disk geometry computed from the image size", () => {
     const img = new Uint8Array(20 * 16 * 63 * 512);
-    const { call, s } = setup([new DiskImage(0x80, img, false)], 0x80);
+    const { call, s } = setup([new DiskImage(0x80, img)], 0x80);
     call(0x13, { eax: 0x0800, edx: 0x0080 });
     expect(ah(s)).toBe(0);
     expect((s.ecx >> 8) & 0xff).toBe(19);
@@ -232,14 +249,16 @@ describe("INT 13h", () => {
     expect([ah(s), cf(s)]).toEqual([0, false]);
   });
 
-  it("writes sectors into the image copy, and refuses on a read-only disk", () => {
+  it("writes sectors to the copy-on-write overlay, leaving the image bytes alone, and refuses on a write-protected disk", () => {
     const data = patternFloppy();
-    const { call, s, mem } = setup([new DiskImage(0, data, false)]);
+    const { call, s, mem } = setup([new DiskImage(0, data)]);
     mem.write8(0x3000, 0x77);
     call(0x13, { eax: 0x0301, ecx: 0x0001, edx: 0, ebx: 0x3000 });
-    expect([ah(s), cf(s)]).toEqual([0, false]);
-    expect(data[0]).toBe(0x77);
-    const ro = setup([new DiskImage(0, patternFloppy(), true)]);
+    expect([ah(s), cf(s), al(s)]).toEqual([0, false, 1]);
+    expect(data[0]).toBe(0); // the base image is untouched
+    call(0x13, { eax: 0x0201, ecx: 0x0001, edx: 0, ebx: 0x4000 });
+    expect(mem.read8(0x4000)).toBe(0x77); // the overlay is read back
+    const ro = setup([new DiskImage(0, patternFloppy())], 0, { writeProtected: new Set([0]) });
     ro.call(0x13, { eax: 0x0301, ecx: 0x0001, edx: 0, ebx: 0x3000 });
     expect([ah(ro.s), cf(ro.s)]).toEqual([DiskStatus.WriteProtected, true]);
   });
@@ -258,16 +277,21 @@ describe("INT 13h", () => {
 });
 
 describe("INT 16h", () => {
-  it("asks to wait when no key is there, touching nothing, then returns scancode and ASCII", () => {
-    const { call, s, console } = setup();
-    s.eflags = 0x202;
-    expect(call(0x16, { eax: 0x0000 })).toBe(BiosStatus.WaitForKey);
+  it("with no key, detours through the ROM wait loop with the INT's return frame pushed, then returns scancode and ASCII", () => {
+    const { call, s, console, mem } = setup();
+    expect(call(0x16, { eax: 0x0000, eip: 0x7c10, esp: 0x7000, eflags: 0x202 })).toBe(BiosStatus.Done);
     expect(s.eax).toBe(0);
-    expect(s.eflags).toBe(0x202);
+    expect([s.cs.selector, s.eip]).toEqual([ROM_SEGMENT, WAIT_KEY_OFFSET]);
+    expect(s.esp).toBe(0x6ffa);
+    expect([mem.read16(0x6ffa), mem.read16(0x6ffc), mem.read16(0x6ffe)]).toEqual([0x7c12, 0, 0x202]);
+    expect(s.eflags & FLAG_IF).toBe(0);
+    // The loop: sti; hlt; cli; jmp far F000:<INT 16h stub>
+    const loop = (ROM_SEGMENT << 4) + WAIT_KEY_OFFSET;
+    expect([mem.read8(loop), mem.read8(loop + 1), mem.read8(loop + 2), mem.read8(loop + 3)]).toEqual([0xfb, 0xf4, 0xfa, 0xea]);
+    expect(mem.read16(loop + 4)).toBe(STUB_OFFSET + 0x16 * STUB_SIZE);
     console.type("q");
     expect(call(0x16, { eax: 0x0000 })).toBe(BiosStatus.Done);
     expect(s.eax & 0xffff).toBe(0x1071);
-    expect(call(0x16, { eax: 0x0000 })).toBe(BiosStatus.WaitForKey);
   });
 
   it("peeks with AH=01h: ZF=1 when empty, ZF=0 and the key (left in place) otherwise", () => {
@@ -285,9 +309,7 @@ describe("INT 16h", () => {
   it("maps Enter, Backspace and Esc to their scancodes, and CR LF to one Enter", () => {
     const { call, s, console } = setup();
     console.type("\r\n\x7f\x1b\n");
-    const keys: number[] = [];
-    while (call(0x16, { eax: 0 }) === BiosStatus.Done) keys.push(s.eax & 0xffff);
-    expect(keys).toEqual([0x1c0d, 0x0e08, 0x011b, 0x1c0d]);
+    expect(drainKeys(call, s)).toEqual([0x1c0d, 0x0e08, 0x011b, 0x1c0d]);
   });
 
   it("keeps typed input beyond the 15-key ring and delivers it in order", () => {
@@ -295,9 +317,7 @@ describe("INT 16h", () => {
     const text = "the quick brown fox jumps";
     console.type(text);
     expect((mem.read16(BDA_KBD_TAIL) - mem.read16(BDA_KBD_HEAD) + 32) % 32).toBe(30); // 15 keys in the ring
-    let got = "";
-    while (call(0x16, { eax: 0 }) === BiosStatus.Done) got += String.fromCharCode(s.eax & 0xff);
-    expect(got).toBe(text);
+    expect(String.fromCharCode(...drainKeys(call, s).map((k) => k & 0xff))).toBe(text);
   });
 
   it("keeps input typed before the BIOS set up the BDA", () => {
@@ -315,7 +335,8 @@ describe("INT 16h", () => {
     const { call, mem, console, s } = setup();
     mem.write16(BDA_KBD_HEAD, 0x1234);
     mem.write16(BDA_KBD_TAIL, 0x0001);
-    expect(call(0x16, { eax: 0 })).toBe(BiosStatus.WaitForKey);
+    call(0x16, { eax: 0x0100 });
+    expect(s.eflags & FLAG_ZF).toBe(FLAG_ZF); // empty, not garbage
     console.type("k");
     expect(call(0x16, { eax: 0 })).toBe(BiosStatus.Done);
     expect(s.eax & 0xff).toBe(0x6b);
@@ -324,7 +345,7 @@ describe("INT 16h", () => {
 
 describe("INT 19h", () => {
   it("loads sector 0 to 0000:7C00 and jumps there with DL = boot drive", () => {
-    const { call, s, mem } = setup([new DiskImage(0x80, bootSector(), false)], 0x80);
+    const { call, s, mem } = setup([new DiskImage(0x80, bootSector())], 0x80);
     s.cs.selector = 0x1234; s.cs.base = 0x12340; s.eip = 0x55;
     call(0x19, { edx: 0 });
     expect(mem.read16(0x7c00)).toBe(0xfeeb);
@@ -334,7 +355,7 @@ describe("INT 19h", () => {
   });
 
   it("through a stub, rewrites the IRET frame's CS:IP instead of the registers", () => {
-    const { call, s, mem } = setup([new DiskImage(0, bootSector(), false)]);
+    const { call, s, mem } = setup([new DiskImage(0, bootSector())]);
     s.esp = 0x6ffa;
     mem.write16(0x6ffa, 0x1111); mem.write16(0x6ffc, 0x2222);
     call(0x19, {}, ReturnVia.Stack);
@@ -342,12 +363,22 @@ describe("INT 19h", () => {
     expect(s.eip).toBe(0x7c00); // unchanged: realModeState(0, 0x7c00) from setup
   });
 
-  it("reports a disk without the 0x55AA signature and returns", () => {
-    const { call, s, console } = setup([new DiskImage(0, new Uint8Array(512), false)]);
+  it("reports a disk without the 0x55AA signature and goes to the INT 18h halt (cli; hlt)", () => {
+    const { call, s, console, mem } = setup([new DiskImage(0, new Uint8Array(512))]);
     s.eip = 0x1234;
     call(0x19, {});
-    expect(s.eip).toBe(0x1234);
-    expect(console.output("bios-tty")).toMatch(/no bootable disk/);
+    expect([s.cs.selector, s.eip]).toEqual([ROM_SEGMENT, NO_BOOT_OFFSET]);
+    const at = (ROM_SEGMENT << 4) + NO_BOOT_OFFSET;
+    expect([mem.read8(at), mem.read8(at + 1)]).toEqual([0xfa, 0xf4]);
+    expect(console.output("bios-tty")).toMatch(/no bootable device/);
+  });
+
+  it("tries the drives of the boot order in turn and boots the first with a signature", () => {
+    const boot = bootSector();
+    const { call, s, mem } = setup([new DiskImage(0, new Uint8Array(512)), new DiskImage(0x80, boot)], 0, { bootOrder: [0x00, 0x80] });
+    call(0x19, {});
+    expect([s.cs.selector, s.eip, s.edx & 0xff]).toEqual([0, 0x7c00, 0x80]);
+    expect(mem.read16(0x7c00)).toBe(0xfeeb);
   });
 });
 

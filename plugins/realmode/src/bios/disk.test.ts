@@ -9,7 +9,7 @@ describe("disk geometry", () => {
 
   it("gives a short diskette image the 1.44 MB format and reads past its end as zeros", () => {
     const img = new Uint8Array(512).fill(0x11);
-    const d = new DiskImage(0, img, false);
+    const d = new DiskImage(0, img);
     expect(d.geometry).toMatchObject({ cylinders: 80, heads: 2, sectors: 18 });
     const out = new Uint8Array(512).fill(0xee);
     d.readSector(5, out);
@@ -19,7 +19,7 @@ describe("disk geometry", () => {
   });
 
   it("refuses a diskette image larger than 2.88 MB", () => {
-    expect(() => new DiskImage(0, new Uint8Array(2880 * 1024 + 512), false)).toThrow(DiskImageError);
+    expect(() => new DiskImage(0, new Uint8Array(2880 * 1024 + 512))).toThrow(DiskImageError);
   });
 
   it("uses 16 heads x 63 sectors up to 504 MiB and 255 heads beyond, capped at 1024 cylinders", () => {
@@ -31,7 +31,7 @@ describe("disk geometry", () => {
   });
 
   it("maps CHS to LBA and rejects addresses outside the geometry", () => {
-    const d = new DiskImage(0, new Uint8Array(1440 * 1024), false);
+    const d = new DiskImage(0, new Uint8Array(1440 * 1024));
     expect(d.lba(0, 0, 1)).toBe(0);
     expect(d.lba(0, 1, 1)).toBe(18);
     expect(d.lba(1, 0, 1)).toBe(36);

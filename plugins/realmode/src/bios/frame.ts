@@ -7,11 +7,12 @@
 // emulated, so CF/ZF go straight into EFLAGS and a jump goes straight into CS:IP.
 import type { GuestMemory } from "../../../../src/monitor/api.js";
 import type { X86State } from "../../../../src/x86/types.js";
-import { loadRealSegment } from "./regs.js";
+import { loadRealSegment, withLo16 } from "./regs.js";
 
 export const FLAG_CF = 0x0001;
 export const FLAG_ZF = 0x0040;
 export const FLAG_IF = 0x0200;
+export const FLAG_TF = 0x0100;
 
 export const enum ReturnVia {
   /** The IRET frame on the guest stack (ROM stub). */
@@ -29,9 +30,13 @@ export class BiosReturn {
 
   constructor(private readonly mem: GuestMemory) {}
 
-  bind(state: X86State, via: ReturnVia): this {
+  private instrLen = 0;
+
+  /** `instrLen`: length of the INT n instruction when the emulator services it without a frame. */
+  bind(state: X86State, via: ReturnVia, instrLen = 0): this {
     this.state = state;
     this.via = via;
+    this.instrLen = instrLen;
     this.redirected = false;
     return this;
   }
@@ -61,6 +66,34 @@ export class BiosReturn {
     }
     this.mem.write16(this.frameAddr(0), ip & 0xffff);
     this.mem.write16(this.frameAddr(2), cs & 0xffff);
+  }
+
+  /**
+   * Return to cs:ip first, with the caller's return still on the stack as an IRET frame: the
+   * ROM wait loops (`sti; hlt; ...`) run in guest code, so interrupts are taken while the
+   * BIOS waits, and then re-enter the service with the caller's frame in place.
+   * Stack: a second frame [ip, cs, caller's FLAGS] goes below the caller's, for the stub's
+   * IRET. Registers: the frame the INT would have pushed (FLAGS, CS, IP past the INT).
+   */
+  detour(cs: number, ip: number): void {
+    const s = this.state!;
+    this.redirected = true;
+    if (this.via === ReturnVia.Stack) {
+      const flags = this.mem.read16(this.frameAddr(4));
+      s.esp = withLo16(s.esp, s.esp - 6);
+      this.mem.write16(this.frameAddr(0), ip & 0xffff);
+      this.mem.write16(this.frameAddr(2), cs & 0xffff);
+      this.mem.write16(this.frameAddr(4), flags);
+      return;
+    }
+    const ret = (s.eip + this.instrLen) & 0xffff;
+    s.esp = withLo16(s.esp, s.esp - 6);
+    this.mem.write16(this.frameAddr(0), ret);
+    this.mem.write16(this.frameAddr(2), s.cs.selector);
+    this.mem.write16(this.frameAddr(4), s.eflags & 0xffff);
+    s.eflags = (s.eflags & ~(FLAG_IF | FLAG_TF)) >>> 0;
+    loadRealSegment(s.cs, cs);
+    s.eip = ip & 0xffff;
   }
 
   /** SS:SP+delta with 16-bit wrap of the offset, as the IRET would address it. */

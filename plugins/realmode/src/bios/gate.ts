@@ -29,7 +29,7 @@ export class BiosCallGate {
 
   /** Service `vector`. On WaitForKey nothing in `state` changed and the call is remembered. */
   call(vector: number, state: X86State, via: ReturnVia, instrLen: number): BiosStatus {
-    this.ret.bind(state, via);
+    this.ret.bind(state, via, instrLen);
     const r = this.bios.call(vector, state, this.ret);
     if (r === BiosStatus.WaitForKey) {
       this.pendingVector = vector;

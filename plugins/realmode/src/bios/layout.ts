@@ -69,3 +69,49 @@ export const BOOT_SEGMENT = 0;
 export const BOOT_OFFSET = 0x7c00;
 export const BOOT_SIGNATURE_OFFSET = 0x1fe; // 0x55, 0xAA
 export const SECTOR_SIZE = 512;
+
+// ---- added for the complete BIOS (issue 4)
+
+/** Extended BIOS data area: 1 KiB just below 640 KiB; its segment is at BDA 0x40E (RBIL MEMORY.LST). */
+export const BDA_EBDA_SEGMENT = 0x40e;
+export const EBDA_SIZE = 1024;
+export const CONVENTIONAL_TOP = 0xa0000;
+/** The system ROM area reserved in E820 (F0000-FFFFF: our stubs, tables and the reset vector). */
+export const ROM_AREA_BASE = 0xf0000;
+export const ROM_AREA_END = 0x100000;
+export const ONE_MIB = 0x100000;
+
+export const BDA_KBD_FLAGS2 = 0x418;
+/** INT 15h AH=86h: user wait timeout (dword, µs) and wait-active flag (RBIL MEMORY.LST 40:9C, 40:A0). */
+export const BDA_WAIT_TIMEOUT = 0x49c;
+export const BDA_WAIT_FLAG = 0x4a0;
+export const BDA_KBD_FLAGS3 = 0x496; // bit 1: last code was E0h; bit 4: 101/102-key keyboard
+export const BDA_VIDEO_CHAR_HEIGHT = 0x485;
+export const BDA_VIDEO_MODE_CTRL = 0x465;
+export const BDA_VIDEO_PALETTE = 0x466;
+export const BDA_SERIAL_TIMEOUT = 0x47c; // 4 bytes: COM1..COM4
+
+/** System configuration table for INT 15h AH=C0h at its PC/AT address F000:E6F5. */
+export const CONFIG_TABLE_OFFSET = 0xe6f5;
+/** The INT 09h handler at its PC/AT address F000:E987 (runs in guest code: IN 60h, INT 15h/4Fh, EOI). */
+export const KBD_IRQ_OFFSET = 0xe987;
+/** ROM wait loops (`sti; hlt; cli; jmp far ...`) used by INT 16h and INT 15h/86h. */
+export const WAIT_KEY_OFFSET = 0xe100;
+export const WAIT_TIMER_OFFSET = 0xe110;
+/** `out BIOS_CALL_PORT, al; iret` re-checking the INT 15h/86h deadline. */
+export const WAIT_TIMER_RETRY_OFFSET = 0xe120;
+/** INT 18h: message printed by the service, then `cli; hlt` here. */
+export const NO_BOOT_OFFSET = 0xe130;
+
+/** Service ids beyond the 256 vectors, for ROM entry points that are not IVT stubs. */
+export const SERVICE_WAIT_TIMER_RETRY = 0x186;
+
+export const PIC1_CMD = 0x20;
+export const PIC1_DATA = 0x21;
+export const PIC2_CMD = 0xa0;
+export const PIC2_DATA = 0xa1;
+export const PIT_CH0 = 0x40;
+export const PIT_CMD = 0x43;
+export const KBC_DATA = 0x60;
+export const CMOS_INDEX = 0x70;
+export const CMOS_DATA = 0x71;
