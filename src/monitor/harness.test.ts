@@ -24,7 +24,7 @@ export default {
       return {
         id: "echo",
         run() {
-          if (!started) { started = true; say(options.banner + "\\r\\n"); }
+          if (!started) { started = true; say(options.banner + "\\r\\n"); if (options.haltAfterBanner) done = true; }
           if (done) return stop;
           while (input.length) {
             const b = input.shift();
@@ -104,6 +104,23 @@ timeout: 1s
     expect(table).toContain("1 passed, 1 failed, 0 skipped");
     expect(table).toMatch(/backend\.options\.banner=other banner\s+PASS/);
   }, 20_000);
+
+  it("matches text the guest printed before it halted, however quickly it halted", async () => {
+    const f = bootTest("quick.yaml", `name: quick
+config: echo.yaml
+matrix:
+  backend.options.haltAfterBanner: [true]
+  backend.options.banner: ["first line\\r\\nsecond line"]
+steps:
+  - expect: "first line"
+  - expect: "second line"
+stop: halted
+timeout: 5s
+`);
+    const [r] = await runBootTest(f);
+    expect(r!.reason).toBe("halted: the guest halted with interrupts disabled");
+    expect(r!.status).toBe("pass");
+  });
 
   it("fails when the run stops another way than expected", async () => {
     const f = bootTest("wrong-stop.yaml", "name: w\nconfig: echo.yaml\nsteps:\n  - type: q\n  - expect: bye\nstop: shutdown\ntimeout: 5s\n");
