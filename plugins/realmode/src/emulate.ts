@@ -8,11 +8,12 @@
 // interrupt), and if the hook chains to the stub, the stub's OUT is serviced like native.
 // Once the guest sets CR0.PE the state goes to the inner backend, which runs from then on.
 //
-// Not done: MMIO exits (guest memory outside RAM reads as all-ones here). While the
-// monitor wants an interrupt window and the guest cannot take one, the core steps one
-// instruction at a time so the window is reported where it opens.
+// Memory outside RAM goes to the monitor's MMIO bus, synchronously (mmio-memory.ts), as the
+// soft engine's guest-physical space does: no mmio exit. While the monitor wants an
+// interrupt window and the guest cannot take one, the core steps one instruction at a
+// time so the window is reported where it opens.
 import type {
-  CpuidExit, ExceptionExit, GuestMemory, HltExit, InterruptWindowExit, IoExit, PreemptExit, ShutdownExit,
+  Bus, CpuidExit, ExceptionExit, GuestMemory, HltExit, InterruptWindowExit, IoExit, PreemptExit, ShutdownExit,
   VcpuBackend, VcpuEvent, VmExit, X86State,
 } from "../../../src/monitor/api.js";
 import { StateParts } from "../../../src/monitor/api.js";
@@ -26,6 +27,7 @@ import type { BiosCallGate } from "./bios/gate.js";
 import { BIOS_CALL_PORT, ROM_SEGMENT, STUB_OFFSET, STUB_SIZE } from "./bios/layout.js";
 import { biosStubVector, MAX_BIOS_CALLS_PER_RUN } from "./native.js";
 import { withLo16, withLo8 } from "./bios/regs.js";
+import { RamOrMmio } from "./mmio-memory.js";
 
 /** Instructions per run(): the emulator's timeslice before a `preempt` exit. */
 export const EMULATE_TIMESLICE = 100_000;
@@ -51,6 +53,8 @@ export class EmulatedBiosVcpu implements VcpuBackend {
   private hasEvent = false;
   private readonly event = { type: EventType.ExtInt as EventType, vector: 0, errorCode: 0, hasErrorCode: false };
   private windowWanted = false;
+  /** What the core and string I/O completion address: RAM, and the MMIO bus when there is one. */
+  private readonly phys: PhysMemory;
 
   // One exit object per kind, reused (no allocation per exit).
   private readonly ioExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0 };
@@ -69,10 +73,13 @@ export class EmulatedBiosVcpu implements VcpuBackend {
     cpuFactory: CpuFactory = (m, io) => new X86Cpu(m, io),
     /** The platform's A20 gate (Platform.a20), read before each timeslice; default: always enabled. */
     private readonly a20: () => boolean = () => true,
+    /** The monitor's MMIO bus: accesses outside RAM go there; without it they read all-ones and drop. */
+    mmio?: Bus,
   ) {
     this.id = `realmode-emulate(${inner.id})`;
     // GuestMemory already has PhysMemory's shape: RAM from 0, all-ones/dropped outside.
-    this.cpu = cpuFactory(mem, NO_PORTS);
+    this.phys = mmio ? new RamOrMmio(mem, mmio) : mem;
+    this.cpu = cpuFactory(this.phys, NO_PORTS);
     const innerRetired = inner.instructionsRetired;
     if (typeof innerRetired === "function") this.instructionsRetired = () => innerRetired.call(inner) + this.cpu.retired;
     const ic = this.cpu.intercepts;
@@ -309,14 +316,14 @@ export class EmulatedBiosVcpu implements VcpuBackend {
 
   private readMem(pa: number, size: AccessSize): number {
     pa = (pa & this.cpu.a20Mask) >>> 0;
-    return size === 1 ? this.mem.read8(pa) : size === 2 ? this.mem.read16(pa) : this.mem.read32(pa);
+    return size === 1 ? this.phys.read8(pa) : size === 2 ? this.phys.read16(pa) : this.phys.read32(pa);
   }
 
   private writeMem(pa: number, size: AccessSize, v: number): void {
     pa = (pa & this.cpu.a20Mask) >>> 0;
-    if (size === 1) this.mem.write8(pa, v);
-    else if (size === 2) this.mem.write16(pa, v);
-    else this.mem.write32(pa, v);
+    if (size === 1) this.phys.write8(pa, v);
+    else if (size === 2) this.phys.write16(pa, v);
+    else this.phys.write32(pa, v);
   }
 
   /** CR0.PE is set: the inner backend runs the guest from here (state before the instruction). */

@@ -98,9 +98,10 @@ const plugin: MonitorPlugin<RealmodeConfig> = {
         const mem = c.resolve(Tokens.GuestMemory);
         const platform = c.isRegistered(Tokens.Platform, true) ? c.resolve(Tokens.Platform) : undefined;
         const a20 = platform ? () => platform.a20() : undefined;
+        const mmio = optional<Bus>(c, Tokens.MmioBus);
         return {
           wrap: (inner: VcpuBackend): VcpuBackend =>
-            config.mode === "native" ? new NativeBiosVcpu(inner, gate) : new EmulatedBiosVcpu(inner, mem, gate, undefined, undefined, a20),
+            config.mode === "native" ? new NativeBiosVcpu(inner, gate) : new EmulatedBiosVcpu(inner, mem, gate, undefined, undefined, a20, mmio),
         };
       }),
     });
