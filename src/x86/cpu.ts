@@ -15,11 +15,14 @@
 // in it are decoded once (decoder.ts) into a cache keyed by physical address and
 // run by execDecoded() in run()'s fast loop, with the same helpers as exec(). The
 // cache is dropped at each run() and per 256-byte block when the core writes code.
+// Hot runs of decoded instructions are compiled to JS functions (compiler.ts); a
+// compiled block survives a cache flush only while its bytes are unchanged.
 // Arithmetic flags are lazy: the last ALU operation's operands are kept and CF,
 // PF, AF, ZF, SF, OF are computed only when read.
 import { Activity, CpuExitReason, EventType, Interruptibility, SoftIntKind } from "./types.js";
 import type { AccessSize, Cpu, CpuExit, InterceptControls, IoPorts, PhysMemory, SegmentReg, X86State } from "./types.js";
 import { DecodedInsn, Kind, NO_REG, decodeInsn } from "./decoder.js";
+import { CompiledBlock, HOT_THRESHOLD, MAX_BYTES, MAX_INSNS, compileBlock, endsBlock } from "./compiler.js";
 
 // EFLAGS bits (SDM Vol. 1 3.4.3)
 const CF = 0x1, PF = 0x4, AF = 0x10, ZF = 0x40, SF = 0x80, TF = 0x100, IF = 0x200, DF = 0x400, OF = 0x800;
@@ -152,6 +155,18 @@ export class X86Cpu implements Cpu {
   private genTag = 0;
   /** Per code block of the RAM window: nonzero when a cached instruction has bytes in it. */
   private codeBlk: Uint8Array = NO_RAM;
+  /** Per code block: bumped whenever codeWritten() drops it (compiled blocks check it). */
+  private codeVer: Uint32Array = new Uint32Array(0);
+  /** Bumped by every code invalidation: a compiled block stops after a store that changed it. */
+  private codeEpoch = 0;
+  /** Compile hot runs of decoded instructions into JS functions (compiler.ts). */
+  compileHot = true;
+  /** Blocks compiled so far (a statistic). */
+  blocksCompiled = 0;
+  /** Compiled blocks by start physical address (direct-mapped like icache), and execution counts. */
+  private readonly blocks: (CompiledBlock | undefined)[] = new Array<CompiledBlock | undefined>(1 << ICACHE_BITS).fill(undefined);
+  private readonly heat = new Uint8Array(1 << ICACHE_BITS);
+  private readonly blkInsns: DecodedInsn[] = [];
 
   // Flags: `flags` holds every bit except those in `lzMask`, which come from the last ALU op.
   private flags = 2;
@@ -870,7 +885,11 @@ export class X86Cpu implements Cpu {
     this.ram = ram === undefined ? NO_RAM : ram;
     this.ramLen = this.ram.length;
     const blocks = (this.ramLen >>> CODE_SHIFT) + 1;
-    if (this.codeBlk.length !== blocks) this.codeBlk = new Uint8Array(blocks);
+    if (this.codeBlk.length !== blocks) {
+      this.codeBlk = new Uint8Array(blocks);
+      this.codeVer = new Uint32Array(blocks);
+      this.flushCodeCache();
+    }
   }
 
   // ---------------------------------------------------------------- decoded-instruction cache
@@ -884,8 +903,10 @@ export class X86Cpu implements Cpu {
   /** Drop every decoded instruction (O(1): entries from older generations never match). */
   flushCodeCache(): void {
     this.genTag = (this.genTag + 2) | 0;
+    this.codeEpoch = (this.codeEpoch + 1) | 0;
     if (this.genTag === 0) { // wrapped: stale tags could match again
       for (const d of this.icache) if (d !== undefined) d.pa = -1;
+      for (const b of this.blocks) if (b !== undefined) b.pa = -1;
     }
   }
 
@@ -907,6 +928,8 @@ export class X86Cpu implements Cpu {
     for (let b = first; b <= last; b++) {
       if (this.codeBlk[b] === 0) continue;
       this.codeBlk[b] = 0;
+      this.codeVer[b]++;
+      this.codeEpoch = (this.codeEpoch + 1) | 0;
       const end = (b + 1) * CODE_BLOCK; // products, not shifts: RAM may reach past 2 GiB
       for (let a = Math.max(0, b * CODE_BLOCK - 14); a < end; a++) {
         const d = ic[a & ICACHE_MASK];
@@ -936,6 +959,52 @@ export class X86Cpu implements Cpu {
       for (let b = pa >>> CODE_SHIFT; b <= (pa + d.len - 1) >>> CODE_SHIFT; b++) cb[b] = 1;
     }
     return d;
+  }
+
+  /**
+   * Compile the block starting at CS:ip (physical `pa`): consecutive decoded instructions
+   * up to the first control transfer (compiler.ts). False when not even one qualifies.
+   */
+  private compileAt(pa: number, ip: number, ipMax: number): boolean {
+    const csBase = this.segBase[CS], a20 = this.a20Mask, code32 = (this.segAttrib[CS] & 0x4000) !== 0;
+    const insns = this.blkInsns;
+    const ips: number[] = [];
+    insns.length = 0;
+    let p = pa, i = ip;
+    while (insns.length < MAX_INSNS) {
+      const d = this.decodeAt(p, i);
+      if (d.kind === Kind.Exec || i + d.len - 1 > ipMax || p + d.len - pa > MAX_BYTES) break;
+      insns.push(d); ips.push(i);
+      const ni = code32 ? (i + d.len) >>> 0 : i + d.len;
+      const np = ((csBase + ni) & a20) >>> 0;
+      if (endsBlock(d.kind) || (!code32 && ni > 0xffff) || np !== p + d.len) break;
+      p = np; i = ni;
+    }
+    if (insns.length === 0) return false;
+    const last = insns[insns.length - 1], end = pa + (ips[ips.length - 1] - ip) + last.len;
+    const b = new CompiledBlock();
+    this.blocksCompiled++;
+    b.fn = compileBlock(insns, ips);
+    b.ip = ip; b.csBase = csBase; b.code32 = code32 ? 1 : 0; b.a20 = a20;
+    b.count = insns.length;
+    b.lastIp = ips[ips.length - 1] + last.len - 1;
+    b.ips.push(...ips);
+    b.bytes = this.ram.slice(pa, end);
+    b.cb0 = pa >>> CODE_SHIFT; b.cb1 = (end - 1) >>> CODE_SHIFT;
+    b.pa = pa;
+    insns.length = 0;
+    this.blocks[pa & ICACHE_MASK] = b;
+    return this.revalidate(b);
+  }
+
+  /** A compiled block whose cache generation or code map changed: keep it if its bytes did not. */
+  private revalidate(b: CompiledBlock): boolean {
+    if (!b.bytesMatch(this.ram)) { b.pa = -1; return false; }
+    const cb = this.codeBlk;
+    cb[b.cb0] = 1; cb[b.cb1] = 1;
+    b.v0 = this.codeVer[b.cb0]; b.v1 = this.codeVer[b.cb1];
+    b.gtag = this.genTag;
+    return true;
   }
 
   /** Offset of a decoded memory operand (the plan decodeModrm computes while fetching). */
@@ -1099,7 +1168,9 @@ export class X86Cpu implements Cpu {
     if (this.activity !== Activity.Active) return this.finish(CpuExitReason.Halted); // HLT or wait-for-SIPI
     let n = 0;
     this.runBudget = budget;
-    const icache = this.icache;
+    const icache = this.icache, blocks = this.blocks, heat = this.heat, regs = this.regs;
+    /** The compiled block running, for the fault bookkeeping. */
+    let curBlk: CompiledBlock | null = null;
     this.inFast = false;
     // The try sits outside the hot loop; a fault unwinds to it and the loop resumes.
     while (n < budget) {
@@ -1116,10 +1187,27 @@ export class X86Cpu implements Cpu {
             while (n < budget) {
               const ip = this.eip;
               const pa = ((csBase + ip) & a20) >>> 0;
-              let d = icache[pa & ICACHE_MASK];
+              const slot = pa & ICACHE_MASK;
+              // A compiled block (compiler.ts) runs when it was compiled for this CS:IP, its bytes
+              // are unchanged, they lie inside the CS limit and the budget covers all of it.
+              const blk = blocks[slot];
+              if (blk !== undefined && blk.pa === pa && blk.ip === ip && blk.csBase === csBase && blk.code32 === d32
+                && blk.a20 === a20 && blk.count <= budget - n && blk.lastIp <= ipMax
+                && ((blk.gtag === this.genTag && this.codeVer[blk.cb0] === blk.v0 && this.codeVer[blk.cb1] === blk.v1)
+                  || this.revalidate(blk))) {
+                curBlk = blk;
+                n += blk.fn(this, regs);
+                curBlk = null;
+                continue;
+              }
+              let d = icache[slot];
               if (d === undefined || d.pa !== pa || d.gtag !== (this.genTag | d32)) d = this.decodeAt(pa, ip);
               // The same bytes may be reached through another CS:IP: recheck the limit and the IP wrap.
               if (d.kind === Kind.Exec || ip + d.len - 1 > ipMax) break;
+              if (++heat[slot] === HOT_THRESHOLD && this.compileHot) {
+                heat[slot] = 0;
+                if (this.compileAt(pa, ip, ipMax)) continue;
+              }
               this.startEip = ip;
               n++;
               this.execDecoded(d);
@@ -1158,8 +1246,10 @@ export class X86Cpu implements Cpu {
       } catch (x) {
         if (x !== FAULT) throw x;
         if (this.inFast) {
-          // No decoded kind changes ESP before its last possible fault, and `n` is exact there.
+          // No decoded kind changes ESP before its last possible fault, and `n` is exact there;
+          // in a compiled block, the faulting instruction is the one that set startEip.
           this.inFast = false;
+          if (curBlk !== null) { n += curBlk.indexOf(this.startEip) + 1; curBlk = null; }
           this.startEsp = this.regs[4];
         } else {
           n = budget - this.iterLeft;
