@@ -61,13 +61,15 @@ export const enum SysErr {
   VmFailValid = 13,
   /** An extension is already installed. */
   ExtensionInstalled = 14,
+  /** VMX: a VMX instruction other than VMXON outside VMX operation (#UD, SDM 31.3). */
+  NotInVmxOperation = 15,
 }
 
 /** Names for SysErr values, for messages. */
 export const SYS_ERR_NAMES: readonly string[] = [
   "ok", "cap-empty", "cap-wrong-type", "cap-no-right", "cap-stale", "cap-invalid", "cspace-full",
   "invalid-argument", "out-of-memory", "no-extension", "not-guest", "overlap", "vmfail-invalid",
-  "vmfail-valid", "extension-installed",
+  "vmfail-valid", "extension-installed", "not-in-vmx-operation",
 ];
 
 /**
@@ -77,8 +79,10 @@ export const SYS_ERR_NAMES: readonly string[] = [
 export interface SysRet {
   /** A new capability (copy, mint, retype). */
   cap: CPtr;
-  /** A scalar result (vmread). */
+  /** A scalar result (vmread), or the low 32 bits of a 64-bit one (rdmsrCap). */
   value: number;
+  /** The high 32 bits of a 64-bit result (rdmsrCap). */
+  valueHigh: number;
   /** A mapped view (frameMap). */
   view: Uint8Array | null;
   /** capIdentify results. */
@@ -152,7 +156,21 @@ export interface Syscalls {
   gpspaceSetA20(gpspace: CPtr, enabled: boolean): SysErr;
   // Dispatcher
   dispatcherSetupGuest(dcb: CPtr, setup: GuestSetup): SysErr;
+  /**
+   * Read a capability MSR of the installed extension (VMX: IA32_FEATURE_CONTROL and
+   * IA32_VMX_* 0x480-0x490, SDM appendix A): ret.value = bits 31:0, ret.valueHigh =
+   * bits 63:32. NoExtension without an extension that reports capabilities,
+   * InvalidArgument for an MSR it does not report.
+   */
+  rdmsrCap(msr: number): SysErr;
   // VMX
+  /**
+   * VMXON (SDM 31.3) with a Frame as the VMXON region (its first dword: the revision
+   * identifier). Needs Read+Write on the Frame.
+   */
+  vmxon(vmxonRegion: CPtr): SysErr;
+  /** VMXOFF (SDM 31.3). NotInVmxOperation outside VMX operation. */
+  vmxoff(): SysErr;
   vmptrld(dcb: CPtr, vmcs: CPtr): SysErr;
   vmclear(dcb: CPtr, vmcs: CPtr): SysErr;
   /** ret.value = the field. Needs Read on the DCB. */
@@ -233,10 +251,22 @@ interface ExtensionCommon {
   initControl(ctl: VmControlObject): void;
   /** dispatcher.setupGuest: validate and initialise (VMX: host state in the kernel). */
   setupGuest(dcb: DispatcherObject, guest: GuestBinding): SysErr;
+  /** Optional: a capability MSR (or, for SVM, a CPUID leaf) into ret.value/valueHigh; InvalidArgument if unknown. */
+  readCapability?(msr: number, ret: SysRet): SysErr;
+}
+
+/** The VMXON region as the kernel hands it to the extension: a Frame checked for Read+Write. */
+export interface VmxonRegion {
+  readonly bytes: Uint8Array;
+  /** Host-physical address (VMXON's operand). */
+  readonly paddr: number;
 }
 
 export interface VmxExtension extends ExtensionCommon {
   readonly kind: "vmx";
+  /** Optional: VMXON/VMXOFF (SDM 31.3). An extension without them is always in VMX operation. */
+  vmxon?(region: VmxonRegion, ret: SysRet): SysErr;
+  vmxoff?(ret: SysRet): SysErr;
   vmptrld(dcb: DispatcherObject, ctl: VmControlObject, ret: SysRet): SysErr;
   vmclear(dcb: DispatcherObject, ctl: VmControlObject, ret: SysRet): SysErr;
   vmread(dcb: DispatcherObject, encoding: number, ret: SysRet): SysErr;

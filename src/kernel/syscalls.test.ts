@@ -50,9 +50,17 @@ class RecordingVmx implements VmxExtension {
   readonly calls: string[] = [];
   ctx: ExtensionContext | null = null;
   setupResult: SysErr = SysErr.Ok;
+  /** Starts in VMX operation; vmxoff leaves it (SDM 31.3: a second VMXOFF is #UD). */
+  inVmx = true;
   attach(ctx: ExtensionContext): void {
     this.ctx = ctx;
     this.calls.push("attach");
+  }
+  vmxoff(_ret: SysRet): SysErr {
+    this.calls.push("vmxoff");
+    if (!this.inVmx) return SysErr.NotInVmxOperation;
+    this.inVmx = false;
+    return SysErr.Ok;
   }
   initControl(ctl: VmControlObject): void {
     this.calls.push(`initControl:${ctl.kind}`);
@@ -757,6 +765,8 @@ describe("error codes", () => {
     t(w.sys.vmread(dcb, 0)); // VmFailInvalid
     ok(w.sys.vmptrld(dcb, vmcs));
     t(w.sys.vmwrite(dcb, VM_INSTRUCTION_ERROR, 0)); // VmFailValid
+    ok(w.sys.vmxoff());
+    t(w.sys.vmxoff()); // NotInVmxOperation
     while (w.sys.capCopy(w.ram) === SysErr.Ok);
     t(w.sys.capCopy(w.ram)); // CSpaceFull
     const all = SYS_ERR_NAMES.map((_, i) => i as SysErr);

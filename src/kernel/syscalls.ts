@@ -16,7 +16,7 @@ const RW = Rights.Read | Rights.Write;
 
 export class KernelSyscalls implements Syscalls {
   readonly ret: SysRet = {
-    cap: 0, value: 0, view: null, type: ObjType.Null, rights: 0, bytes: 0, vmInstructionError: 0,
+    cap: 0, value: 0, valueHigh: 0, view: null, type: ObjType.Null, rights: 0, bytes: 0, vmInstructionError: 0,
   };
 
   constructor(
@@ -173,7 +173,30 @@ export class KernelSyscalls implements Syscalls {
     );
   }
 
+  // ---- Capabilities ----
+
+  rdmsrCap(msr: number): SysErr {
+    const ext = this.kernel.vmx ?? this.kernel.svm;
+    if (ext === null || typeof ext.readCapability !== "function") return SysErr.NoExtension;
+    if (typeof msr !== "number" || !Number.isInteger(msr) || msr < 0 || msr > 0xffffffff) return SysErr.InvalidArgument;
+    return ext.readCapability(msr, this.ret);
+  }
+
   // ---- VMX ----
+
+  vmxon(vmxonRegion: CPtr): SysErr {
+    const ext = this.kernel.vmx;
+    if (ext === null || typeof ext.vmxon !== "function") return SysErr.NoExtension;
+    const f = this.cspace.check(vmxonRegion, ObjType.Frame, RW);
+    if (typeof f === "number") return f;
+    return ext.vmxon(f.object as FrameObject, this.ret);
+  }
+
+  vmxoff(): SysErr {
+    const ext = this.kernel.vmx;
+    if (ext === null || typeof ext.vmxoff !== "function") return SysErr.NoExtension;
+    return ext.vmxoff(this.ret);
+  }
 
   vmptrld(dcb: CPtr, vmcs: CPtr): SysErr {
     const d = this.dispatcher(dcb, Rights.Write);

@@ -170,6 +170,11 @@ export interface GuestMemory {
 }
 
 // ---------------------------------------------------------------------------
+// Assists shared by the backends (STYLE rule 11, libnvmm's nvmm_assist_io)
+
+export { IoAssist, IO_ASSIST_MAX_ELEMENTS, newStringIo, type StringIo, type PortAccess } from "./assist/io-assist.js";
+
+// ---------------------------------------------------------------------------
 // The backend-neutral vCPU (STYLE rule 11: libnvmm-like)
 
 /** Parts of the state for getState/setState. */
@@ -194,6 +199,12 @@ export interface IoExit {
   in: boolean;
   /** OUT: the value written. IN: the handler stores the value read here; the backend commits it at the next run. */
   data: number;
+  /**
+   * Set only for string I/O (INS/OUTS, REP or not): the backend already moved `count`
+   * elements through the IoAssist and the PIO bus, so the handler must not touch the bus
+   * again; the exit is reported for the statistics. 0 for a REP with a count of 0.
+   */
+  count?: number;
 }
 export interface MmioExit {
   kind: "mmio";

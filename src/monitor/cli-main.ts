@@ -1,4 +1,4 @@
-// The `hvkit` command line: run, validate, test. `main` returns the exit status so
+// The `hvkit` command line: run, validate, test, info. `main` returns the exit status so
 // tests call it in-process; src/cli.ts is the executable wrapper.
 import { Command, CommanderError } from "commander";
 import { ConfigError } from "./api.js";
@@ -9,6 +9,7 @@ import { VmConsole } from "./console.js";
 import { formatResults, loadBootTest, runBootTest } from "./harness.js";
 import { createMachine } from "./machine.js";
 import type { Machine } from "./machine.js";
+import { INFO_BACKENDS, infoText, type InfoBackend } from "./info.js";
 import { loadPlugins } from "./plugins.js";
 import { StdioSink } from "./stdio.js";
 import { formatSize, parseDuration } from "./units.js";
@@ -126,6 +127,16 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     .argument("<boot-test>")
     .action(async (file: string) => {
       status = await testCommand(file, io);
+    });
+
+  program.command("info")
+    .description("print the VMX/SVM capabilities the kernel reports, like DragonFly's hw.vmm sysctl tree")
+    .option("--backend <name>", `only this backend (${INFO_BACKENDS.join(", ")})`)
+    .action(async (opts: { backend?: string }) => {
+      if (opts.backend !== undefined && !INFO_BACKENDS.includes(opts.backend as InfoBackend)) {
+        throw new ConfigError("--backend", `expected one of ${INFO_BACKENDS.join(", ")}`);
+      }
+      io.out(await infoText(opts.backend !== undefined ? [opts.backend as InfoBackend] : INFO_BACKENDS));
     });
 
   try {

@@ -233,6 +233,8 @@ export class RunLoop {
         counts[k]!++;
         switch (exit.kind) {
           case "io":
+            // String I/O: the backend's IoAssist already used the bus (api.ts IoExit.count).
+            if (exit.count !== undefined) break;
             if (exit.in) exit.data = pio.read(exit.port, exit.size);
             else pio.write(exit.port, exit.size, exit.data);
             break;

@@ -2,7 +2,8 @@
 // would build them, for the end-to-end tests. Not a test file itself.
 import { expect } from "vitest";
 import { MapPerm, ObjType, SysErr, bootKernel, softEngine, type CPtr, type Syscalls } from "../../../src/kernel/index.js";
-import type { MachineCaps, VmExit } from "../../../src/monitor/api.js";
+import type { Bus, MachineCaps, VmExit } from "../../../src/monitor/api.js";
+import { FrameGuestMemory } from "../../../src/monitor/guest-memory.js";
 import { realModeState } from "../../../src/x86/state.js";
 import { SvmKernelExtension } from "./kernel/svm-extension.js";
 import { SvmBackend } from "./monitor/svm-backend.js";
@@ -21,8 +22,11 @@ export interface Machine {
   backend: SvmBackend;
 }
 
-/** A kernel with the SVM extension and MachineCaps built by hand, as the monitor core would. */
-export function machine(code: number[], timeslice = 1000): Machine {
+/**
+ * A kernel with the SVM extension and MachineCaps built by hand, as the monitor core would.
+ * With `pio`, the backend also gets the bus and guest memory its string-I/O assist needs.
+ */
+export function machine(code: number[], timeslice = 1000, pio?: Bus): Machine {
   const k = bootKernel({ engine: softEngine(), ramBytes: RAM_BYTES + 16 * 4096, timeslice });
   const sys = k.syscalls;
   ok(k.extensions.install(new SvmKernelExtension()), "install");
@@ -44,7 +48,7 @@ export function machine(code: number[], timeslice = 1000): Machine {
     ram: k.ram, gpspace, dispatcher, guestControl,
     guestRegs: new Uint32Array(gc.buffer, gc.byteOffset, 8),
   };
-  const backend = new SvmBackend(sys, caps);
+  const backend = pio === undefined ? new SvmBackend(sys, caps) : new SvmBackend(sys, caps, pio, new FrameGuestMemory(ram));
   backend.setState(realModeState(0, ORG));
   return { sys, caps, ram, backend };
 }

@@ -7,9 +7,12 @@ import { ConfigError, Tokens, type HostApi, type MonitorPlugin } from "../../../
 import { VmxExtension } from "./kernel/vmx-extension.js";
 import { VmxBackend } from "./monitor/vmx-backend.js";
 
-export { VmxExtension, VmcsState, eptPointerFor, KERNEL_HOST_STATE } from "./kernel/vmx-extension.js";
+export { VmxExtension, VmcsState, eptPointerFor, KERNEL_HOST_STATE, SOFT_HOST, CR4_VMXE, VMXON_IN_VMX_ROOT, type VmxHostCpu } from "./kernel/vmx-extension.js";
 export { VmxBackend, VmxBackendError } from "./monitor/vmx-backend.js";
-export { SOFT_CAPS, VmxMsr, vmxMsrValue, controlValue, type VmxCaps, type CtlCap } from "./kernel/caps.js";
+export {
+  SOFT_CAPS, VmxMsr, vmxMsrValue, controlValue, capsFromMsrs, decodeBasic, CapsReadError, FeatureControl,
+  VMX_CAPABILITY_MSRS, type VmxCaps, type CtlCap, type VmxBasic,
+} from "./kernel/caps.js";
 export { CONTROL_CHECKS, HOST_CHECKS, GUEST_CHECKS, runEntryChecks, type EntryCheck, type EntryFailure } from "./kernel/entry-checks.js";
 export * from "./vmcs-fields.js";
 

@@ -20,60 +20,80 @@ export const vmcsAccessHigh = (enc: number): boolean => (enc & 1) === 1;
 /** Bits 31:15 and bit 12 are reserved (must be 0). */
 export const vmcsReservedBits = (enc: number): boolean => (enc & ~0x6fff) !== 0;
 
-/** The fields this slice names (full encodings; a 64-bit field's high half is `enc | 1`). */
+/**
+ * Every field of SDM Vol. 3D appendix B (2023 revision: tables B-1 .. B-14), full
+ * encodings; a 64-bit field's high half is `enc | 1`. Which of them VMREAD/VMWRITE
+ * accept depends on the capability MSRs: see FIELD_NEEDS.
+ */
 export const F = {
-  // 16-bit control
-  Vpid: 0x0000,
-  // 16-bit guest state
+  // B.1.1 16-bit control
+  Vpid: 0x0000, PostedIntrVector: 0x0002, EptpIndex: 0x0004, HlatPrefixSize: 0x0006, LastPidPtrIndex: 0x0008,
+  // B.1.2 16-bit guest state
   GuestEsSel: 0x0800, GuestCsSel: 0x0802, GuestSsSel: 0x0804, GuestDsSel: 0x0806,
   GuestFsSel: 0x0808, GuestGsSel: 0x080a, GuestLdtrSel: 0x080c, GuestTrSel: 0x080e,
-  // 16-bit host state
+  GuestIntrStatus: 0x0810, PmlIndex: 0x0812, GuestUinv: 0x0814,
+  // B.1.3 16-bit host state
   HostEsSel: 0x0c00, HostCsSel: 0x0c02, HostSsSel: 0x0c04, HostDsSel: 0x0c06,
   HostFsSel: 0x0c08, HostGsSel: 0x0c0a, HostTrSel: 0x0c0c,
-  // 64-bit control
+  // B.2.1 64-bit control
   IoBitmapA: 0x2000, IoBitmapB: 0x2002, MsrBitmap: 0x2004,
   ExitMsrStoreAddr: 0x2006, ExitMsrLoadAddr: 0x2008, EntryMsrLoadAddr: 0x200a,
-  TscOffset: 0x2010, EptPointer: 0x201a,
-  // 64-bit read-only
+  ExecutiveVmcsPtr: 0x200c, PmlAddr: 0x200e, TscOffset: 0x2010, VirtApicAddr: 0x2012,
+  ApicAccessAddr: 0x2014, PostedIntrDescAddr: 0x2016, VmFuncControls: 0x2018, EptPointer: 0x201a,
+  EoiExitBitmap0: 0x201c, EoiExitBitmap1: 0x201e, EoiExitBitmap2: 0x2020, EoiExitBitmap3: 0x2022,
+  EptpListAddr: 0x2024, VmreadBitmapAddr: 0x2026, VmwriteBitmapAddr: 0x2028, VeInfoAddr: 0x202a,
+  XssExitingBitmap: 0x202c, EnclsExitingBitmap: 0x202e, SppTablePtr: 0x2030, TscMultiplier: 0x2032,
+  Proc3Controls: 0x2034, EnclvExitingBitmap: 0x2036, LowPasidDirAddr: 0x2038, HighPasidDirAddr: 0x203a,
+  SharedEptp: 0x203c, PconfigExitingBitmap: 0x203e, Hlatp: 0x2040, PidPtrTableAddr: 0x2042,
+  Exit2Controls: 0x2044,
+  // B.2.2 64-bit read-only
   GuestPhysAddr: 0x2400,
-  // 64-bit guest state
+  // B.2.3 64-bit guest state
   VmcsLinkPtr: 0x2800, GuestDebugCtl: 0x2802, GuestPat: 0x2804, GuestEfer: 0x2806,
-  // 64-bit host state
-  HostPat: 0x2c00, HostEfer: 0x2c02,
-  // 32-bit control
+  GuestPerfGlobalCtrl: 0x2808, GuestPdpte0: 0x280a, GuestPdpte1: 0x280c, GuestPdpte2: 0x280e,
+  GuestPdpte3: 0x2810, GuestBndcfgs: 0x2812, GuestRtitCtl: 0x2814, GuestLbrCtl: 0x2816, GuestPkrs: 0x2818,
+  // B.2.4 64-bit host state
+  HostPat: 0x2c00, HostEfer: 0x2c02, HostPerfGlobalCtrl: 0x2c04, HostPkrs: 0x2c06,
+  // B.3.1 32-bit control
   PinControls: 0x4000, ProcControls: 0x4002, ExceptionBitmap: 0x4004,
   PfErrorCodeMask: 0x4006, PfErrorCodeMatch: 0x4008, Cr3TargetCount: 0x400a,
   ExitControls: 0x400c, ExitMsrStoreCount: 0x400e, ExitMsrLoadCount: 0x4010,
   EntryControls: 0x4012, EntryMsrLoadCount: 0x4014,
   EntryIntrInfo: 0x4016, EntryExceptionErrorCode: 0x4018, EntryInstrLen: 0x401a,
-  TprThreshold: 0x401c, Proc2Controls: 0x401e,
-  // 32-bit read-only (exit information)
+  TprThreshold: 0x401c, Proc2Controls: 0x401e, PleGap: 0x4020, PleWindow: 0x4022,
+  InstrTimeoutControl: 0x4024,
+  // B.3.2 32-bit read-only (exit information)
   VmInstructionError: 0x4400, ExitReason: 0x4402, ExitIntrInfo: 0x4404, ExitIntrErrorCode: 0x4406,
   IdtVectoringInfo: 0x4408, IdtVectoringErrorCode: 0x440a, ExitInstrLen: 0x440c, ExitInstrInfo: 0x440e,
-  // 32-bit guest state
+  // B.3.3 32-bit guest state
   GuestEsLimit: 0x4800, GuestCsLimit: 0x4802, GuestSsLimit: 0x4804, GuestDsLimit: 0x4806,
   GuestFsLimit: 0x4808, GuestGsLimit: 0x480a, GuestLdtrLimit: 0x480c, GuestTrLimit: 0x480e,
   GuestGdtrLimit: 0x4810, GuestIdtrLimit: 0x4812,
   GuestEsAr: 0x4814, GuestCsAr: 0x4816, GuestSsAr: 0x4818, GuestDsAr: 0x481a,
   GuestFsAr: 0x481c, GuestGsAr: 0x481e, GuestLdtrAr: 0x4820, GuestTrAr: 0x4822,
-  GuestInterruptibility: 0x4824, GuestActivity: 0x4826, GuestSysenterCs: 0x482a,
-  // 32-bit host state
+  GuestInterruptibility: 0x4824, GuestActivity: 0x4826, GuestSmbase: 0x4828, GuestSysenterCs: 0x482a,
+  PreemptionTimerValue: 0x482e,
+  // B.3.4 32-bit host state
   HostSysenterCs: 0x4c00,
-  // natural-width control
+  // B.4.1 natural-width control
   Cr0GuestHostMask: 0x6000, Cr4GuestHostMask: 0x6002, Cr0ReadShadow: 0x6004, Cr4ReadShadow: 0x6006,
-  // natural-width read-only
-  ExitQualification: 0x6400, GuestLinearAddr: 0x640a,
-  // natural-width guest state
+  Cr3Target0: 0x6008, Cr3Target1: 0x600a, Cr3Target2: 0x600c, Cr3Target3: 0x600e,
+  // B.4.2 natural-width read-only
+  ExitQualification: 0x6400, IoRcx: 0x6402, IoRsi: 0x6404, IoRdi: 0x6406, IoRip: 0x6408,
+  GuestLinearAddr: 0x640a,
+  // B.4.3 natural-width guest state
   GuestCr0: 0x6800, GuestCr3: 0x6802, GuestCr4: 0x6804,
   GuestEsBase: 0x6806, GuestCsBase: 0x6808, GuestSsBase: 0x680a, GuestDsBase: 0x680c,
   GuestFsBase: 0x680e, GuestGsBase: 0x6810, GuestLdtrBase: 0x6812, GuestTrBase: 0x6814,
   GuestGdtrBase: 0x6816, GuestIdtrBase: 0x6818, GuestDr7: 0x681a,
   GuestRsp: 0x681c, GuestRip: 0x681e, GuestRflags: 0x6820, GuestPendingDbg: 0x6822,
-  GuestSysenterEsp: 0x6824, GuestSysenterEip: 0x6826,
-  // natural-width host state
+  GuestSysenterEsp: 0x6824, GuestSysenterEip: 0x6826, GuestSCet: 0x6828, GuestSsp: 0x682a,
+  GuestIntrSspTableAddr: 0x682c,
+  // B.4.4 natural-width host state
   HostCr0: 0x6c00, HostCr3: 0x6c02, HostCr4: 0x6c04, HostFsBase: 0x6c06, HostGsBase: 0x6c08,
   HostTrBase: 0x6c0a, HostGdtrBase: 0x6c0c, HostIdtrBase: 0x6c0e,
   HostSysenterEsp: 0x6c10, HostSysenterEip: 0x6c12, HostRsp: 0x6c14, HostRip: 0x6c16,
+  HostSCet: 0x6c18, HostSsp: 0x6c1a, HostIntrSspTableAddr: 0x6c1c,
 } as const;
 export type FieldName = keyof typeof F;
 
@@ -121,7 +141,7 @@ function buildLayout(): Map<number, FieldInfo> {
 /** Full encoding → field info, for the fields in `F`. */
 export const FIELD_TABLE: ReadonlyMap<number, FieldInfo> = buildLayout();
 
-/** The highest index (bits 9:1) of any supported encoding, as IA32_VMX_VMCS_ENUM reports it (SDM A.9). */
+/** The highest index (bits 9:1) of any encoding in the table; IA32_VMX_VMCS_ENUM reports `highestFieldIndex(caps)`, over the fields that exist. */
 export const HIGHEST_FIELD_INDEX = Math.max(...[...FIELD_TABLE.keys()].map(vmcsIndex));
 
 /**
@@ -225,3 +245,111 @@ export const VmxError = {
   EntryInvalidControls: 7, EntryInvalidHostState: 8, VmptrldInvalidAddress: 9,
   VmptrldWrongRevision: 11, UnsupportedComponent: 12, VmwriteReadOnly: 13,
 } as const;
+
+// ---------------------------------------------------------------------------
+// Which fields exist (SDM appendix B footnotes: "exists only on processors that
+// support the 1-setting of ..."). A field without an entry exists on every
+// processor with VMX. VMREAD/VMWRITE of a field whose feature the capability MSRs
+// report unsupported is VMfailValid 12 (SDM 31.3, "unsupported VMCS component").
+
+/** The capability MSR (its allowed-1 half) that reports a control. */
+export type CtlGroup = "pin" | "proc" | "proc2" | "exit" | "entry";
+/** A field exists if any of these controls may be 1; "never": its feature has no control this model reports. */
+export interface FieldNeed {
+  readonly any: readonly (readonly [CtlGroup, number])[];
+  /** The feature, for messages and the README table. */
+  readonly feature: string;
+}
+const need = (feature: string, ...any: (readonly [CtlGroup, number])[]): FieldNeed => ({ feature, any });
+/** Features reached only through controls no capability MSR here reports (tertiary controls, dual monitor ...). */
+const NEVER = (feature: string): FieldNeed => ({ feature, any: [] });
+
+export const FIELD_NEEDS: ReadonlyMap<number, FieldNeed> = new Map<number, FieldNeed>([
+  [F.Vpid, need("enable VPID", ["proc2", 1 << 5])],
+  [F.PostedIntrVector, need("process posted interrupts", ["pin", Pin.PostedInterrupts])],
+  [F.PostedIntrDescAddr, need("process posted interrupts", ["pin", Pin.PostedInterrupts])],
+  [F.EptpIndex, need("EPT-violation #VE", ["proc2", 1 << 18])],
+  [F.VeInfoAddr, need("EPT-violation #VE", ["proc2", 1 << 18])],
+  [F.HlatPrefixSize, NEVER("HLAT (tertiary controls)")],
+  [F.Hlatp, NEVER("HLAT (tertiary controls)")],
+  [F.LastPidPtrIndex, NEVER("IPI virtualization (tertiary controls)")],
+  [F.PidPtrTableAddr, NEVER("IPI virtualization (tertiary controls)")],
+  [F.GuestIntrStatus, need("virtual-interrupt delivery", ["proc2", 1 << 9])],
+  [F.EoiExitBitmap0, need("virtual-interrupt delivery", ["proc2", 1 << 9])],
+  [F.EoiExitBitmap1, need("virtual-interrupt delivery", ["proc2", 1 << 9])],
+  [F.EoiExitBitmap2, need("virtual-interrupt delivery", ["proc2", 1 << 9])],
+  [F.EoiExitBitmap3, need("virtual-interrupt delivery", ["proc2", 1 << 9])],
+  [F.PmlIndex, need("enable PML", ["proc2", 1 << 17])],
+  [F.PmlAddr, need("enable PML", ["proc2", 1 << 17])],
+  [F.GuestUinv, NEVER("user interrupts")],
+  [F.MsrBitmap, need("use MSR bitmaps", ["proc", Proc.UseMsrBitmaps])],
+  [F.ExecutiveVmcsPtr, NEVER("dual-monitor treatment of SMM (IA32_VMX_BASIC[49] = 0)")],
+  [F.VirtApicAddr, need("use TPR shadow", ["proc", Proc.TprShadow])],
+  [F.TprThreshold, need("use TPR shadow", ["proc", Proc.TprShadow])],
+  [F.ApicAccessAddr, need("virtualize APIC accesses", ["proc2", Proc2.VirtApicAccesses])],
+  [F.VmFuncControls, need("enable VM functions", ["proc2", 1 << 13])],
+  [F.EptpListAddr, need("enable VM functions", ["proc2", 1 << 13])],
+  [F.EptPointer, need("enable EPT", ["proc2", Proc2.EnableEpt])],
+  [F.GuestPhysAddr, need("enable EPT", ["proc2", Proc2.EnableEpt])],
+  [F.GuestPdpte0, need("enable EPT", ["proc2", Proc2.EnableEpt])],
+  [F.GuestPdpte1, need("enable EPT", ["proc2", Proc2.EnableEpt])],
+  [F.GuestPdpte2, need("enable EPT", ["proc2", Proc2.EnableEpt])],
+  [F.GuestPdpte3, need("enable EPT", ["proc2", Proc2.EnableEpt])],
+  [F.VmreadBitmapAddr, need("VMCS shadowing", ["proc2", 1 << 14])],
+  [F.VmwriteBitmapAddr, need("VMCS shadowing", ["proc2", 1 << 14])],
+  [F.XssExitingBitmap, need("enable XSAVES/XRSTORS", ["proc2", 1 << 20])],
+  [F.EnclsExitingBitmap, need("enable ENCLS exiting", ["proc2", 1 << 15])],
+  [F.SppTablePtr, need("sub-page write permissions", ["proc2", 1 << 23])],
+  [F.TscMultiplier, need("use TSC scaling", ["proc2", 1 << 25])],
+  [F.Proc3Controls, need("activate tertiary controls", ["proc", 1 << 17])],
+  [F.EnclvExitingBitmap, need("enable ENCLV exiting", ["proc2", 1 << 28])],
+  [F.LowPasidDirAddr, NEVER("PASID translation (tertiary controls)")],
+  [F.HighPasidDirAddr, NEVER("PASID translation (tertiary controls)")],
+  [F.SharedEptp, NEVER("shared EPTP (TDX)")],
+  [F.PconfigExitingBitmap, NEVER("PCONFIG exiting (tertiary controls)")],
+  [F.Exit2Controls, need("activate secondary VM-exit controls", ["exit", 1 << 31])],
+  [F.PleGap, need("PAUSE-loop exiting", ["proc2", 1 << 10])],
+  [F.PleWindow, need("PAUSE-loop exiting", ["proc2", 1 << 10])],
+  [F.InstrTimeoutControl, NEVER("instruction timeout")],
+  [F.PreemptionTimerValue, need("activate VMX-preemption timer", ["pin", Pin.PreemptionTimer])],
+  [F.GuestPat, need("load/save IA32_PAT", ["entry", EntryCtl.LoadPat], ["exit", ExitCtl.SavePat])],
+  [F.HostPat, need("load IA32_PAT at exit", ["exit", ExitCtl.LoadPat])],
+  [F.GuestEfer, need("load/save IA32_EFER", ["entry", EntryCtl.LoadEfer], ["exit", ExitCtl.SaveEfer])],
+  [F.HostEfer, need("load IA32_EFER at exit", ["exit", ExitCtl.LoadEfer])],
+  [F.GuestPerfGlobalCtrl, need("load IA32_PERF_GLOBAL_CTRL", ["entry", 1 << 13])],
+  [F.HostPerfGlobalCtrl, need("load IA32_PERF_GLOBAL_CTRL at exit", ["exit", 1 << 12])],
+  [F.GuestBndcfgs, need("load/clear IA32_BNDCFGS", ["entry", 1 << 16], ["exit", 1 << 23])],
+  [F.GuestRtitCtl, need("load/clear IA32_RTIT_CTL", ["entry", 1 << 18], ["exit", 1 << 25])],
+  [F.GuestLbrCtl, need("load/clear IA32_LBR_CTL", ["entry", 1 << 21], ["exit", 1 << 26])],
+  [F.GuestPkrs, need("load PKRS", ["entry", 1 << 22])],
+  [F.HostPkrs, need("load PKRS at exit", ["exit", 1 << 29])],
+  [F.GuestSCet, need("load CET state", ["entry", 1 << 20])],
+  [F.GuestSsp, need("load CET state", ["entry", 1 << 20])],
+  [F.GuestIntrSspTableAddr, need("load CET state", ["entry", 1 << 20])],
+  [F.HostSCet, need("load CET state at exit", ["exit", 1 << 28])],
+  [F.HostSsp, need("load CET state at exit", ["exit", 1 << 28])],
+  [F.HostIntrSspTableAddr, need("load CET state at exit", ["exit", 1 << 28])],
+]);
+
+/** The allowed-1 halves of the control capability MSRs (a VmxCaps satisfies this). */
+export type AllowedControls = Readonly<Record<CtlGroup, { readonly mayBe1: number }>>;
+
+/** Does a field of the table exist on a processor reporting these controls? */
+export function fieldExists(enc: number, caps: AllowedControls): boolean {
+  const n = FIELD_NEEDS.get(enc & ~1);
+  if (n === undefined) return true;
+  for (const [group, bit] of n.any) if (((caps[group].mayBe1 >>> 0) & (bit >>> 0)) !== 0) return true;
+  return false;
+}
+
+/** The full encodings that exist under `caps`, in table order. */
+export function existingFields(caps: AllowedControls): number[] {
+  return [...FIELD_TABLE.keys()].filter((enc) => fieldExists(enc, caps));
+}
+
+/** IA32_VMX_VMCS_ENUM bits 9:1 (SDM A.9): the highest index of any field that exists under `caps`. */
+export function highestFieldIndex(caps: AllowedControls): number {
+  let max = 0;
+  for (const enc of existingFields(caps)) max = Math.max(max, vmcsIndex(enc));
+  return max;
+}

@@ -4,7 +4,7 @@ import { SysErr, type DispatcherObject, type SysRet } from "../../../../src/kern
 import { EventType, Interruptibility } from "../../../../src/x86/types.js";
 import { B, EventInj, F, Misc1, SvmExit, Vmcb } from "../vmcb.js";
 import { ORG, expectKind, machine } from "../svm-machine.fixtures.js";
-import { SvmKernelExtension } from "./svm-extension.js";
+import { SVM_CPUID, SvmFeature, SvmKernelExtension } from "./svm-extension.js";
 
 function ivt(ram: Uint8Array, vector: number, handler: number): void {
   ram[vector * 4] = handler & 0xff;
@@ -143,5 +143,25 @@ describe("SvmKernelExtension (VMRUN semantics, APM 15)", () => {
     expect(m.backend.vmcb.read(F.RSP)).toBe(0x31);
     const g = m.caps.guestRegs;
     expect([g[3], g[1], g[2], g[5], g[6], g[7]]).toEqual([0x21, 7, 8, 9, 10, 11]);
+  });
+});
+
+describe("SvmKernelExtension.readCapability: the SVM CPUID leaves (APM Vol. 3 E.4)", () => {
+  const ret = { cap: 0, value: 0, valueHigh: 0, view: null, type: 0, rights: 0, bytes: 0, vmInstructionError: 0 };
+  it("reports SVM, the physical-address width and NP/NRIPS from its caps", () => {
+    const ext = new SvmKernelExtension();
+    expect(ext.readCapability(SVM_CPUID.ExtFeatures, ret)).toBe(SysErr.Ok);
+    expect(ret.value & 4).toBe(4);
+    expect(ret.valueHigh & (1 << 29)).toBe(0);
+    expect(ext.readCapability(SVM_CPUID.AddressSizes, ret)).toBe(SysErr.Ok);
+    expect(ret.value).toBe(32);
+    expect(ext.readCapability(SVM_CPUID.SvmFeatures, ret)).toBe(SysErr.Ok);
+    expect(ret.valueHigh).toBe(SvmFeature.Np | SvmFeature.Nrips);
+    const lm = new SvmKernelExtension({ longMode: true, physAddrBits: 48, cr4Supported: 0x7ff });
+    expect(lm.readCapability(SVM_CPUID.ExtFeatures, ret)).toBe(SysErr.Ok);
+    expect(ret.valueHigh & (1 << 29)).toBe(1 << 29);
+    expect(lm.readCapability(SVM_CPUID.AddressSizes, ret)).toBe(SysErr.Ok);
+    expect(ret.value).toBe(48);
+    expect(ext.readCapability(0x480, ret)).toBe(SysErr.InvalidArgument);
   });
 });

@@ -70,6 +70,11 @@ export interface SvmHostState {
   hsave: Uint8Array | null;
 }
 
+/** The CPUID leaves readCapability answers (APM Vol. 3 appendix E.4). */
+export const SVM_CPUID = { ExtFeatures: 0x80000001, AddressSizes: 0x80000008, SvmFeatures: 0x8000000a } as const;
+/** CPUID Fn8000_000A EDX (APM Vol. 3 E.4.9). */
+export const SvmFeature = { Np: 1 << 0, LbrVirt: 1 << 1, Svml: 1 << 2, Nrips: 1 << 3, DecodeAssists: 1 << 7 } as const;
+
 export class SvmKernelExtension implements SvmExtension {
   readonly kind = "svm" as const;
   readonly host: SvmHostState = { svme: false, hsave: null };
@@ -79,6 +84,22 @@ export class SvmKernelExtension implements SvmExtension {
 
   attach(ctx: ExtensionContext): void {
     this.ctx = ctx;
+  }
+
+  /**
+   * SVM has no capability MSRs; what it reports is CPUID (APM Vol. 3 appendix E.4):
+   * Fn8000_0001 (value = ECX with SVM bit 2, valueHigh = EDX with LM bit 29),
+   * Fn8000_0008 (value = EAX, physical-address bits 7:0) and Fn8000_000A (value = EAX,
+   * SvmRev 1; valueHigh = EDX features: NP bit 0 (N_CR3 is honoured), NRIPS bit 3).
+   * Decode assists are only partial (INTn EXITINFO1), so bit 7 is not reported.
+   */
+  readCapability(leaf: number, ret: SysRet): SysErr {
+    switch (leaf) {
+      case SVM_CPUID.ExtFeatures: ret.value = 1 << 2; ret.valueHigh = this.caps.longMode ? 1 << 29 : 0; return SysErr.Ok;
+      case SVM_CPUID.AddressSizes: ret.value = this.caps.physAddrBits & 0xff; ret.valueHigh = 0; return SysErr.Ok;
+      case SVM_CPUID.SvmFeatures: ret.value = 1; ret.valueHigh = SvmFeature.Np | SvmFeature.Nrips; return SysErr.Ok;
+      default: return SysErr.InvalidArgument;
+    }
   }
 
   /** A new VMCB is all zeroes (the monitor fills it); its accessor lives in ctl.ext. */

@@ -5,12 +5,19 @@
 // Exits are decoded from EXITCODE/EXITINFO1/EXITINFO2/nRIP into the backend-neutral
 // VmExit union, one reused object per kind. Instruction exits are completed at the
 // next run() (KVM-like): IN data into AL/AX/EAX, CPUID results into EAX-EDX, RIP to
-// nRIP. String I/O (INS/OUTS) is not supported in this slice: an `unhandled` exit.
+// nRIP. String I/O (INS/OUTS, REP) runs through the shared IoAssist against the PIO
+// bus and guest memory, and is reported as one `io` exit with `count` (README).
 import { inject, injectable } from "tsyringe";
 import { GuestControlWord, ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls } from "../../../../src/kernel/api.js";
 import {
+  IoAssist,
   StateParts,
   Tokens,
+  newStringIo,
+  type Bus,
+  type GuestMemory,
+  type PortAccess,
+  type StringIo,
   type CpuidExit,
   type EntryFailureExit,
   type ExceptionExit,
@@ -35,8 +42,10 @@ export class SvmBackendError extends Error {
   override readonly name = "SvmBackendError";
 }
 
-const EFLAGS_IF = 1 << 9, EFLAGS_VM = 1 << 17;
-const CR0_PE = 1;
+const EFLAGS_IF = 1 << 9, EFLAGS_DF = 1 << 10, EFLAGS_VM = 1 << 17;
+const CR0_PE = 1, CR0_PG = 0x8000_0000;
+/** VMCB segment records in x86 Sreg order (ES, CS, SS, DS, FS, GS), as EXITINFO1.SEG numbers them. */
+const SREG_FIELDS = [F.ES, F.CS, F.SS, F.DS, F.FS, F.GS] as const;
 /** Exceptions that push an error code in protected mode (APM 8.2); none do in real mode. */
 const ERROR_CODE_VECTORS = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 17) | (1 << 21) | (1 << 29) | (1 << 30);
 const SIZE_MASK = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
@@ -74,11 +83,25 @@ export class SvmBackend implements VcpuBackend {
   private readonly exceptionExit: ExceptionExit = { kind: "exception", vector: 0, errorCode: 0, hasErrorCode: false };
   private readonly entryFailureExit: EntryFailureExit = { kind: "entry-failure", code: SvmExit.INVALID, message: "" };
   private readonly unhandledExit: UnhandledExit = { kind: "unhandled", code: 0, message: "" };
+  private readonly stringIoExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0, count: 0 };
+  private readonly stringIo: StringIo = newStringIo();
+  private readonly ioAssist = new IoAssist();
+  private readonly portAccess: PortAccess;
+  private readonly scratchTable = { base: 0, limit: 0 };
 
   constructor(
     @inject(Tokens.Syscalls) private readonly sys: Syscalls,
     @inject(Tokens.MachineCaps) private readonly caps: MachineCaps,
+    // Optional so a bare backend (tests, tools) still builds; string I/O needs both.
+    @inject(Tokens.PioBus, { isOptional: true }) private readonly pio?: Bus,
+    @inject(Tokens.GuestMemory, { isOptional: true }) private readonly memory?: GuestMemory,
   ) {
+    this.portAccess = (port, size, isIn, value) => {
+      const bus = this.pio!;
+      if (isIn) return bus.read(port, size);
+      bus.write(port, size, value);
+      return 0;
+    };
     this.regs = caps.guestRegs;
     this.check(sys.ramRetype(caps.ram, ObjType.VmControl, VMCB_BYTES, "vmcb"), "ramRetype(VmControl vmcb)");
     this.vmcbCap = sys.ret.cap;
@@ -156,9 +179,7 @@ export class SvmBackend implements VcpuBackend {
     switch (code) {
       case SvmExit.IOIO: {
         const info = v.read(F.EXITINFO1);
-        if (info & IoioInfo.STR) {
-          return this.unhandled(code, `string I/O (INS/OUTS) at port 0x${(info >>> 16).toString(16)} is not supported by the svm backend yet`);
-        }
+        if (info & IoioInfo.STR) return this.stringIoExitFor(code, info);
         const size: AccessSize = info & IoioInfo.SZ8 ? 1 : info & IoioInfo.SZ16 ? 2 : 4;
         const isIn = (info & IoioInfo.TYPE_IN) !== 0;
         const e = this.ioExit;
@@ -209,6 +230,47 @@ export class SvmBackend implements VcpuBackend {
         }
         return this.unhandled(code, `SVM exit code 0x${(code >>> 0).toString(16)} has no VmExit kind in this backend`);
     }
+  }
+
+  /**
+   * INS/OUTS (EXITINFO1.STR, APM 15.10.2): the IoAssist moves the data now; RIP goes to
+   * EXITINFO2 at the next run only if the REP count is used up, otherwise the guest
+   * re-executes the instruction and exits again (interruptible REP).
+   */
+  private stringIoExitFor(code: number, info: number): VmExit {
+    const pio = this.pio, memory = this.memory, v = this.vmcb;
+    if (pio === undefined || memory === undefined) {
+      return this.unhandled(code, "string I/O (INS/OUTS) needs Tokens.PioBus and Tokens.GuestMemory in the backend's container");
+    }
+    // The assist uses linear = guest-physical addresses, true only without paging.
+    if ((v.read(F.CR0) & CR0_PG) !== 0) {
+      return this.unhandled(code, "string I/O (INS/OUTS) with paging enabled is not supported (the I/O assist does not walk guest page tables)");
+    }
+    const regs = this.regs, op = this.stringIo, t = this.scratchTable;
+    op.size = info & IoioInfo.SZ8 ? 1 : info & IoioInfo.SZ16 ? 2 : 4;
+    op.in = (info & IoioInfo.TYPE_IN) !== 0;
+    op.rep = (info & IoioInfo.REP) !== 0;
+    op.port = info >>> IoioInfo.PORT_SHIFT;
+    op.addrSize = (info & IoioInfo.A32) !== 0 ? 4 : 2;
+    const seg = (info >>> IoioInfo.SEG_SHIFT) & 7;
+    v.readTable(F.ES, t);
+    op.esBase = t.base;
+    if (op.in) op.srcBase = t.base;
+    else { v.readTable(SREG_FIELDS[seg < 6 ? seg : 3]!, t); op.srcBase = t.base; }
+    op.df = (v.read(F.RFLAGS) & EFLAGS_DF) !== 0;
+    op.esi = regs[Gpr.Esi]!; op.edi = regs[Gpr.Edi]!; op.ecx = regs[Gpr.Ecx]!;
+    this.ioAssist.run(op, memory, this.portAccess);
+    regs[Gpr.Esi] = op.esi; regs[Gpr.Edi] = op.edi; regs[Gpr.Ecx] = op.ecx;
+    const e = this.stringIoExit;
+    e.port = op.port; e.size = op.size; e.in = op.in; e.count = op.count;
+    e.data = 0;
+    if (op.done) {
+      this.completion = Completion.IoOut; // only RIP moves
+      this.completionRip = v.read(F.EXITINFO2); // APM 15.10.2: the next rIP
+    } else {
+      this.completion = Completion.None;
+    }
+    return e;
   }
 
   private unhandled(code: number, message: string): UnhandledExit {

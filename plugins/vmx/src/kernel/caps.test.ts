@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { F, HIGHEST_FIELD_INDEX, Pin, Proc, Proc2 } from "../vmcs-fields.js";
-import { DEFAULT1, SOFT_CAPS, VmxMsr, controlValue, vmxMsrValue } from "./caps.js";
+import { F, Pin, Proc, Proc2, highestFieldIndex } from "../vmcs-fields.js";
+import { CapsReadError, DEFAULT1, SOFT_CAPS, VmxMsr, capsFromMsrs, controlValue, decodeBasic, vmxMsrValue } from "./caps.js";
 
 const lo = (v: bigint | undefined): number => Number(v! & 0xffffffffn);
 const hi = (v: bigint | undefined): number => Number(v! >> 32n);
@@ -39,8 +39,8 @@ describe("VMX capability MSRs (SDM appendix A)", () => {
 
   it("reports CR fixed bits, VMCS_ENUM, EPT caps, MISC; nothing for other MSRs", () => {
     expect(lo(vmxMsrValue(SOFT_CAPS, VmxMsr.Cr0Fixed0)) >>> 0).toBe(0x80000001);
-    expect(Number(vmxMsrValue(SOFT_CAPS, VmxMsr.VmcsEnum)) >> 1).toBe(HIGHEST_FIELD_INDEX);
-    expect(HIGHEST_FIELD_INDEX).toBeGreaterThanOrEqual((F.GuestSysenterEip >> 1) & 0x1ff);
+    expect(Number(vmxMsrValue(SOFT_CAPS, VmxMsr.VmcsEnum)) >> 1).toBe(highestFieldIndex(SOFT_CAPS));
+    expect(highestFieldIndex(SOFT_CAPS)).toBeGreaterThanOrEqual((F.GuestSysenterEip >> 1) & 0x1ff);
     const ept = vmxMsrValue(SOFT_CAPS, VmxMsr.EptVpidCap)!;
     expect([(ept >> 6n) & 1n, (ept >> 8n) & 1n, (ept >> 14n) & 1n]).toEqual([1n, 1n, 1n]);
     const misc = vmxMsrValue(SOFT_CAPS, VmxMsr.Misc)!;
@@ -51,5 +51,23 @@ describe("VMX capability MSRs (SDM appendix A)", () => {
   it("computes a control value with the must-be-1 bits added", () => {
     expect(controlValue(SOFT_CAPS.pin, 0)).toBe(SOFT_CAPS.pin.mustBe1);
     expect(controlValue(SOFT_CAPS.proc, Proc.HltExiting) & Proc.HltExiting).toBe(Proc.HltExiting);
+  });
+});
+
+describe("capsFromMsrs: VmxCaps read back from the MSRs", () => {
+  it("recovers SOFT_CAPS from its own MSR values (TRUE controls, MISC, EPT memory types)", () => {
+    expect(capsFromMsrs((msr) => vmxMsrValue(SOFT_CAPS, msr))).toEqual(SOFT_CAPS);
+  });
+
+  it("recovers other capabilities too, and decodes IA32_VMX_BASIC", () => {
+    const caps = { ...SOFT_CAPS, revision: 0x1234, activityHlt: false, eptMemTypes: [6], proc2: { mustBe1: 0, mayBe1: Proc2.EnableEpt } };
+    expect(capsFromMsrs((msr) => vmxMsrValue(caps, msr))).toEqual(caps);
+    const b = decodeBasic(vmxMsrValue(caps, VmxMsr.Basic)!);
+    expect(b).toEqual({ revision: 0x1234, regionBytes: 4096, physAddr32: true, dualMonitor: false, memType: 6, insOutsInfo: false, trueControls: true });
+  });
+
+  it("throws CapsReadError naming an MSR that cannot be read", () => {
+    expect(() => capsFromMsrs((msr) => (msr === VmxMsr.Misc ? undefined : vmxMsrValue(SOFT_CAPS, msr)))).toThrow(CapsReadError);
+    expect(() => capsFromMsrs(() => undefined)).toThrow(/0x480/);
   });
 });

@@ -1,7 +1,7 @@
 // VMX capability MSRs (SDM Vol. 3C appendix A) as data, computed for what the soft
 // engine honours. The entry checks enforce exactly these values, so a control the
 // engine cannot honour cannot be turned on.
-import { EntryCtl, ExitCtl, HIGHEST_FIELD_INDEX, Pin, Proc, Proc2, VMCS_REGION_BYTES } from "../vmcs-fields.js";
+import { EntryCtl, ExitCtl, Pin, Proc, Proc2, VMCS_REGION_BYTES, highestFieldIndex } from "../vmcs-fields.js";
 
 /** One VM-execution/exit/entry control MSR (SDM A.3-A.5): allowed-0 (bits that must be 1), allowed-1 (bits that may be 1). */
 export interface CtlCap {
@@ -73,7 +73,87 @@ export const VmxMsr = {
   Cr0Fixed0: 0x486, Cr0Fixed1: 0x487, Cr4Fixed0: 0x488, Cr4Fixed1: 0x489, VmcsEnum: 0x48a,
   ProcbasedCtls2: 0x48b, EptVpidCap: 0x48c, TruePinbasedCtls: 0x48d, TrueProcbasedCtls: 0x48e,
   TrueExitCtls: 0x48f, TrueEntryCtls: 0x490,
+  /** IA32_FEATURE_CONTROL (SDM Vol. 4 table 2-2; Vol. 3C 24.7). */
+  FeatureControl: 0x3a,
 } as const;
+
+/** Every MSR `vmxMsrValue` answers, in MSR order (the order `hvkit info` prints them). */
+export const VMX_CAPABILITY_MSRS: readonly number[] = [
+  VmxMsr.FeatureControl, VmxMsr.Basic, VmxMsr.PinbasedCtls, VmxMsr.ProcbasedCtls, VmxMsr.ExitCtls,
+  VmxMsr.EntryCtls, VmxMsr.Misc, VmxMsr.Cr0Fixed0, VmxMsr.Cr0Fixed1, VmxMsr.Cr4Fixed0, VmxMsr.Cr4Fixed1,
+  VmxMsr.VmcsEnum, VmxMsr.ProcbasedCtls2, VmxMsr.EptVpidCap, VmxMsr.TruePinbasedCtls,
+  VmxMsr.TrueProcbasedCtls, VmxMsr.TrueExitCtls, VmxMsr.TrueEntryCtls,
+];
+
+/** IA32_FEATURE_CONTROL bits (SDM 24.7): lock, VMXON inside SMX, VMXON outside SMX. */
+export const FeatureControl = { Lock: 1 << 0, VmxInSmx: 1 << 1, VmxOutsideSmx: 1 << 2 } as const;
+
+/** IA32_VMX_BASIC fields as read back from the MSR (SDM A.1). */
+export interface VmxBasic {
+  readonly revision: number;
+  readonly regionBytes: number;
+  readonly physAddr32: boolean;
+  readonly dualMonitor: boolean;
+  readonly memType: number;
+  readonly insOutsInfo: boolean;
+  readonly trueControls: boolean;
+}
+
+export function decodeBasic(v: bigint): VmxBasic {
+  return {
+    revision: Number(v & 0x7fffffffn),
+    regionBytes: Number((v >> 32n) & 0x1fffn),
+    physAddr32: ((v >> 48n) & 1n) === 1n,
+    dualMonitor: ((v >> 49n) & 1n) === 1n,
+    memType: Number((v >> 50n) & 0xfn),
+    insOutsInfo: ((v >> 54n) & 1n) === 1n,
+    trueControls: ((v >> 55n) & 1n) === 1n,
+  };
+}
+
+/** Control values stay int32 like the bit-OR constants they are compared with. */
+const ctlFrom = (v: bigint): CtlCap => ({ mustBe1: Number(v & 0xffffffffn) | 0, mayBe1: Number(v >> 32n) | 0 });
+
+/**
+ * The inverse of `vmxMsrValue`: VmxCaps from capability MSRs read one by one (what a
+ * monitor does through the rdmsrCap syscall). Uses the TRUE control MSRs when
+ * IA32_VMX_BASIC[55] says they exist (SDM A.2). `read` returns undefined for an MSR
+ * it cannot read; a missing required MSR is a CapsReadError.
+ */
+export function capsFromMsrs(read: (msr: number) => bigint | undefined): VmxCaps {
+  const get = (msr: number): bigint => {
+    const v = read(msr);
+    if (v === undefined) throw new CapsReadError(msr);
+    return v;
+  };
+  const basic = decodeBasic(get(VmxMsr.Basic));
+  const t = basic.trueControls;
+  const misc = get(VmxMsr.Misc);
+  const ept = get(VmxMsr.EptVpidCap);
+  return {
+    revision: basic.revision,
+    pin: ctlFrom(get(t ? VmxMsr.TruePinbasedCtls : VmxMsr.PinbasedCtls)),
+    proc: ctlFrom(get(t ? VmxMsr.TrueProcbasedCtls : VmxMsr.ProcbasedCtls)),
+    proc2: ctlFrom(get(VmxMsr.ProcbasedCtls2)),
+    exit: ctlFrom(get(t ? VmxMsr.TrueExitCtls : VmxMsr.ExitCtls)),
+    entry: ctlFrom(get(t ? VmxMsr.TrueEntryCtls : VmxMsr.EntryCtls)),
+    cr0Fixed0: Number(get(VmxMsr.Cr0Fixed0) & 0xffffffffn) >>> 0,
+    cr0Fixed1: Number(get(VmxMsr.Cr0Fixed1) & 0xffffffffn) >>> 0,
+    cr4Fixed0: Number(get(VmxMsr.Cr4Fixed0) & 0xffffffffn) >>> 0,
+    cr4Fixed1: Number(get(VmxMsr.Cr4Fixed1) & 0xffffffffn) >>> 0,
+    activityHlt: ((misc >> 6n) & 1n) === 1n,
+    zeroLengthInjection: ((misc >> 30n) & 1n) === 1n,
+    eptMemTypes: [...(((ept >> 8n) & 1n) === 1n ? [0] : []), ...(((ept >> 14n) & 1n) === 1n ? [6] : [])],
+  };
+}
+
+/** A capability MSR the monitor needs could not be read. */
+export class CapsReadError extends Error {
+  override readonly name = "CapsReadError";
+  constructor(readonly msr: number) {
+    super(`vmx: capability MSR 0x${msr.toString(16)} could not be read`);
+  }
+}
 
 const ctlMsr = (c: CtlCap): bigint => (BigInt(c.mayBe1 >>> 0) << 32n) | BigInt(c.mustBe1 >>> 0);
 /** The non-TRUE MSR: default1 controls reported as must-be-1 (SDM A.3.1, A.3.2). */
@@ -103,7 +183,9 @@ export function vmxMsrValue(caps: VmxCaps, msr: number): bigint | undefined {
     case VmxMsr.Cr0Fixed1: return BigInt(caps.cr0Fixed1 >>> 0);
     case VmxMsr.Cr4Fixed0: return BigInt(caps.cr4Fixed0 >>> 0);
     case VmxMsr.Cr4Fixed1: return BigInt(caps.cr4Fixed1 >>> 0);
-    case VmxMsr.VmcsEnum: return BigInt(HIGHEST_FIELD_INDEX << 1);
+    case VmxMsr.VmcsEnum: return BigInt(highestFieldIndex(caps) << 1);
+    // Locked, VMXON outside SMX allowed: what firmware leaves for a hypervisor (SDM 24.7).
+    case VmxMsr.FeatureControl: return BigInt(FeatureControl.Lock | FeatureControl.VmxOutsideSmx);
     case VmxMsr.ProcbasedCtls2: return ctlMsr(caps.proc2);
     case VmxMsr.EptVpidCap: {
       let v = 1n << 6n; // 4-level page walk

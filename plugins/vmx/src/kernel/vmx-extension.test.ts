@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ObjType, SysErr, type DispatcherObject, type SysRet, type VmControlObject } from "../../../../src/kernel/api.js";
-import { testMachine } from "../testing/machine.js";
+import { enterVmxOperation, testMachine } from "../testing/machine.js";
 import { F, VmxError } from "../vmcs-fields.js";
 import { SOFT_CAPS } from "./caps.js";
 import { VmcsState, VmxExtension } from "./vmx-extension.js";
@@ -9,6 +9,7 @@ import { VmcsState, VmxExtension } from "./vmx-extension.js";
 function guest() {
   const m = testMachine();
   const { sys } = m;
+  enterVmxOperation(m);
   const dcb = m.caps.dispatcher;
   expect(sys.ramRetype(m.caps.ram, ObjType.VmControl, 4096, "vmcs")).toBe(SysErr.Ok);
   const vmcs = sys.ret.cap;
@@ -93,8 +94,11 @@ describe("VmxExtension: VMPTRLD/VMCLEAR/VMREAD/VMWRITE outcomes (SDM 31.3, 31.4)
 
   it("fails VMPTRLD/VMCLEAR of an address that names no VMCS region with errors 9 / 2", () => {
     const ext = new VmxExtension();
-    const ret: SysRet = { cap: 0, value: 0, view: null, type: 0, rights: 0, bytes: 0, vmInstructionError: 0 };
+    const ret: SysRet = { cap: 0, value: 0, valueHigh: 0, view: null, type: 0, rights: 0, bytes: 0, vmInstructionError: 0 };
     const dcb: DispatcherObject = { id: 1, guest: null };
+    const region = new Uint8Array(4096);
+    new DataView(region.buffer).setUint32(0, SOFT_CAPS.revision, true);
+    expect(ext.vmxon({ bytes: region, paddr: 0x20000 }, ret)).toBe(SysErr.Ok);
     const good: VmControlObject = { kind: "vmcs", bytes: new Uint8Array(4096), paddr: 0x10000, ext: null };
     ext.initControl(good);
     const vmcb: VmControlObject = { kind: "vmcb", bytes: new Uint8Array(4096), paddr: 0x11000, ext: null };

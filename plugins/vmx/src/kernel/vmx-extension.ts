@@ -6,16 +6,16 @@
 // IDT-vectoring information (always invalid), the VMX-preemption timer, SMM.
 import {
   SysErr, type DispatcherObject, type ExtensionContext, type GuestBinding, type SysRet,
-  type VmControlObject, type VmxExtension as VmxExtensionApi,
+  type VmControlObject, type VmxExtension as VmxExtensionApi, type VmxonRegion,
 } from "../../../../src/kernel/api.js";
 import {
   CpuExitReason, Gpr, type EventType, type SegmentReg, type X86State,
 } from "../../../../src/x86/types.js";
 import {
   EntryCtl, EXIT_REASON_ENTRY_FAILURE, ExitCtl, ExitReason, F, IntrInfo, IntrType, Proc,
-  SEGMENT_FIELDS, VmcsType, VmcsView, VmxError, lookupField, VMCS_REGION_BYTES,
+  SEGMENT_FIELDS, VmcsType, VmcsView, VmxError, existingFields, lookupField, VMCS_REGION_BYTES,
 } from "../vmcs-fields.js";
-import { SOFT_CAPS, type VmxCaps } from "./caps.js";
+import { FeatureControl, SOFT_CAPS, VmxMsr, vmxMsrValue, type VmxCaps } from "./caps.js";
 import { runEntryChecks, type EntryEnv, type EntryFailure } from "./entry-checks.js";
 
 /** Per-VMCS private state, kept in `VmControlObject.ext`. */
@@ -65,15 +65,103 @@ export const KERNEL_HOST_STATE: ReadonlyArray<readonly [number, number]> = [
 /** EPTP for a root: memory type WB (6), page-walk length 4 (bits 5:3 = 3) (SDM 25.6.11). */
 export const eptPointerFor = (root: number): number => ((root & ~0xfff) | (3 << 3) | 6) >>> 0;
 
+/**
+ * The (modelled) host processor VMX bring-up runs on: what DragonFly's vmx_init and
+ * Barrelfish's vmkit_init look at before VMXON. The soft engine's host has VMX,
+ * firmware left IA32_FEATURE_CONTROL locked with VMXON outside SMX enabled, and the
+ * kernel runs with paging on.
+ */
+export interface VmxHostCpu {
+  /** CPUID.1:ECX[5] (SDM 24.6). */
+  cpuidVmx: boolean;
+  /** IA32_FEATURE_CONTROL (SDM 24.7). */
+  featureControl: number;
+  cr0: number;
+  /** CR4.VMXE (bit 13) is set by vmxon, as the kernels do before VMXON. */
+  cr4: number;
+}
+
+/** PE, ET, NE, PG: as KERNEL_HOST_STATE's host CR0. */
+export const SOFT_HOST: Readonly<VmxHostCpu> = {
+  cpuidVmx: true, featureControl: FeatureControl.Lock | FeatureControl.VmxOutsideSmx, cr0: 0x80000031, cr4: 0,
+};
+export const CR4_VMXE = 1 << 13;
+/** VM-instruction error 15: VMXON executed in VMX root operation (SDM 31.4). */
+export const VMXON_IN_VMX_ROOT = 15;
+
 export class VmxExtension implements VmxExtensionApi {
   readonly kind = "vmx" as const;
   private ctx: ExtensionContext | undefined;
   /** The current-VMCS pointer of each DCB (SDM 24.1): one logical processor per DCB. */
-  private readonly current = new WeakMap<DispatcherObject, VmControlObject>();
+  private current = new WeakMap<DispatcherObject, VmControlObject>();
+  /** The full encodings VMREAD/VMWRITE accept: the table's fields whose feature `caps` reports. */
+  private readonly exists: ReadonlySet<number>;
+  readonly host: VmxHostCpu;
+  /** VMX operation (SDM 24.1): entered by VMXON, left by VMXOFF. One per kernel (the modelled host CPU). */
+  private inVmx = false;
+  private vmxonRegion: VmxonRegion | null = null;
 
-  constructor(readonly caps: VmxCaps = SOFT_CAPS) {}
+  constructor(readonly caps: VmxCaps = SOFT_CAPS, host: Partial<VmxHostCpu> = {}) {
+    this.exists = new Set(existingFields(caps));
+    this.host = { ...SOFT_HOST, ...host };
+  }
 
   attach(ctx: ExtensionContext): void { this.ctx = ctx; }
+
+  /** In VMX operation (after VMXON, before VMXOFF). */
+  get vmxOperation(): boolean { return this.inVmx; }
+  /** The VMXON region of the current VMX operation. */
+  get currentVmxonRegion(): VmxonRegion | null { return this.vmxonRegion; }
+
+  /** IA32_FEATURE_CONTROL as the host reports it, and the VMX capability MSRs (SDM appendix A). */
+  readCapability(msr: number, ret: SysRet): SysErr {
+    const v = msr === VmxMsr.FeatureControl ? BigInt(this.host.featureControl >>> 0) : vmxMsrValue(this.caps, msr);
+    if (v === undefined) return SysErr.InvalidArgument;
+    ret.value = Number(v & 0xffffffffn) >>> 0;
+    ret.valueHigh = Number(v >> 32n) >>> 0;
+    return SysErr.Ok;
+  }
+
+  /**
+   * Bring-up and VMXON, in the order of DragonFly's vmx_init/vmx_enable: CPUID.1:ECX.VMX,
+   * IA32_FEATURE_CONTROL (set and locked if firmware left it unlocked; locked without
+   * VMXON-outside-SMX means VMX is disabled: NoExtension), CR4.VMXE set, then the SDM 31.3
+   * VMXON pseudo-code: already in VMX operation → VMfailValid 15; CR0/CR4 outside their
+   * fixed bits → #GP(0), reported as InvalidArgument; region not 4 KiB aligned, smaller
+   * than IA32_VMX_BASIC[44:32], or a revision other than IA32_VMX_BASIC[30:0] (bit 31
+   * set included) → VMfailInvalid.
+   */
+  vmxon(region: VmxonRegion, ret: SysRet): SysErr {
+    const h = this.host;
+    if (!h.cpuidVmx) return SysErr.NoExtension;
+    if ((h.featureControl & FeatureControl.Lock) === 0) h.featureControl |= FeatureControl.Lock | FeatureControl.VmxOutsideSmx;
+    if ((h.featureControl & FeatureControl.VmxOutsideSmx) === 0) return SysErr.NoExtension;
+    h.cr4 = (h.cr4 | CR4_VMXE) >>> 0;
+    if (this.inVmx) {
+      // VMXON names no logical processor's current VMCS here (it takes no DCB), so the
+      // error number is reported in ret only, not written to any VMCS.
+      ret.vmInstructionError = VMXON_IN_VMX_ROOT;
+      return SysErr.VmFailValid;
+    }
+    if (!hostCrFixedOk(h, this.caps)) return SysErr.InvalidArgument;
+    if ((region.paddr & 0xfff) !== 0 || region.bytes.length < VMCS_REGION_BYTES) return SysErr.VmFailInvalid;
+    const rev = new DataView(region.bytes.buffer, region.bytes.byteOffset, 4).getUint32(0, true);
+    if (rev !== this.caps.revision) return SysErr.VmFailInvalid;
+    this.inVmx = true;
+    this.vmxonRegion = region;
+    // SDM 24.11.1: the current-VMCS pointer is invalid after VMXON.
+    this.current = new WeakMap();
+    return SysErr.Ok;
+  }
+
+  /** VMXOFF (SDM 31.3): #UD outside VMX operation; clears CR4.VMXE afterwards, as vmx_disable does. */
+  vmxoff(_ret: SysRet): SysErr {
+    if (!this.inVmx) return SysErr.NotInVmxOperation;
+    this.inVmx = false;
+    this.vmxonRegion = null;
+    this.host.cr4 = (this.host.cr4 & ~CR4_VMXE) >>> 0;
+    return SysErr.Ok;
+  }
 
   initControl(ctl: VmControlObject): void {
     if (ctl.kind !== "vmcs") return;
@@ -101,6 +189,7 @@ export class VmxExtension implements VmxExtensionApi {
   // VMX instructions (SDM 31.3)
 
   vmptrld(dcb: DispatcherObject, ctl: VmControlObject, ret: SysRet): SysErr {
+    if (!this.inVmx) return SysErr.NotInVmxOperation;
     const st = vmcsState(ctl);
     if (st === undefined || (ctl.paddr & 0xfff) !== 0) return this.fail(dcb, VmxError.VmptrldInvalidAddress, ret);
     // Bit 31 is the shadow-VMCS indicator; shadow VMCSs are not supported, so it must be 0.
@@ -110,6 +199,7 @@ export class VmxExtension implements VmxExtensionApi {
   }
 
   vmclear(dcb: DispatcherObject, ctl: VmControlObject, ret: SysRet): SysErr {
+    if (!this.inVmx) return SysErr.NotInVmxOperation;
     const st = vmcsState(ctl);
     if (st === undefined || (ctl.paddr & 0xfff) !== 0) return this.fail(dcb, VmxError.VmclearInvalidAddress, ret);
     st.launched = false;
@@ -118,19 +208,21 @@ export class VmxExtension implements VmxExtensionApi {
   }
 
   vmread(dcb: DispatcherObject, encoding: number, ret: SysRet): SysErr {
+    if (!this.inVmx) return SysErr.NotInVmxOperation;
     const ctl = this.current.get(dcb);
     if (ctl === undefined) return SysErr.VmFailInvalid;
     const info = lookupField(encoding);
-    if (info === undefined) return this.fail(dcb, VmxError.UnsupportedComponent, ret);
+    if (info === undefined || !this.exists.has(info.encoding)) return this.fail(dcb, VmxError.UnsupportedComponent, ret);
     ret.value = (ctl.ext as VmcsState).view.readInfo(info, (encoding & 1) === 1);
     return SysErr.Ok;
   }
 
   vmwrite(dcb: DispatcherObject, encoding: number, value: number, ret: SysRet): SysErr {
+    if (!this.inVmx) return SysErr.NotInVmxOperation;
     const ctl = this.current.get(dcb);
     if (ctl === undefined) return SysErr.VmFailInvalid;
     const info = lookupField(encoding);
-    if (info === undefined) return this.fail(dcb, VmxError.UnsupportedComponent, ret);
+    if (info === undefined || !this.exists.has(info.encoding)) return this.fail(dcb, VmxError.UnsupportedComponent, ret);
     // IA32_VMX_MISC[29] = 0: exit-information fields are read-only (SDM 31.3 VMWRITE).
     if (info.type === VmcsType.ReadOnly) return this.fail(dcb, VmxError.VmwriteReadOnly, ret);
     const st = ctl.ext as VmcsState;
@@ -158,6 +250,7 @@ export class VmxExtension implements VmxExtensionApi {
   }
 
   private enter(dcb: DispatcherObject, ret: SysRet, launch: boolean): SysErr {
+    if (!this.inVmx) return SysErr.NotInVmxOperation;
     const guest = dcb.guest;
     if (guest === null || !(guest.ext instanceof GuestState)) return SysErr.NotGuest;
     const ctl = this.current.get(dcb);
@@ -294,6 +387,17 @@ export class VmxExtension implements VmxExtensionApi {
         // SDM 28.2.1 table 28-5.
         qual = ((e.ioSize - 1) & 7) | (e.ioIn ? 1 << 3 : 0) | (e.ioString ? 1 << 4 : 0)
           | (e.ioRep ? 1 << 5 : 0) | (e.ioImm ? 1 << 6 : 0) | ((e.ioPort & 0xffff) << 16);
+        if (e.ioString) {
+          // SDM 28.2.5 table 28-8 (INS/OUTS): bits 9:7 address size (0 = 16-bit, 1 = 32-bit),
+          // bits 17:15 segment (ES for INS, which takes no override). SDM 28.2.1: the
+          // guest-linear address is that of the memory operand, before the instruction.
+          const s = (guest.ext as GuestState).state;
+          const seg = e.ioIn ? 0 : e.ioSeg & 7;
+          const mask = e.ioAddrSize === 4 ? 0xffffffff : 0xffff;
+          const segReg = s[SEGMENT_FIELDS[seg < 6 ? seg : 3]!.name];
+          v.set(F.ExitInstrInfo, ((e.ioAddrSize === 4 ? 1 : 0) << 7) | (seg << 15));
+          v.set(F.GuestLinearAddr, (segReg.base + (((e.ioIn ? s.edi : s.esi) & mask) >>> 0)) >>> 0);
+        }
         break;
       case CpuExitReason.Exception: {
         basic = ExitReason.ExceptionOrNmi;
@@ -324,6 +428,18 @@ export class VmxExtension implements VmxExtensionApi {
     v.set(F.IdtVectoringInfo, 0);
     v.set(F.ExitInstrLen, len);
   }
+}
+
+/**
+ * SDM 24.8 / A.7-A.8: CR0 and CR4 within their fixed bits. The capability MSRs report
+ * the guest's fixed bits, which leave out CR4.VMXE (see caps.ts); a host in VMX
+ * operation has it set, as hardware's CR4_FIXED0/1 require, so it is allowed here.
+ */
+function hostCrFixedOk(h: VmxHostCpu, c: VmxCaps): boolean {
+  const cr0 = h.cr0 >>> 0, cr4 = h.cr4 >>> 0;
+  if ((cr0 & c.cr0Fixed0) >>> 0 !== c.cr0Fixed0 >>> 0 || (cr0 & ~c.cr0Fixed1) >>> 0 !== 0) return false;
+  if ((cr4 & CR4_VMXE) === 0) return false;
+  return (cr4 & c.cr4Fixed0) >>> 0 === c.cr4Fixed0 >>> 0 && (cr4 & ~(c.cr4Fixed1 | CR4_VMXE)) >>> 0 === 0;
 }
 
 function vmcsState(ctl: VmControlObject): VmcsState | undefined {

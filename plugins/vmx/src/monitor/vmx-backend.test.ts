@@ -1,12 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { container } from "tsyringe";
-import { Rights, SysErr } from "../../../../src/kernel/api.js";
+import { ObjType, Rights, SysErr } from "../../../../src/kernel/api.js";
 import { EventType } from "../../../../src/x86/types.js";
 import { StateParts, Tokens, type VmExit } from "../../../../src/monitor/api.js";
 import { realModeState } from "../../../../src/x86/state.js";
 import { VmxBackend, VmxBackendError } from "./vmx-backend.js";
 import { testMachine, type TestMachine } from "../testing/machine.js";
-import { F, Pin } from "../vmcs-fields.js";
+import { F, Pin, Proc2 } from "../vmcs-fields.js";
+import { SOFT_CAPS } from "../kernel/caps.js";
 
 const CODE = 0x1000;
 
@@ -233,5 +234,33 @@ describe("VmxBackend end to end (real kernel, soft engine)", () => {
     const t = (Reflect.getOwnMetadata("injectionTokens", VmxBackend) ?? {}) as Record<string, unknown>;
     for (let i = 0; i < VmxBackend.length; i++) if (!(i in t)) missing.push(i);
     expect(missing).toEqual([]);
+  });
+});
+
+describe("VmxBackend bring-up through the syscalls", () => {
+  it("executes VMXON itself and reads its capabilities through rdmsrCap, not from SOFT_CAPS", () => {
+    const caps = { ...SOFT_CAPS, revision: 0x5a5a5a5, proc2: { mustBe1: 0, mayBe1: Proc2.EnableEpt | Proc2.UnrestrictedGuest | 1 << 5 } };
+    const m = testMachine({ vmxCaps: caps });
+    expect(m.ext.vmxOperation).toBe(false);
+    const be = new VmxBackend(m.sys, m.caps);
+    expect(m.ext.vmxOperation).toBe(true);
+    expect(be.caps).toEqual(caps);
+    expect(new DataView(m.ext.currentVmxonRegion!.bytes.buffer).getUint32(0, true)).toBe(0x5a5a5a5);
+  });
+
+  it("accepts a kernel already in VMX operation (VMfailValid 15) for a second backend", () => {
+    const m = testMachine();
+    new VmxBackend(m.sys, m.caps);
+    expect(m.sys.ramRetype(m.caps.ram, ObjType.Dispatcher, 4096)).toBe(SysErr.Ok);
+    const dispatcher = m.sys.ret.cap;
+    expect(m.sys.ramRetype(m.caps.ram, ObjType.Frame, 4096)).toBe(SysErr.Ok);
+    const guestControl = m.sys.ret.cap;
+    expect(() => new VmxBackend(m.sys, { ...m.caps, dispatcher, guestControl })).not.toThrow();
+    expect(m.ext.vmxOperation).toBe(true);
+  });
+
+  it("throws VmxBackendError naming vmxon when the host has VMX disabled", () => {
+    const m = testMachine({ host: { cpuidVmx: false } });
+    expect(() => new VmxBackend(m.sys, m.caps)).toThrow(/vmxon failed with no-extension/);
   });
 });

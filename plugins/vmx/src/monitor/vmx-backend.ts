@@ -3,19 +3,21 @@
 // capabilities), like vmkitmon's monitor. GPRs travel through the shared
 // guestControl frame; everything else through vmread/vmwrite, read lazily by parts.
 // Exits complete at the next run() (KVM style): IN data, CPUID results, RIP advance.
-// Not supported yet: string I/O (INS/OUTS → "unhandled"), MMIO/EPT-violation exits.
+// String I/O (INS/OUTS, REP) runs through the shared IoAssist against the PIO bus and
+// guest memory, and is reported as one `io` exit with `count` (README "String I/O").
+// Not supported yet: MMIO/EPT-violation exits.
 import { inject, injectable } from "tsyringe";
 import {
   GuestControlWord, ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls,
 } from "../../../../src/kernel/api.js";
 import {
-  StateParts, Tokens, type CpuidExit, type EntryFailureExit, type ExceptionExit, type HltExit,
+  IoAssist, StateParts, Tokens, newStringIo, type Bus, type CpuidExit, type GuestMemory, type PortAccess, type StringIo, type EntryFailureExit, type ExceptionExit, type HltExit,
   type InterruptWindowExit, type IoExit, type MachineCaps, type PreemptExit, type ShutdownExit,
   type UnhandledExit, type VcpuBackend, type VcpuEvent, type VmExit,
 } from "../../../../src/monitor/api.js";
 import { Gpr, type X86State } from "../../../../src/x86/types.js";
 import { resetState } from "../../../../src/x86/state.js";
-import { SOFT_CAPS, controlValue, type VmxCaps } from "../kernel/caps.js";
+import { VmxMsr, capsFromMsrs, controlValue, type VmxCaps } from "../kernel/caps.js";
 import {
   EntryCtl, EXIT_REASON_ENTRY_FAILURE, ExitCtl, ExitReason, F, IntrInfo, Pin, Proc, Proc2,
   SEGMENT_FIELDS, VMCS_REGION_BYTES,
@@ -30,6 +32,7 @@ export class VmxBackendError extends Error {
 }
 
 const enum Completion { None = 0, Advance = 1, IoIn = 2, Cpuid = 3 }
+const CR0_PG = 0x8000_0000, EFLAGS_DF = 1 << 10;
 const IO_MASK = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 /** Index of CR2 in the guestControl frame when the kernel maps more than the 8 GPRs. */
 const GUEST_CONTROL_CR2 = 8;
@@ -39,7 +42,8 @@ const INTR_BLOCKING_STI_MOVSS = 3;
 @injectable()
 export class VmxBackend implements VcpuBackend {
   readonly id = "vmx";
-  readonly caps: VmxCaps = SOFT_CAPS;
+  /** Read from the capability MSRs through the rdmsrCap syscall at construction. */
+  readonly caps: VmxCaps;
   private readonly dcb: CPtr;
   private readonly vmcs: CPtr;
   private readonly regs: Uint32Array;
@@ -69,13 +73,29 @@ export class VmxBackend implements VcpuBackend {
   private readonly exceptionExit: ExceptionExit = { kind: "exception", vector: 0, errorCode: 0, hasErrorCode: false };
   private readonly failureExit: EntryFailureExit = { kind: "entry-failure", code: 0, message: "" };
   private readonly unhandledExit: UnhandledExit = { kind: "unhandled", code: 0, message: "" };
+  private readonly stringIoExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0, count: 0 };
+  private readonly stringIo: StringIo = newStringIo();
+  private readonly ioAssist = new IoAssist();
+  private readonly portAccess: PortAccess;
 
   constructor(
     @inject(Tokens.Syscalls) private readonly sys: Syscalls,
     @inject(Tokens.MachineCaps) machine: MachineCaps,
+    // Optional so a bare backend (tests, tools) still builds; string I/O needs both.
+    @inject(Tokens.PioBus, { isOptional: true }) private readonly pio?: Bus,
+    @inject(Tokens.GuestMemory, { isOptional: true }) private readonly memory?: GuestMemory,
   ) {
+    this.portAccess = (port, size, isIn, value) => {
+      const bus = this.pio!;
+      if (isIn) return bus.read(port, size);
+      bus.write(port, size, value);
+      return 0;
+    };
     this.dcb = machine.dispatcher;
     this.regs = machine.guestRegs;
+    this.caps = capsFromMsrs((msr) => (sys.rdmsrCap(msr) === SysErr.Ok
+      ? (BigInt(sys.ret.valueHigh >>> 0) << 32n) | BigInt(sys.ret.value >>> 0) : undefined));
+    this.enterVmxOperation(machine.ram);
     this.check("ramRetype(vmcs)", sys.ramRetype(machine.ram, ObjType.VmControl, VMCS_REGION_BYTES, "vmcs"));
     this.vmcs = sys.ret.cap;
     this.check("dispatcherSetupGuest", sys.dispatcherSetupGuest(this.dcb, {
@@ -97,6 +117,24 @@ export class VmxBackend implements VcpuBackend {
     // The power-on state (SDM 10.1.1) until a BootContribution sets another.
     this.valid = StateParts.All;
     this.dirty = StateParts.All;
+  }
+
+  /**
+   * VMXON with a fresh 4 KiB Frame whose first dword is IA32_VMX_BASIC[30:0] (SDM 24.11.5).
+   * VMfailValid 15 means another backend on this kernel already executed VMXON: the
+   * processor is in VMX operation, which is all this backend needs.
+   */
+  private enterVmxOperation(ram: CPtr): void {
+    const sys = this.sys;
+    this.check("ramRetype(vmxon region)", sys.ramRetype(ram, ObjType.Frame, VMCS_REGION_BYTES));
+    const region = sys.ret.cap;
+    this.check("frameMap(vmxon region)", sys.frameMap(region));
+    const bytes = sys.ret.view!;
+    this.check("rdmsrCap(IA32_VMX_BASIC)", sys.rdmsrCap(VmxMsr.Basic));
+    new DataView(bytes.buffer, bytes.byteOffset, 4).setUint32(0, sys.ret.value & 0x7fffffff, true);
+    const err = sys.vmxon(region);
+    if (err === SysErr.VmFailValid && sys.ret.vmInstructionError === 15) return;
+    this.check("vmxon", err);
   }
 
   // ---------------------------------------------------------------- state
@@ -189,7 +227,7 @@ export class VmxBackend implements VcpuBackend {
     switch (reason & 0xffff) {
       case ExitReason.IoInstruction: {
         const q = this.read(F.ExitQualification);
-        if ((q & (1 << 4)) !== 0) return this.unhandled(reason, "string I/O (INS/OUTS) exits are not supported in this slice");
+        if ((q & (1 << 4)) !== 0) return this.stringIoExitFor(reason, q);
         const e = this.ioExit;
         e.size = ((q & 7) + 1) as IoExit["size"];
         e.in = (q & (1 << 3)) !== 0;
@@ -226,6 +264,47 @@ export class VmxBackend implements VcpuBackend {
       default:
         return this.unhandled(reason, `VMX exit reason ${reason & 0xffff} has no VmExit kind`);
     }
+  }
+
+  /**
+   * INS/OUTS (exit qualification bit 4, SDM 28.2.1 table 28-5): the IoAssist moves the
+   * data now; RIP advances at the next run only if the REP count is used up, otherwise
+   * the guest re-executes the instruction and exits again (interruptible REP).
+   */
+  private stringIoExitFor(reason: number, q: number): VmExit {
+    const pio = this.pio, memory = this.memory;
+    if (pio === undefined || memory === undefined) {
+      return this.unhandled(reason, "string I/O (INS/OUTS) needs Tokens.PioBus and Tokens.GuestMemory in the backend's container");
+    }
+    // The assist uses linear = guest-physical addresses, true only without paging.
+    if ((this.read(F.GuestCr0) & CR0_PG) !== 0) {
+      return this.unhandled(reason, "string I/O (INS/OUTS) with paging enabled is not supported (the I/O assist does not walk guest page tables)");
+    }
+    const info = this.read(F.ExitInstrInfo);
+    const regs = this.regs, op = this.stringIo;
+    op.size = ((q & 7) + 1) as IoExit["size"];
+    op.in = (q & (1 << 3)) !== 0;
+    op.rep = (q & (1 << 5)) !== 0;
+    op.port = q >>> 16;
+    // SDM 28.2.5 table 28-8: bits 9:7 address size, bits 17:15 segment register.
+    op.addrSize = ((info >>> 7) & 7) === 0 ? 2 : 4;
+    const seg = (info >>> 15) & 7;
+    op.esBase = this.read(F.GuestEsBase);
+    op.srcBase = op.in ? op.esBase : this.read(SEGMENT_FIELDS[seg < 6 ? seg : 3]!.base);
+    op.df = (this.read(F.GuestRflags) & EFLAGS_DF) !== 0;
+    op.esi = regs[Gpr.Esi]!; op.edi = regs[Gpr.Edi]!; op.ecx = regs[Gpr.Ecx]!;
+    this.ioAssist.run(op, memory, this.portAccess);
+    regs[Gpr.Esi] = op.esi; regs[Gpr.Edi] = op.edi; regs[Gpr.Ecx] = op.ecx;
+    const e = this.stringIoExit;
+    e.port = op.port; e.size = op.size; e.in = op.in; e.count = op.count;
+    e.data = 0;
+    if (op.done) {
+      this.completion = Completion.Advance;
+      this.completionLen = this.read(F.ExitInstrLen);
+    } else {
+      this.completion = Completion.None;
+    }
+    return e;
   }
 
   /** Finish the previous exit's instruction (after any setState, which is flushed first). */

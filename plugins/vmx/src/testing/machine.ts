@@ -3,7 +3,8 @@
 import { bootKernel, softEngine } from "../../../../src/kernel/index.js";
 import { MapPerm, ObjType, Rights, SysErr, type Syscalls, type VmControlObject } from "../../../../src/kernel/api.js";
 import type { MachineCaps } from "../../../../src/monitor/api.js";
-import { VmxExtension } from "../kernel/vmx-extension.js";
+import type { VmxCaps } from "../kernel/caps.js";
+import { VmxExtension, type VmxHostCpu } from "../kernel/vmx-extension.js";
 
 /** Records every VMCS the kernel creates, so tests can corrupt one (wrong revision ...). */
 export class RecordingVmxExtension extends VmxExtension {
@@ -22,14 +23,40 @@ export interface TestMachine {
   ram: Uint8Array;
 }
 
+/**
+ * VMXON through the syscalls, as the VMX backend's constructor does it: a 4 KiB Frame
+ * whose first dword is IA32_VMX_BASIC[30:0] read through rdmsrCap. Returns the region.
+ */
+export function enterVmxOperation(m: Pick<TestMachine, "sys" | "caps">): { region: number; bytes: Uint8Array } {
+  const { sys } = m;
+  ok("retype vmxon region", sys.ramRetype(m.caps.ram, ObjType.Frame, 4096));
+  const region = sys.ret.cap;
+  ok("map vmxon region", sys.frameMap(region));
+  const bytes = sys.ret.view!;
+  ok("rdmsrCap(IA32_VMX_BASIC)", sys.rdmsrCap(0x480));
+  new DataView(bytes.buffer, bytes.byteOffset, 4).setUint32(0, sys.ret.value & 0x7fffffff, true);
+  ok("vmxon", sys.vmxon(region));
+  return { region, bytes };
+}
+
 function ok(what: string, err: SysErr): void {
   if (err !== SysErr.Ok) throw new Error(`test machine: ${what} failed with SysErr ${err}`);
 }
 
-export function testMachine(opts: { ramBytes?: number; timeslice?: number; dcbRights?: Rights } = {}): TestMachine {
+export interface TestMachineOptions {
+  ramBytes?: number;
+  timeslice?: number;
+  dcbRights?: Rights;
+  /** Capabilities the VMX extension reports (default SOFT_CAPS). */
+  vmxCaps?: VmxCaps;
+  /** The modelled host processor (default SOFT_HOST). */
+  host?: Partial<VmxHostCpu>;
+}
+
+export function testMachine(opts: TestMachineOptions = {}): TestMachine {
   const ramBytes = opts.ramBytes ?? 64 * 1024;
   const k = bootKernel({ engine: softEngine(), ramBytes: ramBytes + 64 * 1024, timeslice: opts.timeslice ?? 10_000 });
-  const ext = new RecordingVmxExtension();
+  const ext = new RecordingVmxExtension(opts.vmxCaps, opts.host);
   ok("install", k.extensions.install(ext));
   const sys = k.syscalls;
   ok("retype ram frame", sys.ramRetype(k.ram, ObjType.Frame, ramBytes));
