@@ -63,7 +63,7 @@ describe("capsFromMsrs: VmxCaps read back from the MSRs", () => {
     const caps = { ...SOFT_CAPS, revision: 0x1234, activityHlt: false, eptMemTypes: [6], proc2: { mustBe1: 0, mayBe1: Proc2.EnableEpt } };
     expect(capsFromMsrs((msr) => vmxMsrValue(caps, msr))).toEqual(caps);
     const b = decodeBasic(vmxMsrValue(caps, VmxMsr.Basic)!);
-    expect(b).toEqual({ revision: 0x1234, regionBytes: 4096, physAddr32: true, dualMonitor: false, memType: 6, insOutsInfo: false, trueControls: true });
+    expect(b).toEqual({ revision: 0x1234, regionBytes: 4096, physAddr32: true, dualMonitor: false, memType: 6, insOutsInfo: true, trueControls: true });
   });
 
   it("throws CapsReadError naming an MSR that cannot be read", () => {

@@ -172,6 +172,7 @@ export function vmxMsrValue(caps: VmxCaps, msr: number): bigint | undefined {
         | (BigInt(VMCS_REGION_BYTES) << 32n)
         | (1n << 48n)          // 32-bit physical addresses (32-bit host)
         | (6n << 50n)          // VMCS memory type WB
+        | (1n << 54n)          // INS/OUTS exits report VM-exit instruction information
         | (1n << 55n);         // TRUE control MSRs
     case VmxMsr.PinbasedCtls: return ctlMsr(legacyMsr(caps.pin, DEFAULT1.pin));
     case VmxMsr.ProcbasedCtls: return ctlMsr(legacyMsr(caps.proc, DEFAULT1.proc));
