@@ -167,6 +167,12 @@ export interface GuestMemory {
   writeBytes(gpa: number, bytes: Uint8Array): boolean;
   /** Copy bytes out; returns undefined if the range leaves RAM. */
   readBytes(gpa: number, length: number): Uint8Array | undefined;
+  /**
+   * Exit-path forms that allocate nothing: copy `length` bytes between guest memory at
+   * `gpa` and `buf` at `offset`. False (nothing copied) if either range is out of bounds.
+   */
+  readInto(gpa: number, buf: Uint8Array, offset: number, length: number): boolean;
+  writeFrom(gpa: number, buf: Uint8Array, offset: number, length: number): boolean;
 }
 
 // ---------------------------------------------------------------------------

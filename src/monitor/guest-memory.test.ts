@@ -29,6 +29,23 @@ describe("guest memory over the RAM frame", () => {
     expect(m.readBytes(0xffd, 3)).toEqual(new Uint8Array([1, 2, 3]));
     expect(m.readBytes(0xffd, 4)).toBeUndefined();
   });
+
+  it("copies between guest memory and a caller's buffer without allocating, refusing ranges outside either", () => {
+    const view = new Uint8Array(0x1000);
+    const m = new FrameGuestMemory(view);
+    const buf = new Uint8Array(8);
+    buf.set([9, 8, 7, 6], 2);
+    expect(m.writeFrom(0x100, buf, 2, 4)).toBe(true);
+    expect(Array.from(view.subarray(0x100, 0x104))).toEqual([9, 8, 7, 6]);
+    const out = new Uint8Array(8);
+    expect(m.readInto(0x101, out, 5, 3)).toBe(true);
+    expect(Array.from(out)).toEqual([0, 0, 0, 0, 0, 8, 7, 6]);
+    expect(m.readInto(0xffe, out, 0, 3)).toBe(false); // leaves RAM
+    expect(m.readInto(0x100, out, 6, 3)).toBe(false); // leaves the buffer
+    expect(m.writeFrom(0x100, buf, -1, 2)).toBe(false);
+    expect(m.writeFrom(0xfff, buf, 0, 2)).toBe(false);
+    expect(view[0xfff]).toBe(0);
+  });
 });
 
 describe("CPUID policy", () => {

@@ -48,8 +48,25 @@ export class FrameGuestMemory implements GuestMemory {
     this.#b.set(bytes, gpa);
     return true;
   }
+  readInto(gpa: number, buf: Uint8Array, offset: number, length: number): boolean {
+    if (!bufferRangeOk(buf, offset, length) || !this.#ok(gpa, length)) return false;
+    const b = this.#b;
+    for (let i = 0; i < length; i++) buf[offset + i] = b[gpa + i]!;
+    return true;
+  }
+  writeFrom(gpa: number, buf: Uint8Array, offset: number, length: number): boolean {
+    if (!bufferRangeOk(buf, offset, length) || !this.#ok(gpa, length)) return false;
+    const b = this.#b;
+    for (let i = 0; i < length; i++) b[gpa + i] = buf[offset + i]!;
+    return true;
+  }
   readBytes(gpa: number, length: number): Uint8Array | undefined {
     if (!Number.isInteger(length) || length < 0 || !this.#ok(gpa, length)) return undefined;
     return this.#b.slice(gpa, gpa + length);
   }
+}
+
+/** `buf[offset, offset + length)` exists. */
+function bufferRangeOk(buf: Uint8Array, offset: number, length: number): boolean {
+  return Number.isInteger(offset) && Number.isInteger(length) && offset >= 0 && length >= 0 && offset + length <= buf.length;
 }

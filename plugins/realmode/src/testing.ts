@@ -28,6 +28,16 @@ export class TestMemory implements GuestMemory {
     this.bytes.set(b, a);
     return true;
   }
+  readInto(a: number, buf: Uint8Array, off: number, n: number): boolean {
+    if (a < 0 || off < 0 || a + n > this.size || off + n > buf.length) return false;
+    for (let i = 0; i < n; i++) buf[off + i] = this.bytes[a + i]!;
+    return true;
+  }
+  writeFrom(a: number, buf: Uint8Array, off: number, n: number): boolean {
+    if (a < 0 || off < 0 || a + n > this.size || off + n > buf.length) return false;
+    for (let i = 0; i < n; i++) this.bytes[a + i] = buf[off + i]!;
+    return true;
+  }
   readBytes(a: number, n: number): Uint8Array | undefined {
     return a < 0 || a + n > this.size ? undefined : this.bytes.slice(a, a + n);
   }

@@ -19,8 +19,9 @@ function recordingPort(answers: number[] = []) {
 /** Guest memory that counts batched and single-byte accesses. */
 class CountingMemory extends FrameGuestMemory {
   batchedReads = 0; batchedWrites = 0; byteReads = 0; byteWrites = 0;
-  override readBytes(gpa: number, length: number): Uint8Array | undefined { this.batchedReads++; return super.readBytes(gpa, length); }
-  override writeBytes(gpa: number, bytes: Uint8Array): boolean { this.batchedWrites++; return super.writeBytes(gpa, bytes); }
+  // The assist's batched, allocation-free forms.
+  override readInto(gpa: number, buf: Uint8Array, offset: number, length: number): boolean { this.batchedReads++; return super.readInto(gpa, buf, offset, length); }
+  override writeFrom(gpa: number, buf: Uint8Array, offset: number, length: number): boolean { this.batchedWrites++; return super.writeFrom(gpa, buf, offset, length); }
   override read8(gpa: number): number { this.byteReads++; return super.read8(gpa); }
   override write8(gpa: number, v: number): void { this.byteWrites++; super.write8(gpa, v); }
 }

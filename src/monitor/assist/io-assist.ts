@@ -98,14 +98,12 @@ export class IoAssist {
       const lin = (base + low) >>> 0;
       // One batched write when the span is contiguous and in RAM; else byte by byte
       // (offsets wrapping at the address size, bytes outside RAM dropped).
-      if (wraps || !memory.writeBytes(lin, buf.subarray(0, span))) {
+      if (wraps || !memory.writeFrom(lin, buf, 0, span)) {
         for (let j = 0; j < span; j++) memory.write8((base + ((low + j) & mask)) >>> 0, buf[j]!);
       }
     } else {
       const lin = (base + low) >>> 0;
-      const bytes = wraps ? undefined : memory.readBytes(lin, span);
-      if (bytes !== undefined) buf.set(bytes);
-      else for (let j = 0; j < span; j++) buf[j] = memory.read8((base + ((low + j) & mask)) >>> 0);
+      if (wraps || !memory.readInto(lin, buf, 0, span)) for (let j = 0; j < span; j++) buf[j] = memory.read8((base + ((low + j) & mask)) >>> 0);
       for (let i = 0; i < n; i++) {
         const at = op.df ? (n - 1 - i) * size : i * size;
         const v = size === 1 ? buf[at]!
