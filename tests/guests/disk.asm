@@ -1,4 +1,4 @@
-; hvkit test guest: INT 13h on a hard disk (nasm -f bin). A 64-sector (32 KiB) image,
+; hvkit test guest: INT 13h on a hard disk (nasm -i tests/guests/ -f bin). A 64-sector (32 KiB) image,
 ; 1 cylinder x 16 heads x 63 sectors by the BIOS's geometry: the boot sector loads LBA 1-2
 ; (the rest of the code) to 0000:7E00; byte i of data sector n (LBA 3-5) is (37n + i*i/8) & 0FFh.
 ; On COM1: "chs <sum>" (02h read of LBA 3-4; sum = rol(sum, 1) + byte, 16 bits), "lba <sum> same" (42h read
@@ -214,112 +214,7 @@ sum1k:                        ; prints the checksum of 1024 bytes at DS:SI: s = 
     mov ax, bx
     jmp hex16
 
-; ---- shared by the test guests (copied into each source: every guest assembles alone)
-COM1      equ 0x3f8
-init_com1:                    ; 9600 8N1, FIFOs on, no interrupts (we poll LSR)
-    push ax
-    push dx
-    mov dx, COM1 + 1
-    xor al, al
-    out dx, al
-    mov dx, COM1 + 3
-    mov al, 0x80
-    out dx, al
-    mov dx, COM1
-    mov al, 12
-    out dx, al
-    mov dx, COM1 + 1
-    xor al, al
-    out dx, al
-    mov dx, COM1 + 3
-    mov al, 0x03
-    out dx, al
-    mov dx, COM1 + 2
-    mov al, 0x07
-    out dx, al
-    mov dx, COM1 + 4
-    mov al, 0x03
-    out dx, al
-    pop dx
-    pop ax
-    ret
-
-com:                          ; AL to COM1 once LSR.THRE (bit 5) is set
-    push ax
-    push dx
-    mov ah, al
-    mov dx, COM1 + 5
-.wait:
-    in al, dx
-    test al, 0x20
-    jz .wait
-    mov al, ah
-    mov dx, COM1
-    out dx, al
-    pop dx
-    pop ax
-    ret
-
-puts:                         ; NUL-terminated DS:SI to COM1
-    push ax
-    push si
-.next:
-    lodsb
-    test al, al
-    jz .done
-    call com
-    jmp .next
-.done:
-    pop si
-    pop ax
-    ret
-
-hex4:                         ; low nibble of AL as a hex digit to COM1
-    push ax
-    and al, 0x0f
-    add al, '0'
-    cmp al, '9'
-    jbe .digit
-    add al, 'a' - '0' - 10
-.digit:
-    call com
-    pop ax
-    ret
-
-hex8:                         ; AL as two hex digits
-    push ax
-    push cx
-    mov cl, 4
-    ror al, cl
-    call hex4
-    rol al, cl
-    call hex4
-    pop cx
-    pop ax
-    ret
-
-hex16:                        ; AX as four hex digits
-    xchg al, ah
-    call hex8
-    xchg al, ah
-    call hex8
-    ret
-
-crlf:
-    push ax
-    mov al, 13
-    call com
-    mov al, 10
-    call com
-    pop ax
-    ret
-
-space:
-    push ax
-    mov al, ' '
-    call com
-    pop ax
-    ret
+%include "lib/com1.inc"
 
 s_chs:  db "chs ", 0
 s_lba:  db "lba ", 0

@@ -33,7 +33,8 @@ describe("guest images", () => {
     const img = `${basename(src, ".asm")}.img`;
     it.skipIf(!hasNasm)(`${img} equals what nasm assembles from ${src}`, () => {
       const out = join(tmp, img);
-      execFileSync("nasm", ["-f", "bin", "-o", out, join(here, src)]);
+      // -i: shared routines live in lib/*.inc (nasm 2.16 does not search the source's folder).
+      execFileSync("nasm", ["-i", `${here}/`, "-f", "bin", "-o", out, join(here, src)]);
       expect(Buffer.compare(readFileSync(out), readFileSync(join(here, img)))).toBe(0);
     });
   }
