@@ -199,72 +199,55 @@ export class KernelSyscalls implements Syscalls {
   }
 
   vmptrld(dcb: CPtr, vmcs: CPtr): SysErr {
-    const d = this.dispatcher(dcb, Rights.Write);
-    if (typeof d === "number") return d;
+    const ext = this.kernel.vmx;
+    const c = this.dispatcher(dcb, Rights.Write);
+    if (typeof c === "number") return c;
     const v = this.vmcs(vmcs);
     if (typeof v === "number") return v;
-    const ext = this.kernel.vmx;
-    if (ext === null) return SysErr.NoExtension;
-    if (d.guest === null) return SysErr.NotGuest;
-    return ext.vmptrld(d, v, this.ret);
+    const d = this.guestOf(c, ext);
+    return typeof d === "number" ? d : ext!.vmptrld(d, v, this.ret);
   }
 
   vmclear(dcb: CPtr, vmcs: CPtr): SysErr {
-    const d = this.dispatcher(dcb, Rights.Write);
-    if (typeof d === "number") return d;
+    const ext = this.kernel.vmx;
+    const c = this.dispatcher(dcb, Rights.Write);
+    if (typeof c === "number") return c;
     const v = this.vmcs(vmcs);
     if (typeof v === "number") return v;
-    const ext = this.kernel.vmx;
-    if (ext === null) return SysErr.NoExtension;
-    if (d.guest === null) return SysErr.NotGuest;
-    return ext.vmclear(d, v, this.ret);
+    const d = this.guestOf(c, ext);
+    return typeof d === "number" ? d : ext!.vmclear(d, v, this.ret);
   }
 
   vmread(dcb: CPtr, encoding: number): SysErr {
-    const d = this.dispatcher(dcb, Rights.Read);
-    if (typeof d === "number") return d;
     const ext = this.kernel.vmx;
-    if (ext === null) return SysErr.NoExtension;
-    if (d.guest === null) return SysErr.NotGuest;
-    return ext.vmread(d, encoding, this.ret);
+    const d = this.guestOf(this.dispatcher(dcb, Rights.Read), ext);
+    return typeof d === "number" ? d : ext!.vmread(d, encoding, this.ret);
   }
 
   vmwrite(dcb: CPtr, encoding: number, value: number): SysErr {
-    const d = this.dispatcher(dcb, Rights.Write);
-    if (typeof d === "number") return d;
     const ext = this.kernel.vmx;
-    if (ext === null) return SysErr.NoExtension;
-    if (d.guest === null) return SysErr.NotGuest;
-    return ext.vmwrite(d, encoding, value, this.ret);
+    const d = this.guestOf(this.dispatcher(dcb, Rights.Write), ext);
+    return typeof d === "number" ? d : ext!.vmwrite(d, encoding, value, this.ret);
   }
 
   vmlaunch(dcb: CPtr): SysErr {
-    const d = this.dispatcher(dcb, Rights.Write);
-    if (typeof d === "number") return d;
     const ext = this.kernel.vmx;
-    if (ext === null) return SysErr.NoExtension;
-    if (d.guest === null) return SysErr.NotGuest;
-    return worldSwitched(d.guest, ext.vmlaunch(d, this.ret));
+    const d = this.guestOf(this.dispatcher(dcb, Rights.Write), ext);
+    return typeof d === "number" ? d : worldSwitched(d.guest!, ext!.vmlaunch(d, this.ret));
   }
 
   vmresume(dcb: CPtr): SysErr {
-    const d = this.dispatcher(dcb, Rights.Write);
-    if (typeof d === "number") return d;
     const ext = this.kernel.vmx;
-    if (ext === null) return SysErr.NoExtension;
-    if (d.guest === null) return SysErr.NotGuest;
-    return worldSwitched(d.guest, ext.vmresume(d, this.ret));
+    const d = this.guestOf(this.dispatcher(dcb, Rights.Write), ext);
+    return typeof d === "number" ? d : worldSwitched(d.guest!, ext!.vmresume(d, this.ret));
   }
 
   // ---- SVM ----
 
   vmrun(dcb: CPtr): SysErr {
-    const d = this.dispatcher(dcb, Rights.Write);
-    if (typeof d === "number") return d;
     const ext = this.kernel.svm;
-    if (ext === null) return SysErr.NoExtension;
-    if (d.guest === null) return SysErr.NotGuest;
-    return worldSwitched(d.guest, ext.vmrun(d, this.ret));
+    const d = this.guestOf(this.dispatcher(dcb, Rights.Write), ext);
+    return typeof d === "number" ? d : worldSwitched(d.guest!, ext!.vmrun(d, this.ret));
   }
 
   // ---- helpers ----
@@ -272,6 +255,14 @@ export class KernelSyscalls implements Syscalls {
   private dispatcher(cptr: CPtr, rights: Rights): DispatcherKObject | SysErr {
     const c = this.cspace.check(cptr, ObjType.Dispatcher, rights);
     return typeof c === "number" ? c : (c.object as DispatcherKObject);
+  }
+
+  /** A checked dispatcher, then: the call's extension installed, the DCB set up as a guest (in that order). */
+  private guestOf(d: DispatcherKObject | SysErr, ext: object | null): DispatcherKObject | SysErr {
+    if (typeof d === "number") return d;
+    if (ext === null) return SysErr.NoExtension;
+    if (d.guest === null) return SysErr.NotGuest;
+    return d;
   }
 
   /** A VMCS VmControl with Read+Write. A VMCB is the wrong type for the VMX calls. */
