@@ -24,6 +24,7 @@ class RecordingEngine implements Engine {
     this.memories.push(memory);
     const intercepts: InterceptControls = {
       hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0, msr: false,
+      insn: 0, cr0Mask: 0, cr0Shadow: 0, cr4Mask: 0, cr4Shadow: 0, cr3LoadExit: false, cr3StoreExit: false,
     };
     const exit = { reason: CpuExitReason.None } as CpuExit;
     return {

@@ -238,16 +238,25 @@ export interface InterruptWindowExit { kind: "interrupt-window" }
 export interface ExceptionExit { kind: "exception"; vector: number; errorCode: number; hasErrorCode: boolean }
 /** VM entry failed: VMfail (the error number), a guest-state check (VMX exit 33/34), or VMEXIT_INVALID. */
 export interface EntryFailureExit { kind: "entry-failure"; code: number; message: string }
+/**
+ * RDMSR/WRMSR (VMX exits 31/32, SVM MSR intercept). WRMSR: `lo`/`hi` hold EAX/EDX as
+ * written. RDMSR: the handler stores the value in `lo`/`hi`; the backend commits them to
+ * EAX/EDX and advances EIP at the next run (a write is completed by the EIP advance alone).
+ * A handler that refuses the access injects #GP(0) instead: a hardware exception injected
+ * after an exit cancels its completion (the instruction faulted; EIP stays on it).
+ */
+export interface MsrExit { kind: "msr"; write: boolean; index: number; lo: number; hi: number }
 /** An exit the backend cannot turn into any other kind; `code` is the raw exit reason / exit code. */
 export interface UnhandledExit { kind: "unhandled"; code: number; message: string }
 
 /** A discriminated union; backends reuse one object per kind (no allocation per exit). */
 export type VmExit =
   | IoExit | MmioExit | CpuidExit | HltExit | ShutdownExit | PreemptExit
-  | InterruptWindowExit | ExceptionExit | EntryFailureExit | UnhandledExit;
+  | InterruptWindowExit | ExceptionExit | EntryFailureExit | UnhandledExit | MsrExit;
 export type VmExitKind = VmExit["kind"];
 export const VM_EXIT_KINDS: readonly VmExitKind[] = [
   "io", "mmio", "cpuid", "hlt", "shutdown", "preempt", "interrupt-window", "exception", "entry-failure", "unhandled",
+  "msr",
 ];
 
 export interface VcpuEvent {

@@ -82,7 +82,7 @@ describe("hvkit run", () => {
     expect(status).toBe(EXIT_STATUS.timeout);
     expect(t.stdoutText()).toBe("ready\nhello");
     // The guest's last line had no newline, so the summary starts a new one.
-    expect(t.errText()).toMatch(/^\nhvkit: timeout: no stop within 150 ms\nhvkit: [\d.]+s; exits: hlt \d+; unclaimed pio r\/w 0\/0, mmio r\/w 0\/0\n$/);
+    expect(t.errText()).toMatch(/^\nhvkit: timeout: no stop within 150 ms\nhvkit: [\d.]+s; exits: hlt \d+ \(0\.0 syscalls\/exit\); unclaimed pio r\/w 0\/0, mmio r\/w 0\/0\n$/);
   });
 
   it("ends with status 5 on the escape key (Ctrl-])", async () => {

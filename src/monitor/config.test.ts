@@ -90,6 +90,14 @@ describe("config validation", () => {
     expect(configError(() => validateConfig({ ...base, clock: { mode: "host", rate: 1 } }, "c", "/")).path).toBe("clock.rate");
   });
 
+  it("reads a cpuid leaf-1 mask, none by default, strict keys and 32-bit values", () => {
+    expect(validateConfig(base, "c", "/").cpuid).toEqual({});
+    expect(validateConfig({ ...base, cpuid: { mask: { leaf1: { edx: 0xfffe } } } }, "c", "/").cpuid)
+      .toEqual({ mask: { leaf1: { edx: 0xfffe } } });
+    expect(configError(() => validateConfig({ ...base, cpuid: { mask: { leaf7: {} } } }, "c", "/")).path).toBe("cpuid.mask.leaf7");
+    expect(configError(() => validateConfig({ ...base, cpuid: { mask: { leaf1: { ecx: 2 ** 32 } } } }, "c", "/")).path).toBe("cpuid.mask.leaf1.ecx");
+  });
+
   it("accepts a backend with options", () => {
     const c = validateConfig({ ...base, backend: { use: "svm", options: { npt: true } } }, "c", "/");
     expect(c.backend).toEqual({ use: "svm", options: { npt: true }, path: "backend" });

@@ -8,6 +8,7 @@ import { ConfigError } from "./api.js";
 import { configErrorFromZod, joinPath } from "./zod-errors.js";
 import { formatSize, parseDuration, parseSize } from "./units.js";
 import { DEFAULT_MIPS, type ClockConfig } from "./clock.js";
+import type { CpuidConfig } from "./cpuid.js";
 
 export const MIN_MEMORY = 1 << 20;
 export const MAX_MEMORY = 1 << 30;
@@ -36,6 +37,15 @@ export const ConfigSchema = z.strictObject({
     /** instructions mode while the guest halts: jump to the next timer at once, or wait for it in host time. */
     idle: z.enum(["skip", "sleep"]).default("skip"),
   }).optional(),
+  /** CPUID: `mask.leaf1.{ecx,edx}` clear bits from what leaf 1 reports (it can only narrow: cpuid.ts). */
+  cpuid: z.strictObject({
+    mask: z.strictObject({
+      leaf1: z.strictObject({
+        ecx: z.number().int().min(0).max(0xffff_ffff).optional(),
+        edx: z.number().int().min(0).max(0xffff_ffff).optional(),
+      }).optional(),
+    }).optional(),
+  }).optional(),
 });
 
 /** One plugin to load: `path` is where it sits in the config ("backend", "plugins[2]"). */
@@ -60,6 +70,8 @@ export interface MachineConfig {
   readonly consoleOutput: readonly string[] | undefined;
   /** The virtual clock (default: host time). */
   readonly clock: ClockConfig;
+  /** CPUID narrowing (default: none). */
+  readonly cpuid: CpuidConfig;
 }
 
 // ---------------------------------------------------------------------------
@@ -215,7 +227,8 @@ export function validateConfig(raw: unknown, file: string | undefined, dir: stri
   const out = c.console?.output ?? "all";
   const consoleOutput = out === "all" ? undefined : out;
   const clock: ClockConfig = { mode: c.clock?.mode ?? "host", mips: c.clock?.mips ?? DEFAULT_MIPS, idle: c.clock?.idle ?? "skip" };
-  return { file, dir, name, backend, engine: "soft", memory, timeoutMs, plugins, consoleOutput, clock };
+  const cpuid: CpuidConfig = c.cpuid?.mask?.leaf1 ? { mask: { leaf1: { ...c.cpuid.mask.leaf1 } } } : {};
+  return { file, dir, name, backend, engine: "soft", memory, timeoutMs, plugins, consoleOutput, clock, cpuid };
 }
 
 /** Read, override and validate a config file. */

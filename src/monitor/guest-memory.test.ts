@@ -1,6 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { CpuidPolicy, defaultProfile } from "./cpuid.js";
-import type { CpuidExit } from "./api.js";
 import { FrameGuestMemory } from "./guest-memory.js";
 
 describe("guest memory over the RAM frame", () => {
@@ -45,33 +43,5 @@ describe("guest memory over the RAM frame", () => {
     expect(m.writeFrom(0x100, buf, -1, 2)).toBe(false);
     expect(m.writeFrom(0xfff, buf, 0, 2)).toBe(false);
     expect(view[0xfff]).toBe(0);
-  });
-});
-
-describe("CPUID policy", () => {
-  const exit = (leaf: number): CpuidExit => ({ kind: "cpuid", leaf, subleaf: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 });
-  const text = (...w: number[]) => w.map((x) => String.fromCharCode(x & 0xff, (x >>> 8) & 0xff, (x >>> 16) & 0xff, x >>> 24)).join("");
-
-  it("reports the vendor in EBX, EDX, ECX and max leaf 1", () => {
-    const e = exit(0);
-    new CpuidPolicy(defaultProfile("vmx")).answer(e);
-    expect(e.eax).toBe(1);
-    expect(text(e.ebx, e.edx, e.ecx)).toBe("GenuineIntel");
-    new CpuidPolicy(defaultProfile("svm")).answer(e);
-    expect(text(e.ebx, e.edx, e.ecx)).toBe("AuthenticAMD");
-  });
-
-  it("answers leaf 1 with a family-5 signature and FPU only, and out-of-range leaves with leaf 1", () => {
-    const p = new CpuidPolicy(defaultProfile("vmx"));
-    const e1 = exit(1);
-    p.answer(e1);
-    expect((e1.eax >> 8) & 0xf).toBe(5);
-    expect(e1.edx).toBe(1);
-    const e7 = exit(7);
-    p.answer(e7);
-    expect([e7.eax, e7.ebx, e7.ecx, e7.edx]).toEqual([e1.eax, e1.ebx, e1.ecx, e1.edx]);
-    const ex = exit(0x80000000);
-    p.answer(ex);
-    expect(ex.eax).toBe(0x80000000);
   });
 });

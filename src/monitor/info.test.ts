@@ -44,7 +44,8 @@ describe("hvkit info (in-process)", () => {
     expect(t.get("hw.vmm.vmx.procbased.hlt_exiting")).toBe("allowed");
     expect(t.get("hw.vmm.vmx.procbased.use_msr_bitmaps")).toBe("unsupported");
     // The TRUE MSR reports CR3-load exiting as optional-off, not the legacy default1.
-    expect(t.get("hw.vmm.vmx.procbased.cr3_load_exiting")).toBe("unsupported");
+    expect(t.get("hw.vmm.vmx.procbased.cr8_load_exiting")).toBe("unsupported");
+    expect(t.get("hw.vmm.vmx.procbased.cr3_load_exiting")).toBe("allowed");
     expect(t.get("hw.vmm.vmx.procbased2.enable_ept")).toBe("allowed");
     expect(t.get("hw.vmm.vmx.procbased2.enable_vpid")).toBe("unsupported");
     expect(t.get("hw.vmm.vmx.exit.save_ia32_efer")).toBe("allowed");

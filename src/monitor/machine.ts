@@ -22,6 +22,8 @@ import { IrqLineSet } from "./irq.js";
 import { loadPlugins, registerPlugins } from "./plugins.js";
 import type { LoadedPlugin } from "./plugins.js";
 import { RunLoop } from "./run-loop.js";
+import { CountingSyscalls } from "./syscall-counter.js";
+import { MsrPolicy } from "./msr.js";
 import { MonitorClock } from "./clock.js";
 import type { InterruptController, VirtualClock } from "./api.js";
 import { MachinePlatform, RESET_MESSAGE } from "./platform.js";
@@ -67,6 +69,8 @@ export interface MachineStats {
   exits: Record<string, number>;
   /** Milliseconds per exit kind (guest run ending in it plus its handling). */
   timesMs: Record<string, number>;
+  /** Kernel syscalls per exit kind (the run that produced the exit plus its handling); divide by `exits` for the average. */
+  syscalls: Record<string, number>;
   unclaimed: { pio: { reads: number; writes: number }; mmio: { reads: number; writes: number } };
 }
 
@@ -86,10 +90,14 @@ export class Machine {
     readonly vcpu: VcpuBackend,
     readonly plugins: readonly LoadedPlugin[],
     cpuid: CpuidPolicy,
-    /** The VM's virtual clock and, when a plugin registered one, its interrupt controller. */
-    readonly timing: { readonly clock?: MonitorClock; readonly controller?: InterruptController } = {},
+    /** The VM's virtual clock, its interrupt controller (when a plugin registered one), the syscall counter, the MSR policy. */
+    readonly timing: {
+      readonly clock?: MonitorClock; readonly controller?: InterruptController; readonly syscalls?: CountingSyscalls; readonly msr?: MsrPolicy;
+    } = {},
   ) {
-    this.#loop = new RunLoop({ vcpu, pio, mmio, console, events, cpuid, irqs, clock: timing.clock, controller: timing.controller });
+    this.#loop = new RunLoop({
+      vcpu, pio, mmio, console, events, cpuid, irqs, clock: timing.clock, controller: timing.controller, syscalls: timing.syscalls, msr: timing.msr,
+    });
   }
 
   /** Run until the guest stops, `stop()` is called or the timeout (default: the config's) passes. */
@@ -110,7 +118,7 @@ export class Machine {
       timesMs[k] = this.#loop.times[VM_EXIT_KINDS.indexOf(k as VmExitKind)]!;
     }
     return {
-      exits, timesMs,
+      exits, timesMs, syscalls: this.#loop.exitSyscalls(),
       unclaimed: { pio: { ...this.pio.unclaimed }, mmio: { ...this.mmio.unclaimed } },
     };
   }
@@ -163,7 +171,8 @@ export async function assembleMachine(config: MachineConfig, opts: MachineOption
 
     // The kernel and the machine's objects, through capabilities only.
     const kernel = bootKernel({ engine: softEngine(), ramBytes: config.memory + KERNEL_HEADROOM });
-    const sys = kernel.syscalls;
+    // Every syscall the monitor and its plugins make goes through the counter (exit statistics).
+    const sys = new CountingSyscalls(kernel.syscalls);
     const ramFrame = retype(sys, kernel.ram, ObjType.Frame, config.memory, "Frame for guest RAM");
     const gpspace = retype(sys, kernel.ram, ObjType.GuestPhysSpace, PAGE, "GuestPhysSpace");
     check(sys.gpspaceMap(gpspace, ramFrame, 0, MapPerm.RWX), "gpspaceMap(RAM at GPA 0)");
@@ -209,7 +218,14 @@ export async function assembleMachine(config: MachineConfig, opts: MachineOption
     }
     const backendId = plugins.find((p) => p.ref.path === "backend")!.plugin.id;
     clock.attach(vcpu, config.file); // "instructions" mode reads the wrapped vCPU's count
-    const machine = new Machine(config, vm, console, events, pio, mmio, irqs, memory, vcpu, plugins, new CpuidPolicy(defaultProfile(backendId)), { clock, controller });
+    // The TSC as the soft core counts it (retired instructions), else the VM clock in ns (1 GHz).
+    const retired = vcpu.instructionsRetired?.bind(vcpu);
+    const log = opts.logger ?? stderrLogger;
+    const msr = new MsrPolicy({
+      vendor: MsrPolicy.vendorOf(backendId), tsc: retired ?? (() => clock.now()),
+      events: { gp: (i, w) => log.debug(`${w ? "WRMSR" : "RDMSR"} 0x${i.toString(16)}: #GP (not in the MSR table)`) },
+    });
+    const machine = new Machine(config, vm, console, events, pio, mmio, irqs, memory, vcpu, plugins, new CpuidPolicy(defaultProfile(backendId, config.cpuid)), { clock, controller, syscalls: sys, msr });
     platform.onReset(() => machine.stop("shutdown", RESET_MESSAGE));
     return machine;
   } catch (e) {

@@ -9,9 +9,9 @@
 // lost, duplicated, or injected while the guest cannot take it.
 import type { EventEmitter } from "eventemitter3";
 import type {
-  Bus, Console, InterruptController, MonitorEventMap, RunResult, StopReason, VcpuBackend, VcpuEvent, VirtualClock, VmExitKind,
+  Bus, Console, InterruptController, MonitorEventMap, MsrExit, RunResult, StopReason, VcpuBackend, VcpuEvent, VirtualClock, VmExitKind,
 } from "./api.js";
-import { VM_EXIT_KINDS } from "./api.js";
+import { StateParts, VM_EXIT_KINDS } from "./api.js";
 import { EventType } from "../x86/types.js";
 import type { CpuidPolicy } from "./cpuid.js";
 import type { IrqLineSet } from "./irq.js";
@@ -27,6 +27,10 @@ export interface RunLoopDeps {
   /** Where vectors come from; without one, HLT wakes on any IRQ edge or console input. */
   readonly controller?: InterruptController;
   readonly clock?: LoopClock;
+  /** The monitor's syscall counter (CountingSyscalls): per-kind syscall costs are kept when given. */
+  readonly syscalls?: { readonly count: number };
+  /** The MSR policy: answers RDMSR (fills lo/hi) and takes WRMSR. Without one, reads give 0 and writes are dropped (counted in msrDefaulted). */
+  readonly msr?: { handle(exit: MsrExit): "done" | "gp" | void };
 }
 
 /** What the loop needs of the clock beyond VirtualClock (MonitorClock in clock.ts). */
@@ -62,6 +66,7 @@ function kindIndex(kind: VmExitKind): number {
     case "exception": return 7;
     case "entry-failure": return 8;
     case "unhandled": return 9;
+    case "msr": return 10;
   }
 }
 
@@ -72,6 +77,11 @@ export class RunLoop {
   readonly counts = new Float64Array(VM_EXIT_KINDS.length);
   /** Milliseconds per kind: the guest run that ended in the exit plus its handling. */
   readonly times = new Float64Array(VM_EXIT_KINDS.length);
+  /**
+   * Syscalls per kind: those of the run() that produced the exit (entry, VMCS/VMCB access,
+   * VMRESUME/VMRUN) plus those made after it until the next run() (handling, window setup).
+   */
+  readonly syscalls = new Float64Array(VM_EXIT_KINDS.length);
   readonly #d: RunLoopDeps;
   #stop: StopReason | undefined;
   #stopMessage = "";
@@ -80,8 +90,16 @@ export class RunLoop {
   #wake: (() => void) | undefined;
   /** The one event object handed to inject() (backends copy it). */
   readonly #event: VcpuEvent = { type: EventType.ExtInt, vector: 0 };
+  /**
+   * #GP(0) for an MSR the policy refuses (SDM Vol. 2 RDMSR/WRMSR). In real mode no error code
+   * is delivered (SDM 26.2.1.3: with CR0.PE = 0 the entry may not deliver one).
+   */
+  readonly #gp: VcpuEvent = { type: EventType.HardwareException, vector: 13, errorCode: 0 };
+  readonly #gpReal: VcpuEvent = { type: EventType.HardwareException, vector: 13 };
   /** Interrupts injected, by the loop's count. */
   injected = 0;
+  /** MSR exits answered without an MSR policy (RDMSR read as 0, WRMSR dropped). */
+  msrDefaulted = 0;
 
   constructor(deps: RunLoopDeps) {
     this.#d = deps;
@@ -183,6 +201,14 @@ export class RunLoop {
     return out;
   }
 
+  /** Syscalls per kind name, for the kinds in exitCounts(). Empty without a syscall counter. */
+  exitSyscalls(): Record<string, number> {
+    const out: Record<string, number> = {};
+    if (this.#d.syscalls === undefined) return out;
+    for (let i = 0; i < VM_EXIT_KINDS.length; i++) if (this.counts[i]! > 0) out[VM_EXIT_KINDS[i]!] = this.syscalls[i]!;
+    return out;
+  }
+
   async run(opts: RunOptions = {}): Promise<RunResult> {
     if (this.#running) throw new Error("run-loop: already running");
     this.#running = true;
@@ -209,11 +235,15 @@ export class RunLoop {
   }
 
   async #loop(): Promise<void> {
-    const { vcpu, pio, mmio, cpuid, clock, controller } = this.#d;
+    const { vcpu, pio, mmio, cpuid, clock, controller, syscalls: sys } = this.#d;
     const event = this.#event;
     let windowOpen = false;
     const counts = this.counts;
     const times = this.times;
+    const sysPerKind = this.syscalls;
+    /** The syscall count when the last attribution was made, and the kind of the last exit. */
+    let sysMark = sys === undefined ? 0 : sys.count;
+    let lastK = -1;
     let lastYield = performance.now();
     let sinceCheck = 0;
     while (this.#stop === undefined) {
@@ -228,9 +258,19 @@ export class RunLoop {
             windowOpen = want;
           }
         }
+        if (sys !== undefined) {
+          // Handling the previous exit and preparing this entry: that exit's cost.
+          if (lastK >= 0) sysPerKind[lastK]! += sys.count - sysMark;
+          sysMark = sys.count;
+        }
         const exit = vcpu.run();
         k = kindIndex(exit.kind);
         counts[k]!++;
+        lastK = k;
+        if (sys !== undefined) {
+          sysPerKind[k]! += sys.count - sysMark;
+          sysMark = sys.count;
+        }
         switch (exit.kind) {
           case "io":
             // String I/O: the backend's IoAssist already used the bus (api.ts IoExit.count).
@@ -244,6 +284,16 @@ export class RunLoop {
             break;
           case "cpuid":
             cpuid.answer(exit);
+            break;
+          case "msr":
+            if (this.#d.msr !== undefined) {
+              if (this.#d.msr.handle(exit) === "gp") {
+                vcpu.inject((vcpu.getState(StateParts.Control).cr0 & 1) !== 0 ? this.#gp : this.#gpReal);
+              }
+            } else {
+              if (!exit.write) { exit.lo = 0; exit.hi = 0; }
+              this.msrDefaulted++;
+            }
             break;
           case "hlt":
             if (!exit.interruptsEnabled) {
@@ -294,6 +344,10 @@ export class RunLoop {
         this.stop("error", `${k < 0 ? `vCPU ${vcpu.id}` : `handling a ${VM_EXIT_KINDS[k]} exit`} threw: ${(e as Error).message ?? String(e)}`);
       }
       if (k >= 0) times[k]! += performance.now() - t0;
+      if (sys !== undefined && lastK >= 0 && this.#stop !== undefined) {
+        sysPerKind[lastK]! += sys.count - sysMark;
+        sysMark = sys.count;
+      }
       if (++sinceCheck >= 256) {
         sinceCheck = 0;
         if (performance.now() - lastYield > MAX_MS_WITHOUT_YIELD) {

@@ -19,7 +19,7 @@
 // compiled block survives a cache flush only while its bytes are unchanged.
 // Arithmetic flags are lazy: the last ALU operation's operands are kept and CF,
 // PF, AF, ZF, SF, OF are computed only when read.
-import { Activity, CpuExitReason, EventType, Interruptibility, SoftIntKind } from "./types.js";
+import { Activity, CpuExitReason, CrAccessType, EventType, InsnIntercept, Interruptibility, SoftIntKind, VmxInsn } from "./types.js";
 import type { AccessSize, Cpu, CpuExit, InterceptControls, IoPorts, PhysMemory, SegmentReg, X86State } from "./types.js";
 import { DecodedInsn, Kind, NO_REG, decodeInsn } from "./decoder.js";
 import { CompiledBlock, HOT_THRESHOLD, MAX_BYTES, MAX_INSNS, compileBlock, endsBlock } from "./compiler.js";
@@ -103,12 +103,16 @@ function newExit(): CpuExit {
     ioPort: 0, ioSize: 1, ioIn: false, ioString: false, ioRep: false, ioImm: false, ioAddrSize: 2, ioSeg: DS,
     vector: 0, errorCode: 0, hasErrorCode: false, softIntKind: SoftIntKind.IntN,
     msrIndex: 0, msrWrite: false,
+    insn: 0, linear: 0, drNumber: 0, drRead: false, drGpr: 0, vmxInsn: VmxInsn.Vmclear,
+    insnMem: false, insnReg: 0, insnRm: 0, insnAddrSize: 2, insnSeg: DS, insnOffset: 0,
+    crNumber: 0, crAccessType: CrAccessType.MovToCr, crGpr: 0, lmswSource: 0, lmswMem: false,
   };
 }
 
 export class X86Cpu implements Cpu {
   readonly intercepts: InterceptControls = {
     hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0, msr: false,
+    insn: 0, cr0Mask: 0, cr0Shadow: 0, cr4Mask: 0, cr4Shadow: 0, cr3LoadExit: false, cr3StoreExit: false,
   };
   readonly exit: CpuExit = newExit();
   /** A20 gate: AND-ed into every linear address. 0xFFEFFFFF wraps at 1 MiB like an 8086. */
@@ -774,6 +778,49 @@ export class X86Cpu implements Cpu {
     // (SDM 6.8.3): `sti; out` exiting at the OUT must report blocking by STI.
     this.interruptibility = this.shadow;
     this.stop = reason;
+  }
+
+  /** Stop before an instruction whose InsnIntercept bit is set; false (execute it) otherwise. */
+  private insnExit(bit: InsnIntercept): boolean {
+    if ((this.intercepts.insn & bit) === 0) return false;
+    this.exit.insn = bit;
+    this.stopHere(CpuExitReason.Instruction);
+    return true;
+  }
+
+  /**
+   * A VMX instruction other than VMCALL (SDM Vol. 3C 31.3 pseudo-code): a register
+   * operand where memory is required, or CR0.PE = 0, is #UD before the VM exit
+   * (SDM 26.1.1); without the intercept (no VMX non-root operation) it is #UD too.
+   * ModR/M forms must have been decoded (`modrm`) by the caller.
+   */
+  private vmxInsnExit(kind: VmxInsn, modrm: boolean, memOnly: boolean): void {
+    if (modrm && memOnly && this.mod === 3) this.fault(UD);
+    if ((this.cr0 & CR0_PE) === 0 || (this.intercepts.insn & InsnIntercept.VmxInsn) === 0) this.fault(UD);
+    const e = this.exit;
+    e.vmxInsn = kind;
+    e.insnMem = modrm && this.mod !== 3;
+    e.insnReg = modrm ? this.reg : 0;
+    e.insnRm = modrm ? this.rm : 0;
+    e.insnAddrSize = this.asz;
+    e.insnSeg = this.eaSeg;
+    e.insnOffset = e.insnMem ? this.eaOff : 0;
+    e.linear = e.insnMem ? this.lin(this.eaSeg, this.eaOff) : 0;
+    e.insn = InsnIntercept.VmxInsn;
+    this.stopHere(CpuExitReason.Instruction);
+  }
+
+  /** Stop with CrAccess (SDM 26.1.3); the caller has decided that the access exits. */
+  private crExit(cr: number, type: CrAccessType, gpr: number): void {
+    const e = this.exit;
+    e.crNumber = cr; e.crAccessType = type; e.crGpr = gpr;
+    this.stopHere(CpuExitReason.CrAccess);
+  }
+
+  /** CR0 as the guest reads it (MOV from CR0, SMSW): shadow bits where the guest/host mask is set (SDM 26.3). */
+  private readCr0(): number {
+    const ic = this.intercepts;
+    return ((this.cr0 & ~ic.cr0Mask) | (ic.cr0Shadow & ic.cr0Mask)) >>> 0;
   }
 
   private ioExit(port: number, size: number, isIn: boolean, str: boolean, imm: boolean): boolean {
@@ -1463,7 +1510,9 @@ export class X86Cpu implements Cpu {
         } catch (x) { this.addSp(-osz); throw x; }
         return;
       }
-      case 0x90: return; // NOP (F3 90 = PAUSE, also a no-op here)
+      case 0x90: // NOP; F3 90 = PAUSE, also a no-op here unless intercepted
+        if (this.rep === 0xf3) this.insnExit(InsnIntercept.Pause);
+        return;
       case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97: {
         const a = this.getReg(osz, 0);
         this.setReg(osz, 0, this.getReg(osz, op & 7));
@@ -2015,8 +2064,18 @@ export class X86Cpu implements Cpu {
       // SLDT/STR/LLDT/LTR/VERR/VERW and LAR/LSL "are not recognized in real-address mode" (SDM Vol. 2): #UD.
       case 0x00: case 0x02: case 0x03: this.fault(UD); return;
       case 0x01: this.grp7(); return;
-      case 0x06: this.cr0 &= ~CR0_TS; return; // CLTS
-      case 0x08: case 0x09: return; // INVD, WBINVD: no caches are modelled
+      case 0x06: { // CLTS (SDM 26.1.3, 26.3): TS owned by the host exits if its shadow is 1, else is left alone
+        const ic = this.intercepts;
+        if ((ic.cr0Mask & CR0_TS) !== 0) {
+          if ((ic.cr0Shadow & CR0_TS) !== 0) this.crExit(0, CrAccessType.Clts, 0);
+          return;
+        }
+        this.cr0 &= ~CR0_TS;
+        return;
+      }
+      // INVD, WBINVD: no caches are modelled
+      case 0x08: this.insnExit(InsnIntercept.Invd); return;
+      case 0x09: this.insnExit(InsnIntercept.Wbinvd); return;
       case 0x18: case 0x19: case 0x1a: case 0x1b: case 0x1c: case 0x1d: case 0x1e: case 0x1f:
         // Hint NOPs / NOP Ev (P6 family, SDM Vol. 2 NOP): the operand is decoded, never accessed.
         this.decodeModrm();
@@ -2024,7 +2083,22 @@ export class X86Cpu implements Cpu {
       case 0x20: case 0x22: this.movCr(op === 0x22); return;
       case 0x21: case 0x23: this.movDr(op === 0x23); return;
       case 0x30: case 0x32: this.msrOp(op === 0x30); return;
-      case 0x31: this.rdtsc(); return; // CR4.TSD only restricts CPL > 0, which real mode never has
+      case 0x31: // CR4.TSD only restricts CPL > 0, which real mode never has
+        if (!this.insnExit(InsnIntercept.Rdtsc)) this.rdtsc();
+        return;
+      case 0x33: if (!this.insnExit(InsnIntercept.Rdpmc)) this.fault(UD); return; // RDPMC: no counters are modelled
+      case 0x38: { // 66 0F 38 80/81 INVEPT/INVVPID; every other 0F 38 opcode (SSSE3+) is not implemented
+        const op3 = this.fetch8();
+        if ((op3 !== 0x80 && op3 !== 0x81) || !this.opsizePrefixed()) this.fault(UD);
+        this.decodeModrm();
+        this.vmxInsnExit(op3 === 0x80 ? VmxInsn.Invept : VmxInsn.Invvpid, true, true);
+        return;
+      }
+      case 0x78: case 0x79: // VMREAD r/m32, r32 / VMWRITE r32, r/m32 (the prefixed forms are SSE4a, not implemented)
+        if (this.rep !== 0 || this.opsizePrefixed()) this.fault(UD);
+        this.decodeModrm();
+        this.vmxInsnExit(op === 0x78 ? VmxInsn.Vmread : VmxInsn.Vmwrite, true, false);
+        return;
       case 0x34: case 0x35: this.faultCode(GP, 0); return; // SYSENTER/SYSEXIT: #GP(0) outside protected mode
       case 0xa0: this.push(osz, this.segSel[FS]); return;
       case 0xa1: this.popSeg(FS); return;
@@ -2086,7 +2160,7 @@ export class X86Cpu implements Cpu {
         this.setReg(size, this.reg, d);
         return;
       }
-      case 0xc7: this.cmpxchg8b(); return;
+      case 0xc7: this.grp9(); return;
       default:
         // 0B UD2, B9 UD1, FF UD0 and every opcode this core does not implement (SSE, MMX, RSM, ...).
         this.fault(UD);
@@ -2099,7 +2173,17 @@ export class X86Cpu implements Cpu {
     const reg = this.reg, mem = this.mod !== 3;
     switch (reg) {
       case 0: case 1: { // SGDT/SIDT m: limit, then the full 32-bit base (P6 family stores all 32 bits)
-        if (!mem) this.fault(UD); // mod 3 encodes VMX/MONITOR instructions this core lacks
+        if (!mem) { // mod 3: C1 VMCALL, C2 VMLAUNCH, C3 VMRESUME, C4 VMXOFF; MONITOR/MWAIT and the rest are not implemented
+          if (reg === 0) {
+            // VMCALL has no CR0.PE condition (SDM Vol. 3C 31.3): it exits in real mode too.
+            if (this.rm === 1) { if (!this.insnExit(InsnIntercept.Vmcall)) this.fault(UD); return; }
+            if (this.rm >= 2 && this.rm <= 4) {
+              this.vmxInsnExit(this.rm === 2 ? VmxInsn.Vmlaunch : this.rm === 3 ? VmxInsn.Vmresume : VmxInsn.Vmxoff, false, false);
+              return;
+            }
+          }
+          this.fault(UD);
+        }
         const base = reg === 0 ? this.gdtrBase : this.idtrBase, limit = reg === 0 ? this.gdtrLimit : this.idtrLimit;
         this.rd32(this.eaSeg, this.offPlus(2)); // check the whole 6-byte operand before writing
         this.wr16(this.eaSeg, this.eaOff, limit);
@@ -2114,17 +2198,30 @@ export class X86Cpu implements Cpu {
         if (reg === 2) { this.gdtrBase = base; this.gdtrLimit = limit; } else { this.idtrBase = base; this.idtrLimit = limit; }
         return;
       }
-      case 4: // SMSW: a register destination with a 32-bit operand gets all of CR0
-        if (!mem) this.setReg(this.osz, this.rm, this.cr0);
-        else this.wr16(this.eaSeg, this.eaOff, this.cr0);
+      case 4: // SMSW: a register destination with a 32-bit operand gets all of CR0 (shadowed, SDM 26.3)
+        if (!mem) this.setReg(this.osz, this.rm, this.readCr0());
+        else this.wr16(this.eaSeg, this.eaOff, this.readCr0());
         return;
       case 6: { // LMSW: loads PE, MP, EM, TS; cannot clear PE
         const v = this.readRM(2);
-        this.cr0 = ((this.cr0 & ~0xe) | (v & 0xf)) >>> 0;
+        const ic = this.intercepts, m = ic.cr0Mask & 0xf, sh = ic.cr0Shadow;
+        // SDM 26.1.3: exits if PE is masked, its shadow 0 and the source sets it, or a masked MP/EM/TS differs from the shadow.
+        if (((m & 1) !== 0 && (sh & 1) === 0 && (v & 1) !== 0) || ((m & 0xe) & (v ^ sh)) !== 0) {
+          const e = this.exit;
+          e.lmswSource = v; e.lmswMem = mem;
+          if (mem) e.linear = this.lin(this.eaSeg, this.eaOff);
+          this.crExit(0, CrAccessType.Lmsw, 0);
+          return;
+        }
+        // SDM 26.3: masked bits are left unmodified.
+        const next = (this.cr0 & ~0xe) | (v & 0xf);
+        this.cr0 = ((next & ~m) | (this.cr0 & m)) >>> 0;
         return;
       }
-      case 7: // INVLPG m: no TLB is modelled; the register form is #UD
+      case 7: // INVLPG m: no TLB is modelled; the register form is #UD (before any VM exit, SDM 26.1.1)
         if (!mem) this.fault(UD);
+        if ((this.intercepts.insn & InsnIntercept.Invlpg) !== 0) this.exit.linear = this.lin(this.eaSeg, this.eaOff);
+        this.insnExit(InsnIntercept.Invlpg);
         return;
       default: this.fault(UD);
     }
@@ -2134,11 +2231,25 @@ export class X86Cpu implements Cpu {
   private movCr(toCr: boolean): void {
     const b = this.fetch8(), cr = (b >> 3) & 7, rm = b & 7;
     if (cr === 1 || cr > 4) this.fault(UD);
+    const ic = this.intercepts;
     if (!toCr) {
-      this.regs[rm] = cr === 0 ? this.cr0 : cr === 2 ? this.cr2 : cr === 3 ? this.cr3 : this.cr4;
+      // SDM 26.1.3 CR3-store exiting; 26.3: masked CR0/CR4 bits read from the shadows.
+      if (cr === 3 && ic.cr3StoreExit) { this.crExit(3, CrAccessType.MovFromCr, rm); return; }
+      this.regs[rm] = cr === 0 ? this.readCr0() : cr === 2 ? this.cr2 : cr === 3 ? this.cr3
+        : ((this.cr4 & ~ic.cr4Mask) | (ic.cr4Shadow & ic.cr4Mask)) >>> 0;
       return;
     }
-    const v = this.regs[rm];
+    let v = this.regs[rm];
+    // SDM 26.1.3: exits when a masked bit would differ from its shadow (CR3: CR3-load
+    // exiting, no CR3-target values). The exit has priority over the #GP checks (26.1.1).
+    // Without an exit, masked bits keep their value (26.3).
+    if (cr === 0) {
+      if (((v ^ ic.cr0Shadow) & ic.cr0Mask) !== 0) { this.crExit(0, CrAccessType.MovToCr, rm); return; }
+      v = ((v & ~ic.cr0Mask) | (this.cr0 & ic.cr0Mask)) >>> 0;
+    } else if (cr === 4) {
+      if (((v ^ ic.cr4Shadow) & ic.cr4Mask) !== 0) { this.crExit(4, CrAccessType.MovToCr, rm); return; }
+      v = ((v & ~ic.cr4Mask) | (this.cr4 & ic.cr4Mask)) >>> 0;
+    } else if (cr === 3 && ic.cr3LoadExit) { this.crExit(3, CrAccessType.MovToCr, rm); return; }
     switch (cr) {
       case 0: {
         // PG without PE and NW without CD are invalid combinations (#GP(0)). ET is hardwired to 1.
@@ -2161,8 +2272,14 @@ export class X86Cpu implements Cpu {
     const b = this.fetch8(), rm = b & 7;
     let dr = (b >> 3) & 7;
     if (dr === 4 || dr === 5) {
-      if (this.cr4 & CR4_DE) this.fault(UD);
+      if (this.cr4 & CR4_DE) this.fault(UD); // before the VM exit (SDM 26.1.1)
       dr += 2;
+    }
+    if ((this.intercepts.insn & InsnIntercept.MovDr) !== 0) {
+      const e = this.exit;
+      e.drNumber = (b >> 3) & 7; e.drRead = !toDr; e.drGpr = rm;
+      this.insnExit(InsnIntercept.MovDr);
+      return;
     }
     if (!toDr) {
       this.regs[rm] = dr < 4 ? this.drAddr[dr] : dr === 6 ? this.dr6 : this.dr7;
@@ -2279,8 +2396,26 @@ export class X86Cpu implements Cpu {
   }
 
   /** CMPXCHG8B m64 (0F C7 /1, SDM Vol. 2): the destination is written in both outcomes. */
-  private cmpxchg8b(): void {
+  /**
+   * Group 9 (0F C7): /1 CMPXCHG8B m64; /6 VMPTRLD, 66 /6 VMCLEAR, F3 /6 VMXON, /7 VMPTRST
+   * (memory forms; mod 3 is RDRAND/RDSEED, not implemented).
+   */
+  private grp9(): void {
     this.decodeModrm();
+    if (this.reg === 6) {
+      this.vmxInsnExit(this.rep === 0xf3 ? VmxInsn.Vmxon : this.opsizePrefixed() ? VmxInsn.Vmclear : VmxInsn.Vmptrld, true, true);
+      return;
+    }
+    if (this.reg === 7) { this.vmxInsnExit(VmxInsn.Vmptrst, true, true); return; }
+    this.cmpxchg8b();
+  }
+
+  /** An operand-size prefix is present (66h: the operand size is not the code segment's default). */
+  private opsizePrefixed(): boolean {
+    return this.osz !== (this.code32 ? 4 : 2);
+  }
+
+  private cmpxchg8b(): void {
     if (this.reg !== 1 || this.mod === 3) this.fault(UD);
     const r = this.regs, seg = this.eaSeg, hiOff = this.offPlus(4);
     const lo = this.rd32(seg, this.eaOff), hi = this.rd32(seg, hiOff);

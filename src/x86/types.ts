@@ -110,7 +110,42 @@ export interface InterceptControls {
   exceptionBitmap: number;
   /** RDMSR/WRMSR exit (VMX "use MSR bitmaps" off, SVM MSR_PROT with every bit set); else the core's own MSR set. */
   msr: boolean;
+  /** InsnIntercept bits: a set bit makes that instruction stop with CpuExitReason.Instruction. */
+  insn: number;
+  /**
+   * CR0/CR4 guest/host masks and read shadows (SDM 25.6.6, 26.1.3, 26.3): a MOV to
+   * CR0/CR4 that would give a masked bit a value other than the shadow's stops with
+   * CrAccess; reads (MOV from CR, SMSW) see the shadow in masked bits; a write that does
+   * not stop leaves masked bits unchanged. CLTS and LMSW follow their own rules. 0 = off.
+   */
+  cr0Mask: number;
+  cr0Shadow: number;
+  cr4Mask: number;
+  cr4Shadow: number;
+  /** MOV to CR3 stops with CrAccess (VMX CR3-load exiting; no CR3-target values). */
+  cr3LoadExit: boolean;
+  /** MOV from CR3 stops with CrAccess (VMX CR3-store exiting). */
+  cr3StoreExit: boolean;
 }
+
+/** Instructions `InterceptControls.insn` can intercept, one bit each; exit.insn names the one that stopped. */
+export const enum InsnIntercept {
+  Rdtsc = 1, Rdpmc = 2, Invd = 4, Wbinvd = 8, Invlpg = 16, Vmcall = 32,
+  /** VMCLEAR, VMLAUNCH, VMPTRLD, VMPTRST, VMREAD, VMRESUME, VMWRITE, VMXOFF, VMXON, INVEPT, INVVPID: exit.vmxInsn. */
+  VmxInsn = 64,
+  MovDr = 128,
+  /** PAUSE (F3 90). */
+  Pause = 256,
+}
+
+/** Which VMX instruction stopped (InsnIntercept.VmxInsn), by mnemonic. */
+export const enum VmxInsn {
+  Vmclear = 0, Vmlaunch = 1, Vmptrld = 2, Vmptrst = 3, Vmread = 4, Vmresume = 5,
+  Vmwrite = 6, Vmxoff = 7, Vmxon = 8, Invept = 9, Invvpid = 10,
+}
+
+/** CR access types, as VMX exit qualification bits 5:4 (SDM table 28-3). */
+export const enum CrAccessType { MovToCr = 0, MovFromCr = 1, Clts = 2, Lmsw = 3 }
 
 /** Why `Cpu.run` returned. The core is stopped *before* the intercepted instruction. */
 export const enum CpuExitReason {
@@ -130,6 +165,10 @@ export const enum CpuExitReason {
   Halted = 8,
   /** RDMSR/WRMSR intercepted by `msr`: index in exit.msrIndex, direction in exit.msrWrite. */
   Msr = 9,
+  /** An instruction intercepted by `insn`: exit.insn, and its operands (see CpuExit). */
+  Instruction = 10,
+  /** A control-register access intercepted by the CR masks/shadows or CR3 exiting: exit.cr*. */
+  CrAccess = 11,
 }
 
 /** Kinds of software-interrupt instruction, for SoftInt exits. */
@@ -163,6 +202,33 @@ export interface CpuExit {
   // MSR access (reason Msr): ECX and whether it was WRMSR (the value is in EDX:EAX).
   msrIndex: number;
   msrWrite: boolean;
+  // Instruction (reason Instruction)
+  /** The InsnIntercept bit of the instruction. */
+  insn: number;
+  /** INVLPG: the linear address of the operand; LMSW and VMX instructions with a memory operand: its linear address. */
+  linear: number;
+  /** MOV DR: DR number as encoded (0-7), direction (true = MOV from DR), GPR. */
+  drNumber: number;
+  drRead: boolean;
+  drGpr: number;
+  /** VMX instructions: which one. */
+  vmxInsn: VmxInsn;
+  /** VMX instructions with a ModR/M: the memory form, the reg field, the r/m register (register form), address size (2/4), segment (ES..GS). */
+  insnMem: boolean;
+  insnReg: number;
+  insnRm: number;
+  insnAddrSize: number;
+  insnSeg: number;
+  /** Memory form: the effective-address offset (before the segment base). */
+  insnOffset: number;
+  // CR access (reason CrAccess)
+  crNumber: number;
+  crAccessType: CrAccessType;
+  /** MOV CR: the GPR. */
+  crGpr: number;
+  /** LMSW: the 16-bit source, and whether it came from memory (then `linear` holds its address). */
+  lmswSource: number;
+  lmswMem: boolean;
 }
 
 /** Events the engine asks the core to deliver before the next instruction. */

@@ -220,7 +220,7 @@ export const Proc = {
   ActivateSecondary: 1 << 31,
 } as const;
 /** Secondary processor-based VM-execution controls (SDM 25.6.2, table 25-7). */
-export const Proc2 = { VirtApicAccesses: 1 << 0, EnableEpt: 1 << 1, DescTableExiting: 1 << 2, EnableRdtscp: 1 << 3, EnableVpid: 1 << 5, UnrestrictedGuest: 1 << 7 } as const;
+export const Proc2 = { VirtApicAccesses: 1 << 0, EnableEpt: 1 << 1, DescTableExiting: 1 << 2, EnableRdtscp: 1 << 3, EnableVpid: 1 << 5, WbinvdExiting: 1 << 6, UnrestrictedGuest: 1 << 7 } as const;
 /** VM-exit controls (SDM 25.7.1, table 25-13). */
 export const ExitCtl = { SaveDebugControls: 1 << 2, HostAddrSpaceSize: 1 << 9, AckIntOnExit: 1 << 15, SavePat: 1 << 18, LoadPat: 1 << 19, SaveEfer: 1 << 20, LoadEfer: 1 << 21 } as const;
 /** VM-entry controls (SDM 25.8.1, table 25-15). */
@@ -234,7 +234,10 @@ export const IntrType = { ExtInt: 0, Reserved: 1, Nmi: 2, HardwareException: 3, 
 /** Basic exit reasons used by this slice (SDM appendix C). */
 export const ExitReason = {
   ExceptionOrNmi: 0, ExternalInterrupt: 1, TripleFault: 2, InterruptWindow: 7, Cpuid: 10, Hlt: 12,
-  IoInstruction: 30, EntryFailGuestState: 33, EntryFailMsrLoading: 34,
+  Invd: 13, Invlpg: 14, Rdpmc: 15, Rdtsc: 16, Vmcall: 18, Vmclear: 19, Vmlaunch: 20, Vmptrld: 21,
+  Vmptrst: 22, Vmread: 23, Vmresume: 24, Vmwrite: 25, Vmxoff: 26, Vmxon: 27, CrAccess: 28, MovDr: 29,
+  IoInstruction: 30, Rdmsr: 31, Wrmsr: 32, EntryFailGuestState: 33, EntryFailMsrLoading: 34, Pause: 40,
+  Invept: 50, Invvpid: 53, Wbinvd: 54,
 } as const;
 /** Exit-reason bit 31: VM-entry failure (SDM 25.9.1). */
 export const EXIT_REASON_ENTRY_FAILURE = 0x80000000;

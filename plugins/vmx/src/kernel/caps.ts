@@ -50,9 +50,13 @@ export const SOFT_CAPS: VmxCaps = {
   pin: { mustBe1: PIN_RESERVED1 | Pin.ExtIntExiting, mayBe1: PIN_RESERVED1 | Pin.ExtIntExiting },
   proc: {
     mustBe1: PROC_RESERVED1,
-    mayBe1: PROC_RESERVED1 | Proc.InterruptWindow | Proc.HltExiting | Proc.UncondIoExiting | Proc.ActivateSecondary,
+    // The core's instruction and CR intercepts (InterceptControls.insn, cr3LoadExit/StoreExit).
+    // Not: TSC offsetting (the engine vCPU exposes no TSC offset), MSR/I/O bitmaps, CR8, TPR shadow, MWAIT/MONITOR.
+    mayBe1: PROC_RESERVED1 | Proc.InterruptWindow | Proc.HltExiting | Proc.UncondIoExiting | Proc.ActivateSecondary
+      | Proc.InvlpgExiting | Proc.RdpmcExiting | Proc.RdtscExiting | Proc.Cr3LoadExiting | Proc.Cr3StoreExiting
+      | Proc.MovDrExiting | Proc.PauseExiting,
   },
-  proc2: { mustBe1: 0, mayBe1: Proc2.EnableEpt | Proc2.UnrestrictedGuest },
+  proc2: { mustBe1: 0, mayBe1: Proc2.EnableEpt | Proc2.UnrestrictedGuest | Proc2.WbinvdExiting },
   exit: { mustBe1: EXIT_RESERVED1, mayBe1: EXIT_RESERVED1 | ExitCtl.SaveDebugControls | ExitCtl.SaveEfer },
   entry: { mustBe1: ENTRY_RESERVED1, mayBe1: ENTRY_RESERVED1 | EntryCtl.LoadDebugControls | EntryCtl.LoadEfer },
   // Hardware fixes CR0.NE and CR4.VMXE to 1; the soft engine has no such limitation and
@@ -161,9 +165,8 @@ const legacyMsr = (c: CtlCap, default1: number): CtlCap => ({ mustBe1: (c.mustBe
 
 /**
  * The 64-bit value of a VMX capability MSR, or undefined if `msr` is not one.
- * Note: the non-TRUE procbased MSR reports CR3-load/store exiting as default1 (as
- * SDM A.3.2 requires of it) although this engine cannot honour them; the TRUE MSR
- * (IA32_VMX_BASIC[55] = 1) is what entry checks use, and it reports them 0.
+ * The non-TRUE procbased MSR reports CR3-load/store exiting as default1 (SDM A.3.2);
+ * the TRUE MSR (IA32_VMX_BASIC[55] = 1), which entry checks use, lets them be 0 or 1.
  */
 export function vmxMsrValue(caps: VmxCaps, msr: number): bigint | undefined {
   switch (msr) {

@@ -2,17 +2,18 @@
 // VMX instructions' outcomes (SDM Vol. 3C 31.2-31.4), the VM-entry checks (27.2-27.3),
 // event injection (27.6), the world switch through the engine vCPU and exit
 // encoding (chapter 28, appendix C). Emulated: the fields and exits listed in
-// README.md. Not emulated: MSR-load/store areas, I/O and MSR bitmaps, shadow VMCS,
+// README.md. Not emulated: MSR-load/store areas, I/O and MSR bitmaps (every RDMSR/
+// WRMSR exits), TSC offsetting, CR3-target values, CR8 exiting, shadow VMCS,
 // IDT-vectoring information (always invalid), the VMX-preemption timer, SMM.
 import {
   SysErr, type DispatcherObject, type ExtensionContext, type GuestBinding, type SysRet,
   type VmControlObject, type VmxExtension as VmxExtensionApi, type VmxonRegion,
 } from "../../../../src/kernel/api.js";
 import {
-  CpuExitReason, Gpr, type EventType, type SegmentReg, type X86State,
+  CpuExitReason, Gpr, InsnIntercept, VmxInsn, type CpuExit, type EventType, type SegmentReg, type X86State,
 } from "../../../../src/x86/types.js";
 import {
-  EntryCtl, EXIT_REASON_ENTRY_FAILURE, ExitCtl, ExitReason, F, IntrInfo, IntrType, Proc,
+  EntryCtl, EXIT_REASON_ENTRY_FAILURE, ExitCtl, ExitReason, F, IntrInfo, IntrType, Proc, Proc2,
   SEGMENT_FIELDS, VmcsType, VmcsView, VmxError, existingFields, lookupField, VMCS_REGION_BYTES,
 } from "../vmcs-fields.js";
 import { FeatureControl, SOFT_CAPS, VmxMsr, vmxMsrValue, type VmxCaps } from "./caps.js";
@@ -289,6 +290,7 @@ export class VmxExtension implements VmxExtensionApi {
     ic.ioAll = (proc & Proc.UncondIoExiting) !== 0;
     ic.ioBitmap = null; // use-I/O-bitmaps is not allowed-1 (entry checks)
     ic.softIntBitmap = null;
+    programInsnIntercepts(v, proc, ic);
     // SDM 27.6.1: an injected event is delivered without consulting the exception bitmap.
     ic.exceptionBitmap = 0;
 
@@ -411,6 +413,38 @@ export class VmxExtension implements VmxExtensionApi {
       }
       case CpuExitReason.TripleFault:
         basic = ExitReason.TripleFault; break;
+      case CpuExitReason.Msr: // SDM 26.1.3: without "use MSR bitmaps" every RDMSR/WRMSR exits
+        basic = e.msrWrite ? ExitReason.Wrmsr : ExitReason.Rdmsr; len = e.instrLen; break;
+      case CpuExitReason.CrAccess:
+        // SDM 28.2.1 table 28-3: CR number 3:0, access type 5:4, LMSW operand type 6,
+        // GPR 11:8 (MOV CR), LMSW source data 31:16. LMSW from memory also writes the
+        // guest-linear address of the operand.
+        basic = ExitReason.CrAccess; len = e.instrLen;
+        qual = (e.crNumber & 0xf) | ((e.crAccessType & 3) << 4);
+        if (e.crAccessType === 3) {
+          qual |= (e.lmswMem ? 1 << 6 : 0) | ((e.lmswSource & 0xffff) << 16);
+          if (e.lmswMem) v.set(F.GuestLinearAddr, e.linear);
+        } else if (e.crAccessType < 2) {
+          qual |= (e.crGpr & 0xf) << 8;
+        }
+        break;
+      case CpuExitReason.Instruction:
+        len = e.instrLen;
+        basic = insnExitReason(e);
+        if (e.insn === InsnIntercept.Invlpg) qual = e.linear; // SDM 28.2.1: the linear-address operand
+        else if (e.insn === InsnIntercept.MovDr) {
+          // SDM 28.2.1 table 28-4: DR number 2:0, direction 4 (1 = MOV from DR), GPR 11:8.
+          qual = (e.drNumber & 7) | (e.drRead ? 1 << 4 : 0) | ((e.drGpr & 0xf) << 8);
+        } else if (e.insn === InsnIntercept.VmxInsn && e.vmxInsn !== VmxInsn.Vmlaunch
+          && e.vmxInsn !== VmxInsn.Vmresume && e.vmxInsn !== VmxInsn.Vmxoff) {
+          // SDM 28.2.1: the qualification is the operand's displacement; 28.2.5 tables 28-9..28-13
+          // give the instruction information. The core reports the effective offset, not its
+          // parts: it is written as the displacement with base and index marked invalid
+          // (bits 27, 22), which names the same address.
+          qual = e.insnMem ? e.insnOffset : 0;
+          v.set(F.ExitInstrInfo, vmxInstrInfo(e));
+        }
+        break;
       // The host's timeslice ended: modelled as a host external interrupt (exit 1, SDM 25.6.1
       // external-interrupt exiting, which the capabilities make mandatory). HLT without HLT
       // exiting leaves the guest in the HLT activity state until then. SoftInt cannot occur:
@@ -428,6 +462,71 @@ export class VmxExtension implements VmxExtensionApi {
     v.set(F.IdtVectoringInfo, 0);
     v.set(F.ExitInstrLen, len);
   }
+}
+
+/**
+ * The core's instruction and CR intercepts from the VM-execution controls (SDM 26.1.2,
+ * 26.1.3). Unconditional in VMX non-root operation: INVD, VMCALL and the VMX
+ * instructions; RDMSR/WRMSR too, since "use MSR bitmaps" is not allowed-1. CR3 loads
+ * exit with CR3-load exiting: the CR3-target count is 0 (IA32_VMX_MISC[24:16] = 0).
+ */
+function programInsnIntercepts(v: VmcsView, proc: number, ic: InterceptControlsLike): void {
+  const proc2 = (proc & Proc.ActivateSecondary) !== 0 ? v.get(F.Proc2Controls) : 0;
+  ic.insn = InsnIntercept.Invd | InsnIntercept.Vmcall | InsnIntercept.VmxInsn
+    | ((proc & Proc.RdtscExiting) !== 0 ? InsnIntercept.Rdtsc : 0)
+    | ((proc & Proc.RdpmcExiting) !== 0 ? InsnIntercept.Rdpmc : 0)
+    | ((proc & Proc.InvlpgExiting) !== 0 ? InsnIntercept.Invlpg : 0)
+    | ((proc & Proc.MovDrExiting) !== 0 ? InsnIntercept.MovDr : 0)
+    | ((proc & Proc.PauseExiting) !== 0 ? InsnIntercept.Pause : 0)
+    | ((proc2 & Proc2.WbinvdExiting) !== 0 ? InsnIntercept.Wbinvd : 0);
+  ic.msr = true;
+  ic.cr3LoadExit = (proc & Proc.Cr3LoadExiting) !== 0;
+  ic.cr3StoreExit = (proc & Proc.Cr3StoreExiting) !== 0;
+  ic.cr0Mask = v.get(F.Cr0GuestHostMask) >>> 0;
+  ic.cr0Shadow = v.get(F.Cr0ReadShadow) >>> 0;
+  ic.cr4Mask = v.get(F.Cr4GuestHostMask) >>> 0;
+  ic.cr4Shadow = v.get(F.Cr4ReadShadow) >>> 0;
+}
+type InterceptControlsLike = GuestBinding["vcpu"]["intercepts"];
+
+/** VMX basic exit reasons of the VMX instructions, indexed by VmxInsn. */
+const VMX_INSN_EXIT: readonly number[] = [
+  ExitReason.Vmclear, ExitReason.Vmlaunch, ExitReason.Vmptrld, ExitReason.Vmptrst, ExitReason.Vmread,
+  ExitReason.Vmresume, ExitReason.Vmwrite, ExitReason.Vmxoff, ExitReason.Vmxon, ExitReason.Invept, ExitReason.Invvpid,
+];
+
+/** The basic exit reason of a CpuExitReason.Instruction exit (SDM appendix C). */
+function insnExitReason(e: CpuExit): number {
+  switch (e.insn) {
+    case InsnIntercept.Rdtsc: return ExitReason.Rdtsc;
+    case InsnIntercept.Rdpmc: return ExitReason.Rdpmc;
+    case InsnIntercept.Invd: return ExitReason.Invd;
+    case InsnIntercept.Wbinvd: return ExitReason.Wbinvd;
+    case InsnIntercept.Invlpg: return ExitReason.Invlpg;
+    case InsnIntercept.Vmcall: return ExitReason.Vmcall;
+    case InsnIntercept.MovDr: return ExitReason.MovDr;
+    case InsnIntercept.Pause: return ExitReason.Pause;
+    case InsnIntercept.VmxInsn: return VMX_INSN_EXIT[e.vmxInsn] ?? ExitReason.Vmcall;
+    default: return ExitReason.ExternalInterrupt;
+  }
+}
+
+/**
+ * VM-exit instruction information for VMCLEAR/VMPTRLD/VMPTRST/VMXON, VMREAD/VMWRITE,
+ * INVEPT/INVVPID (SDM 28.2.5 tables 28-9 to 28-13): address size 9:7, segment 17:15,
+ * index (22) and base (27) invalid; VMREAD/VMWRITE: Reg1 6:3 and register form bit 10;
+ * VMREAD/VMWRITE/INVEPT/INVVPID: Reg2 31:28.
+ */
+function vmxInstrInfo(e: CpuExit): number {
+  let info = ((e.insnAddrSize === 4 ? 1 : 0) << 7) | ((e.insnSeg & 7) << 15) | (1 << 22) | (1 << 27);
+  const k = e.vmxInsn;
+  if (k === VmxInsn.Vmread || k === VmxInsn.Vmwrite) {
+    if (!e.insnMem) info |= (1 << 10) | ((e.insnRm & 0xf) << 3);
+    info |= (e.insnReg & 0xf) << 28;
+  } else if (k === VmxInsn.Invept || k === VmxInsn.Invvpid) {
+    info |= (e.insnReg & 0xf) << 28;
+  }
+  return info >>> 0;
 }
 
 /**

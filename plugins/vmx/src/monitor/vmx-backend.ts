@@ -13,9 +13,9 @@ import {
 import {
   IoAssist, StateParts, Tokens, newStringIo, type Bus, type CpuidExit, type GuestMemory, type PortAccess, type StringIo, type EntryFailureExit, type ExceptionExit, type HltExit,
   type InterruptWindowExit, type IoExit, type MachineCaps, type PreemptExit, type ShutdownExit,
-  type UnhandledExit, type VcpuBackend, type VcpuEvent, type VmExit,
+  type MsrExit, type UnhandledExit, type VcpuBackend, type VcpuEvent, type VmExit,
 } from "../../../../src/monitor/api.js";
-import { Gpr, type X86State } from "../../../../src/x86/types.js";
+import { EventType, Gpr, type X86State } from "../../../../src/x86/types.js";
 import { resetState } from "../../../../src/x86/state.js";
 import { VmxMsr, capsFromMsrs, controlValue, type VmxCaps } from "../kernel/caps.js";
 import {
@@ -31,7 +31,21 @@ export class VmxBackendError extends Error {
   }
 }
 
-const enum Completion { None = 0, Advance = 1, IoIn = 2, Cpuid = 3 }
+const enum Completion { None = 0, Advance = 1, IoIn = 2, Cpuid = 3, MsrRead = 4 }
+
+/**
+ * Exits the kernel half encodes that the monitor does not emulate: reported as
+ * `unhandled` naming the instruction (SDM appendix C). The backend's default controls
+ * turn none of the optional ones on; INVD, VMCALL and the VMX instructions always exit.
+ */
+const UNEMULATED_EXITS: Readonly<Record<number, string>> = {
+  [ExitReason.Invd]: "INVD", [ExitReason.Invlpg]: "INVLPG", [ExitReason.Rdpmc]: "RDPMC", [ExitReason.Rdtsc]: "RDTSC",
+  [ExitReason.Vmcall]: "VMCALL", [ExitReason.Vmclear]: "VMCLEAR", [ExitReason.Vmlaunch]: "VMLAUNCH",
+  [ExitReason.Vmptrld]: "VMPTRLD", [ExitReason.Vmptrst]: "VMPTRST", [ExitReason.Vmread]: "VMREAD",
+  [ExitReason.Vmresume]: "VMRESUME", [ExitReason.Vmwrite]: "VMWRITE", [ExitReason.Vmxoff]: "VMXOFF",
+  [ExitReason.Vmxon]: "VMXON", [ExitReason.CrAccess]: "control-register access", [ExitReason.MovDr]: "MOV DR",
+  [ExitReason.Pause]: "PAUSE", [ExitReason.Invept]: "INVEPT", [ExitReason.Invvpid]: "INVVPID", [ExitReason.Wbinvd]: "WBINVD",
+};
 const CR0_PG = 0x8000_0000, EFLAGS_DF = 1 << 10;
 const IO_MASK = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 /** Index of CR2 in the guestControl frame when the kernel maps more than the 8 GPRs. */
@@ -74,6 +88,7 @@ export class VmxBackend implements VcpuBackend {
   private readonly failureExit: EntryFailureExit = { kind: "entry-failure", code: 0, message: "" };
   private readonly unhandledExit: UnhandledExit = { kind: "unhandled", code: 0, message: "" };
   private readonly stringIoExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0, count: 0 };
+  private readonly msrExit: MsrExit = { kind: "msr", write: false, index: 0, lo: 0, hi: 0 };
   private readonly stringIo: StringIo = newStringIo();
   private readonly ioAssist = new IoAssist();
   private readonly portAccess: PortAccess;
@@ -172,6 +187,10 @@ export class VmxBackend implements VcpuBackend {
 
   inject(event: VcpuEvent): void {
     const hasErr = event.errorCode !== undefined;
+    // A hardware exception injected after an exit is the exiting instruction's fault (e.g.
+    // #GP(0) for an MSR the monitor refuses): the instruction did not complete, so its
+    // completion (results, RIP advance) is dropped and the fault points at it (SDM 6.5).
+    if (event.type === EventType.HardwareException) this.completion = Completion.None;
     // EventType values equal the VMX interruption types 0, 2, 3, 4 (SDM 25.8.3).
     this.eventInfo = (IntrInfo.Valid | ((event.type & 7) << IntrInfo.TypeShift) | (event.vector & 0xff)
       | (hasErr ? IntrInfo.DeliverErrorCode : 0)) >>> 0;
@@ -250,6 +269,16 @@ export class VmxBackend implements VcpuBackend {
         this.completion = Completion.Advance;
         this.completionLen = this.read(F.ExitInstrLen);
         return this.hltExit;
+      case ExitReason.Rdmsr: case ExitReason.Wrmsr: {
+        // SDM 28.1: RDMSR/WRMSR exits leave EDX:EAX and ECX as the guest had them.
+        const e = this.msrExit;
+        e.write = (reason & 0xffff) === ExitReason.Wrmsr;
+        e.index = regs[Gpr.Ecx]!;
+        e.lo = e.write ? regs[Gpr.Eax]! : 0; e.hi = e.write ? regs[Gpr.Edx]! : 0;
+        this.completion = e.write ? Completion.Advance : Completion.MsrRead;
+        this.completionLen = this.read(F.ExitInstrLen);
+        return e;
+      }
       case ExitReason.TripleFault: return this.shutdownExit;
       case ExitReason.ExternalInterrupt: return this.preemptExit;
       case ExitReason.InterruptWindow: return this.windowExit;
@@ -261,8 +290,12 @@ export class VmxBackend implements VcpuBackend {
         e.errorCode = e.hasErrorCode ? this.read(F.ExitIntrErrorCode) : 0;
         return e;
       }
-      default:
-        return this.unhandled(reason, `VMX exit reason ${reason & 0xffff} has no VmExit kind`);
+      default: {
+        const name = UNEMULATED_EXITS[reason & 0xffff];
+        return this.unhandled(reason, name !== undefined
+          ? `VMX exit ${reason & 0xffff} (${name}): the monitor does not emulate it`
+          : `VMX exit reason ${reason & 0xffff} has no VmExit kind`);
+      }
     }
   }
 
@@ -319,6 +352,8 @@ export class VmxBackend implements VcpuBackend {
     } else if (kind === Completion.Cpuid) {
       const e = this.cpuidExit;
       regs[Gpr.Eax] = e.eax >>> 0; regs[Gpr.Ebx] = e.ebx >>> 0; regs[Gpr.Ecx] = e.ecx >>> 0; regs[Gpr.Edx] = e.edx >>> 0;
+    } else if (kind === Completion.MsrRead) {
+      regs[Gpr.Eax] = this.msrExit.lo >>> 0; regs[Gpr.Edx] = this.msrExit.hi >>> 0;
     }
     this.write(F.GuestRip, (this.read(F.GuestRip) + this.completionLen) >>> 0);
     // The instruction is done, so STI / MOV SS blocking over it has expired (SDM 25.4.2,
