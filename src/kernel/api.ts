@@ -85,7 +85,7 @@ export interface SysRet {
   valueHigh: number;
   /** A mapped view (frameMap). */
   view: Uint8Array | null;
-  /** capIdentify results. */
+  /** capIdentify results (and `value`: a Frame's host-physical address). */
   type: ObjType;
   rights: number;
   bytes: number;
@@ -115,6 +115,28 @@ export const enum GuestControlWord {
 }
 /** Size of the guestControl area the kernel uses; the Frame may be larger. */
 export const GUEST_CONTROL_BYTES = 64;
+
+/**
+ * Frames a guest's controls point at by host-physical address (I/O and MSR bitmaps).
+ * The monitor binds the Frame to the DCB through a capability, then writes the frame's
+ * address (capIdentify: ret.value) into the VMCS/VMCB field; entry checks that the field
+ * names the bound frame, as it does for the EPT pointer and N_CR3. So a monitor can
+ * point the hardware only at memory it holds a capability to.
+ */
+export const enum GuestFrameRole {
+  /** VMX I/O bitmap A (ports 0000-7FFF), 4 KiB (SDM 25.6.4). */
+  VmxIoBitmapA = 0,
+  /** VMX I/O bitmap B (ports 8000-FFFF), 4 KiB. */
+  VmxIoBitmapB = 1,
+  /** VMX MSR bitmaps, 4 KiB (SDM 25.6.9). */
+  VmxMsrBitmap = 2,
+  /** SVM I/O permission map, 12 KiB (APM 15.10.1). */
+  SvmIopm = 3,
+  /** SVM MSR permission map, 8 KiB (APM 15.11). */
+  SvmMsrpm = 4,
+}
+/** Minimum Frame size per GuestFrameRole. */
+export const GUEST_FRAME_BYTES: readonly number[] = [4096, 4096, 4096, 12288, 8192];
 
 export interface GuestSetup {
   vmcontrol: CPtr;
@@ -156,6 +178,11 @@ export interface Syscalls {
   gpspaceSetA20(gpspace: CPtr, enabled: boolean): SysErr;
   // Dispatcher
   dispatcherSetupGuest(dcb: CPtr, setup: GuestSetup): SysErr;
+  /**
+   * Bind a Frame (Read needed; at least GUEST_FRAME_BYTES[role]) to a set-up guest in
+   * `role`, replacing any earlier one; the kernel keeps it alive while bound. Write on the DCB.
+   */
+  dispatcherBindFrame(dcb: CPtr, role: GuestFrameRole, frame: CPtr): SysErr;
   /**
    * Read a capability MSR of the installed extension (VMX: IA32_FEATURE_CONTROL and
    * IA32_VMX_* 0x480-0x490, SDM appendix A): ret.value = bits 31:0, ret.valueHigh =
@@ -230,6 +257,8 @@ export interface GuestBinding {
   readonly vcpu: EngineVcpu;
   /** Extension-private per-guest state (e.g. the current-VMCS pointer). */
   ext: unknown;
+  /** Frames bound with dispatcherBindFrame, indexed by GuestFrameRole (null: none bound). */
+  readonly frames: ({ readonly bytes: Uint8Array; readonly paddr: number } | null)[];
 }
 
 export interface DispatcherObject {

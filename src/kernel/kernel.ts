@@ -1,7 +1,7 @@
 // The kernel proper: the installed virtualization extension, the engine, the
 // host-physical address allocator and lookup, and the operations on objects that
 // syscalls.ts reaches after it has checked the caller's capabilities.
-import { GUEST_CONTROL_BYTES, ObjType, SysErr } from "./api.js";
+import { GUEST_CONTROL_BYTES, GUEST_FRAME_BYTES, ObjType, SysErr } from "./api.js";
 import type {
   Engine, ExtensionContext, GuestBinding, KernelExtensionHost, SvmExtension, VirtExtension,
   VmControlObject, VmxExtension,
@@ -148,7 +148,7 @@ export class Kernel implements KernelExtensionHost {
     // The GPR frame is little-endian u32 (Gpr order); typed arrays use the host's
     // byte order, which is little-endian on every platform Node runs on here.
     const regs = new Uint32Array(guestControl.bytes.buffer, guestControl.bytes.byteOffset, GUEST_CONTROL_BYTES / 4);
-    const binding: GuestBinding = { vmcontrol, gpspace, guestControl: regs, vcpu, ext: null };
+    const binding: GuestBinding = { vmcontrol, gpspace, guestControl: regs, vcpu, ext: null, frames: GUEST_FRAME_BYTES.map(() => null) };
     const err = ext.setupGuest(dcb, binding);
     if (err !== SysErr.Ok) {
       dcb.guest = null;

@@ -133,6 +133,20 @@ export class DispatcherKObject extends KernelObject implements DispatcherObject 
     this.held = objects;
     this.guest = guest;
   }
+  /** Bind `frame` in `role` of the guest binding, releasing the frame bound there before. */
+  bindFrame(role: number, frame: FrameObject): void {
+    const guest = this.guest!;
+    frame.retain();
+    const old = this.roleFrames[role];
+    if (old !== undefined) {
+      this.held.splice(this.held.indexOf(old), 1);
+      old.release();
+    }
+    this.roleFrames[role] = frame;
+    this.held.push(frame);
+    guest.frames[role] = frame;
+  }
+  private readonly roleFrames: FrameObject[] = [];
   protected override onDestroy(): void {
     this.guest = null;
     const held = this.held;

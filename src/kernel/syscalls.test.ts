@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
-import { GUEST_CONTROL_BYTES, GuestControlWord, MapPerm, ObjType, Rights, SYS_ERR_NAMES, SysErr } from "./api.js";
+import { GUEST_CONTROL_BYTES, GuestControlWord, GuestFrameRole, MapPerm, ObjType, Rights, SYS_ERR_NAMES, SysErr } from "./api.js";
 import type {
   AccessSize, CPtr, DispatcherObject, Engine, EngineVcpu, ExtensionContext, GuestBinding, MmioHandler,
   PhysMemory, SvmExtension, SysRet, VmControlObject, VmxExtension,
@@ -618,6 +618,60 @@ describe("dispatcherSetupGuest", () => {
     expect(mem.read8(0)).toBe(0x5a);
     ok(w.sys.capDelete(dcb)); // the DCB goes, and with it the last hold on the space
     expect(mem.read8(0)).toBe(0xff);
+  });
+});
+
+describe("dispatcherBindFrame", () => {
+  let w: World;
+  let dcb: CPtr, gps: CPtr, gc: CPtr, vmcs: CPtr;
+  beforeEach(() => {
+    w = boot();
+    ok(w.kernel.install(new RecordingVmx()));
+    dcb = retype(w, ObjType.Dispatcher);
+    vmcs = retype(w, ObjType.VmControl, 4096, "vmcs");
+    gps = retype(w, ObjType.GuestPhysSpace);
+    gc = retype(w, ObjType.Frame);
+  });
+  const guestOf = (): GuestBinding => ((w.sys.cspace.lookup(dcb) as Cap).object as unknown as DispatcherObject).guest!;
+
+  it("binds a Frame in its role, visible to the extension with the address capIdentify reports", () => {
+    const bm = retype(w, ObjType.Frame, 4096);
+    expect(w.sys.dispatcherBindFrame(dcb, GuestFrameRole.VmxIoBitmapA, bm)).toBe(SysErr.NotGuest);
+    ok(w.sys.dispatcherSetupGuest(dcb, { vmcontrol: vmcs, gpspace: gps, guestControl: gc }));
+    ok(w.sys.dispatcherBindFrame(dcb, GuestFrameRole.VmxIoBitmapA, bm));
+    ok(w.sys.capIdentify(bm));
+    const paddr = w.sys.ret.value;
+    expect(paddr % 4096).toBe(0);
+    expect(guestOf().frames[GuestFrameRole.VmxIoBitmapA]!.paddr).toBe(paddr);
+    ok(w.sys.frameMap(bm));
+    w.sys.ret.view![5] = 0xa5; // the monitor's writes are what the extension reads
+    expect(guestOf().frames[GuestFrameRole.VmxIoBitmapA]!.bytes[5]).toBe(0xa5);
+    expect(guestOf().frames[GuestFrameRole.SvmIopm]).toBeNull();
+  });
+
+  it("checks rights, role and size", () => {
+    ok(w.sys.dispatcherSetupGuest(dcb, { vmcontrol: vmcs, gpspace: gps, guestControl: gc }));
+    const bm = retype(w, ObjType.Frame, 4096);
+    expect(w.sys.dispatcherBindFrame(mint(w, dcb, Rights.Read), GuestFrameRole.VmxMsrBitmap, bm)).toBe(SysErr.CapNoRight);
+    expect(w.sys.dispatcherBindFrame(dcb, GuestFrameRole.VmxMsrBitmap, mint(w, bm, Rights.Write))).toBe(SysErr.CapNoRight);
+    expect(w.sys.dispatcherBindFrame(dcb, GuestFrameRole.VmxMsrBitmap, gps)).toBe(SysErr.CapWrongType);
+    expect(w.sys.dispatcherBindFrame(dcb, 5 as GuestFrameRole, bm)).toBe(SysErr.InvalidArgument);
+    expect(w.sys.dispatcherBindFrame(dcb, GuestFrameRole.SvmIopm, bm)).toBe(SysErr.InvalidArgument); // 12 KiB needed
+    ok(w.sys.dispatcherBindFrame(dcb, GuestFrameRole.VmxMsrBitmap, mint(w, bm, Rights.Read)));
+  });
+
+  it("keeps a bound frame alive after the monitor deletes its capability, and releases it when replaced", () => {
+    ok(w.sys.dispatcherSetupGuest(dcb, { vmcontrol: vmcs, gpspace: gps, guestControl: gc }));
+    const a = retype(w, ObjType.Frame, 4096);
+    ok(w.sys.dispatcherBindFrame(dcb, GuestFrameRole.VmxIoBitmapB, a));
+    const frameA = guestOf().frames[GuestFrameRole.VmxIoBitmapB]! as unknown as FrameObject;
+    ok(w.sys.capDelete(a));
+    expect(guestOf().frames[GuestFrameRole.VmxIoBitmapB]).toBe(frameA);
+    expect(frameA.destroyed).toBe(false); // the kernel's hold keeps it
+    const b = retype(w, ObjType.Frame, 4096);
+    ok(w.sys.dispatcherBindFrame(dcb, GuestFrameRole.VmxIoBitmapB, b));
+    expect(guestOf().frames[GuestFrameRole.VmxIoBitmapB]).not.toBe(frameA);
+    expect(frameA.destroyed).toBe(true); // its last reference went with the rebinding
   });
 });
 

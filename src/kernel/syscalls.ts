@@ -3,8 +3,8 @@
 // has the right type, holds the rights the call needs — then its arguments, then
 // delegates to the kernel or to the installed extension. Failures are SysErr
 // values; nothing here throws at the caller's request.
-import { GuestControlWord, MapPerm, ObjType, Rights, SysErr } from "./api.js";
-import type { CPtr, GuestBinding, GuestSetup, MmioHandler, SysRet, Syscalls } from "./api.js";
+import { GUEST_FRAME_BYTES, GuestControlWord, MapPerm, ObjType, Rights, SysErr } from "./api.js";
+import type { CPtr, GuestBinding, GuestFrameRole, GuestSetup, MmioHandler, SysRet, Syscalls } from "./api.js";
 import type { CSpace } from "./cspace.js";
 import { MapResult } from "./gpspace.js";
 import type { Kernel } from "./kernel.js";
@@ -71,6 +71,8 @@ export class KernelSyscalls implements Syscalls {
     ret.type = cap.object.type;
     ret.rights = cap.rights;
     ret.bytes = cap.object.size;
+    // Barrelfish's frame_identify gives the base: the monitor writes it into bitmap fields.
+    if (cap.object.type === ObjType.Frame) ret.value = (cap.object as FrameObject).paddr;
     return SysErr.Ok;
   }
 
@@ -180,6 +182,19 @@ export class KernelSyscalls implements Syscalls {
     if (ext === null || typeof ext.readCapability !== "function") return SysErr.NoExtension;
     if (typeof msr !== "number" || !Number.isInteger(msr) || msr < 0 || msr > 0xffffffff) return SysErr.InvalidArgument;
     return ext.readCapability(msr, this.ret);
+  }
+
+  dispatcherBindFrame(dcb: CPtr, role: GuestFrameRole, frame: CPtr): SysErr {
+    const d = this.dispatcher(dcb, Rights.Write);
+    if (typeof d === "number") return d;
+    const f = this.cspace.check(frame, ObjType.Frame, Rights.Read);
+    if (typeof f === "number") return f;
+    if (!Number.isInteger(role) || role < 0 || role >= GUEST_FRAME_BYTES.length) return SysErr.InvalidArgument;
+    if (d.guest === null) return SysErr.NotGuest;
+    const fo = f.object as FrameObject;
+    if (fo.bytes.length < GUEST_FRAME_BYTES[role]!) return SysErr.InvalidArgument;
+    d.bindFrame(role, fo);
+    return SysErr.Ok;
   }
 
   // ---- VMX ----

@@ -2,7 +2,7 @@
 // how many kernel calls each exit kind costs (issue 5). A method per call, no Proxy and
 // no rest arguments: nothing is allocated on the exit path.
 import type {
-  CPtr, GuestSetup, MapPerm, MmioHandler, ObjType, Rights, SysErr, SysRet, Syscalls,
+  CPtr, GuestFrameRole, GuestSetup, MapPerm, MmioHandler, ObjType, Rights, SysErr, SysRet, Syscalls,
 } from "../kernel/api.js";
 
 export class CountingSyscalls implements Syscalls {
@@ -31,6 +31,7 @@ export class CountingSyscalls implements Syscalls {
   gpspaceSetMmio(gpspace: CPtr, handler: MmioHandler): SysErr { this.count++; return this.inner.gpspaceSetMmio(gpspace, handler); }
   gpspaceSetA20(gpspace: CPtr, enabled: boolean): SysErr { this.count++; return this.inner.gpspaceSetA20(gpspace, enabled); }
   dispatcherSetupGuest(dcb: CPtr, setup: GuestSetup): SysErr { this.count++; return this.inner.dispatcherSetupGuest(dcb, setup); }
+  dispatcherBindFrame(dcb: CPtr, role: GuestFrameRole, frame: CPtr): SysErr { this.count++; return this.inner.dispatcherBindFrame(dcb, role, frame); }
   rdmsrCap(msr: number): SysErr { this.count++; return this.inner.rdmsrCap(msr); }
   vmxon(vmxonRegion: CPtr): SysErr { this.count++; return this.inner.vmxon(vmxonRegion); }
   vmxoff(): SysErr { this.count++; return this.inner.vmxoff(); }

@@ -22,7 +22,7 @@ describe("SvmKernelExtension (VMRUN semantics, APM 15)", () => {
     const dcb: DispatcherObject = { id: 1, guest: null };
     const guest = {
       vmcontrol: { kind: "vmcs" as const, bytes, paddr: 0x1000, ext: null },
-      gpspace: { paddr: 0x2000, memory: null as never }, guestControl: new Uint32Array(8), vcpu: null as never, ext: null,
+      gpspace: { paddr: 0x2000, memory: null as never }, guestControl: new Uint32Array(8), vcpu: null as never, ext: null, frames: [],
     };
     expect(ext.setupGuest(dcb, guest)).toBe(SysErr.InvalidArgument);
     expect(ext.host.svme).toBe(false);
@@ -34,7 +34,7 @@ describe("SvmKernelExtension (VMRUN semantics, APM 15)", () => {
     const bytes = new Uint8Array(4096);
     const ctl = { kind: "vmcb" as const, bytes, paddr: 0x1000, ext: null as unknown };
     ext.initControl(ctl);
-    const guest = { vmcontrol: ctl, gpspace: { paddr: 0x5000, memory: null as never }, guestControl: new Uint32Array(8), vcpu: null as never, ext: null as unknown };
+    const guest = { vmcontrol: ctl, gpspace: { paddr: 0x5000, memory: null as never }, guestControl: new Uint32Array(8), vcpu: null as never, ext: null as unknown, frames: [] };
     expect(ext.setupGuest({ id: 1, guest: null }, guest)).toBe(SysErr.Ok);
     expect(ext.host.svme).toBe(true);
     expect(ext.host.hsave?.byteLength).toBe(4096);
