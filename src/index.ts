@@ -4,7 +4,7 @@ import "reflect-metadata";
 
 export * from "./monitor/api.js";
 export {
-  ObjType, Rights, MapPerm, SysErr, SYS_ERR_NAMES,
+  ObjType, Rights, MapPerm, SysErr, SYS_ERR_NAMES, GuestControlWord, GUEST_CONTROL_BYTES, GuestFrameRole, GUEST_FRAME_BYTES,
 } from "./kernel/api.js";
 export type {
   CPtr, SysRet, MmioHandler, GuestSetup, Syscalls, VmControlObject, GuestPhysSpaceObject, EngineVcpu, Engine,
@@ -32,3 +32,10 @@ export type { BootTest, Combination, CaseResult } from "./monitor/harness.js";
 export { main as cliMain, EXIT_STATUS } from "./monitor/cli-main.js";
 export { parseSize, parseDuration } from "./monitor/units.js";
 export { missingInjectTokens } from "./monitor/di-guard.js";
+export { MonitorClock, DEFAULT_MIPS } from "./monitor/clock.js";
+export type { ClockConfig, ClockMode } from "./monitor/clock.js";
+export { MachinePlatform } from "./monitor/platform.js";
+export { MsrPolicy, MSR_TABLE, MsrStateError } from "./monitor/msr.js";
+export type { MsrPolicyState, MsrRow, MsrVerdict } from "./monitor/msr.js";
+export { CountingSyscalls } from "./monitor/syscall-counter.js";
+export { infoText, backendInfo, INFO_BACKENDS } from "./monitor/info.js";
