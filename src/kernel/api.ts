@@ -237,6 +237,11 @@ export interface EngineVcpu {
   readonly exit: CpuExit;
   /** Instructions retired since creation. */
   readonly retired: number;
+  /**
+   * Added to the TSC the guest reads (RDTSC, RDMSR IA32_TSC): VMX TSC offsetting
+   * (SDM 26.3). Set by the extension before run; exact while |TSC| < 2^53.
+   */
+  tscOffset: number;
   run(budget: number): CpuExitReason;
   getState(out: X86State): void;
   setState(state: X86State): void;

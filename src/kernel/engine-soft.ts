@@ -42,6 +42,12 @@ export class SoftVcpu implements EngineVcpu {
   get retired(): number {
     return this.cpu.retired;
   }
+  get tscOffset(): number {
+    return this.cpu.tscOffset;
+  }
+  set tscOffset(v: number) {
+    this.cpu.tscOffset = v;
+  }
   run(budget: number): CpuExitReason {
     return this.cpu.run(budget);
   }

@@ -23,12 +23,12 @@ class RecordingEngine implements Engine {
   createVcpu(memory: PhysMemory): EngineVcpu {
     this.memories.push(memory);
     const intercepts: InterceptControls = {
-      hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0, msr: false,
+      hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0, msr: false, msrBitmap: null,
       insn: 0, cr0Mask: 0, cr0Shadow: 0, cr4Mask: 0, cr4Shadow: 0, cr3LoadExit: false, cr3StoreExit: false,
     };
     const exit = { reason: CpuExitReason.None } as CpuExit;
     return {
-      intercepts, exit, retired: 0,
+      intercepts, exit, retired: 0, tscOffset: 0,
       run: () => CpuExitReason.Budget,
       getState: (_out: X86State) => {},
       setState: (_s: X86State) => {},

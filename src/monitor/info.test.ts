@@ -42,7 +42,7 @@ describe("hvkit info (in-process)", () => {
     expect(t.get("hw.vmm.vmx.pinbased.external_interrupt_exiting")).toBe("required");
     expect(t.get("hw.vmm.vmx.pinbased.nmi_exiting")).toBe("unsupported");
     expect(t.get("hw.vmm.vmx.procbased.hlt_exiting")).toBe("allowed");
-    expect(t.get("hw.vmm.vmx.procbased.use_msr_bitmaps")).toBe("unsupported");
+    expect(t.get("hw.vmm.vmx.procbased.use_msr_bitmaps")).toBe("allowed");
     // The TRUE MSR reports CR3-load exiting as optional-off, not the legacy default1.
     expect(t.get("hw.vmm.vmx.procbased.cr8_load_exiting")).toBe("unsupported");
     expect(t.get("hw.vmm.vmx.procbased.cr3_load_exiting")).toBe("allowed");

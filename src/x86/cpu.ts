@@ -103,15 +103,29 @@ function newExit(): CpuExit {
     ioPort: 0, ioSize: 1, ioIn: false, ioString: false, ioRep: false, ioImm: false, ioAddrSize: 2, ioSeg: DS,
     vector: 0, errorCode: 0, hasErrorCode: false, softIntKind: SoftIntKind.IntN,
     msrIndex: 0, msrWrite: false,
-    insn: 0, linear: 0, drNumber: 0, drRead: false, drGpr: 0, vmxInsn: VmxInsn.Vmclear,
+    insn: 0, linear: 0, drNumber: 0, drRead: false, drGpr: 0, vmxInsn: VmxInsn.Vmclear, svmInsn: 0,
     insnMem: false, insnReg: 0, insnRm: 0, insnAddrSize: 2, insnSeg: DS, insnOffset: 0,
     crNumber: 0, crAccessType: CrAccessType.MovToCr, crGpr: 0, lmswSource: 0, lmswMem: false,
   };
 }
 
+/**
+ * VMX MSR bitmaps (SDM 25.6.9, 26.1.3): read-low (MSRs 0-1FFF) at byte 0, read-high
+ * (C0000000-C0001FFF) at 1024, write halves 2048 further; a set bit exits, and an MSR
+ * outside both ranges always exits.
+ */
+function msrBitmapExits(bm: Uint8Array, msr: number, write: boolean): boolean {
+  let base: number;
+  if (msr <= 0x1fff) base = 0;
+  else if (msr >= 0xc0000000 && msr <= 0xc0001fff) base = 1024;
+  else return true;
+  const i = msr & 0x1fff;
+  return ((bm[base + (write ? 2048 : 0) + (i >>> 3)]! >>> (i & 7)) & 1) !== 0;
+}
+
 export class X86Cpu implements Cpu {
   readonly intercepts: InterceptControls = {
-    hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0, msr: false,
+    hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0, msr: false, msrBitmap: null,
     insn: 0, cr0Mask: 0, cr0Shadow: 0, cr4Mask: 0, cr4Shadow: 0, cr3LoadExit: false, cr3StoreExit: false,
   };
   readonly exit: CpuExit = newExit();
@@ -786,6 +800,13 @@ export class X86Cpu implements Cpu {
     this.exit.insn = bit;
     this.stopHere(CpuExitReason.Instruction);
     return true;
+  }
+
+  /** An SVM instruction other than VMMCALL (0F 01 D8+rm), when InsnIntercept.SvmInsn is set. */
+  private svmInsnExit(rm: number): boolean {
+    if ((this.intercepts.insn & InsnIntercept.SvmInsn) === 0) return false;
+    this.exit.svmInsn = rm;
+    return this.insnExit(InsnIntercept.SvmInsn);
   }
 
   /**
@@ -2191,7 +2212,16 @@ export class X86Cpu implements Cpu {
         return;
       }
       case 2: case 3: { // LGDT/LIDT m: a 16-bit operand size loads a 24-bit base
-        if (!mem) this.fault(UD);
+        if (!mem) {
+          // 0F 01 D8-DF (AMD APM Vol. 3): VMRUN, VMMCALL, VMLOAD, VMSAVE, STGI, CLGI, SKINIT,
+          // INVLPGA. The core has no SVM: each is #UD unless intercepted (APM 15.9).
+          if (reg === 3) {
+            const ok = this.rm === 1 ? this.insnExit(InsnIntercept.Vmmcall) : this.svmInsnExit(this.rm);
+            if (!ok) this.fault(UD);
+            return;
+          }
+          this.fault(UD);
+        }
         const limit = this.rd16(this.eaSeg, this.eaOff);
         let base = this.rd32(this.eaSeg, this.offPlus(2));
         if (this.osz === 2) base &= 0xffffff;
@@ -2304,14 +2334,15 @@ export class X86Cpu implements Cpu {
   }
 
   /**
-   * RDMSR (0F 32) / WRMSR (0F 30). With `intercepts.msr` the core exits; else a
-   * minimal honest set: TSC (10h), IA32_APIC_BASE (1Bh, reads its reset value;
+   * RDMSR (0F 32) / WRMSR (0F 30). With `intercepts.msr` the core exits (only for the
+   * accesses `msrBitmap` selects, when set: see msrBitmapExits); else a minimal honest set: TSC (10h), IA32_APIC_BASE (1Bh, reads its reset value;
    * only that value may be written back), SYSENTER_CS/ESP/EIP (174h-176h, stored).
    * Every other index is #GP(0) (SDM Vol. 2 RDMSR/WRMSR).
    */
   private msrOp(write: boolean): void {
     const r = this.regs, idx = r[1];
-    if (this.intercepts.msr) {
+    const ic = this.intercepts;
+    if (ic.msr && (ic.msrBitmap === null || msrBitmapExits(ic.msrBitmap, idx, write))) {
       this.exit.msrIndex = idx; this.exit.msrWrite = write;
       this.stopHere(CpuExitReason.Msr);
       return;

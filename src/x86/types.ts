@@ -110,6 +110,13 @@ export interface InterceptControls {
   exceptionBitmap: number;
   /** RDMSR/WRMSR exit (VMX "use MSR bitmaps" off, SVM MSR_PROT with every bit set); else the core's own MSR set. */
   msr: boolean;
+  /**
+   * With `msr` set and this non-null: only the accesses whose bit is set exit, per the
+   * VMX MSR-bitmap layout (SDM 25.6.9): 4 KiB, read-low (MSRs 0-1FFF) at byte 0,
+   * read-high (C0000000-C0001FFF) at 1024, write-low at 2048, write-high at 3072; an
+   * MSR outside both ranges always exits (SDM 26.1.3). Null: every access exits.
+   */
+  msrBitmap: Uint8Array | null;
   /** InsnIntercept bits: a set bit makes that instruction stop with CpuExitReason.Instruction. */
   insn: number;
   /**
@@ -136,6 +143,10 @@ export const enum InsnIntercept {
   MovDr = 128,
   /** PAUSE (F3 90). */
   Pause = 256,
+  /** VMMCALL (0F 01 D9, AMD APM Vol. 3): #UD when not intercepted. */
+  Vmmcall = 512,
+  /** VMRUN, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA (0F 01 D8, DA-DF): exit.svmInsn; #UD when not intercepted. */
+  SvmInsn = 1024,
 }
 
 /** Which VMX instruction stopped (InsnIntercept.VmxInsn), by mnemonic. */
@@ -213,6 +224,8 @@ export interface CpuExit {
   drGpr: number;
   /** VMX instructions: which one. */
   vmxInsn: VmxInsn;
+  /** SVM instructions (InsnIntercept.SvmInsn): the ModR/M r/m of 0F 01 D8+n (0 VMRUN, 2 VMLOAD, 3 VMSAVE, 4 STGI, 5 CLGI, 6 SKINIT, 7 INVLPGA). */
+  svmInsn: number;
   /** VMX instructions with a ModR/M: the memory form, the reg field, the r/m register (register form), address size (2/4), segment (ES..GS). */
   insnMem: boolean;
   insnReg: number;
@@ -245,6 +258,8 @@ export interface Cpu {
   readonly exit: CpuExit;
   /** Instructions retired since the core was created (exact below 2^53): the deterministic clock's source. */
   readonly retired: number;
+  /** TSC = tscOffset + instructions retired (RDTSC, RDMSR IA32_TSC); may be negative (VMX TSC offsetting, SDM 26.3). */
+  tscOffset: number;
   mem: PhysMemory;
   io: IoPorts;
   /** The A20M# input: AND-ed into every linear address (0xFFEFFFFF wraps at 1 MiB as an 8086 does). */

@@ -137,17 +137,37 @@ export const enum Misc2 {
 
 /** EXITCODE values (APM appendix C, table C-1) used by this slice. */
 export const enum SvmExit {
+  /** 0x00-0x0F: read of CR n; 0x10-0x1F: write of CR n (APM 15.9, appendix C). */
+  CR_READ_BASE = 0x00,
+  CR_WRITE_BASE = 0x10,
+  /** 0x20-0x2F: read of DR n; 0x30-0x3F: write of DR n. */
+  DR_READ_BASE = 0x20,
+  DR_WRITE_BASE = 0x30,
   EXCP_BASE = 0x40,
   INTR = 0x60,
   NMI = 0x61,
   VINTR = 0x64,
+  CR0_SEL_WRITE = 0x65,
+  RDTSC = 0x6e,
+  RDPMC = 0x6f,
   CPUID = 0x72,
   SWINT = 0x75,
+  INVD = 0x76,
+  PAUSE = 0x77,
   HLT = 0x78,
+  INVLPG = 0x79,
+  INVLPGA = 0x7a,
   IOIO = 0x7b,
   MSR = 0x7c,
   SHUTDOWN = 0x7f,
   VMRUN = 0x80,
+  VMMCALL = 0x81,
+  VMLOAD = 0x82,
+  VMSAVE = 0x83,
+  STGI = 0x84,
+  CLGI = 0x85,
+  SKINIT = 0x86,
+  WBINVD = 0x89,
   NPF = 0x400,
   /** VMEXIT_INVALID (-1): the full 64-bit field is all ones. */
   INVALID = -1,

@@ -5,15 +5,20 @@
 // guest for one timeslice, and on #VMEXIT writes EXITCODE/EXITINFO1/EXITINFO2/nRIP
 // (15.6, 15.7) and saves the guest back.
 //
-// Emulated: the intercepts INTR, VINTR, CPUID, HLT, IOIO_PROT (as "every port",
-// the IOPM is not read yet), SHUTDOWN, INTn, exception intercepts; V_IRQ/V_TPR/
-// V_INTR_PRIO/V_IGN_TPR/V_INTR_VECTOR virtual interrupts (15.21.4); EVENTINJ;
-// interrupt shadow; nRIP (15.7.1); decode-assist EXITINFO1 for INTn.
-// Not emulated: CR/DR access intercepts and the other MISC1/MISC2 instruction
-// intercepts (the core has no hook for them: stored, not enforced), the IOPM and
-// MSRPM bitmaps, TSC_OFFSET, TLB_CONTROL and ASIDs (no TLB), VMCB clean bits
-// (every VMRUN reloads everything, which the APM permits), EXITINTINFO for faults
-// during event delivery, #PF EXITINFO2, long mode, VMLOAD/VMSAVE state, GIF.
+// Emulated: the intercepts INTR, VINTR, CPUID, HLT, IOIO_PROT through the IOPM
+// (15.10.1), MSR_PROT through the MSRPM (15.11), SHUTDOWN, INTn, exception intercepts,
+// RDTSC, RDPMC, INVD, PAUSE, INVLPG, WBINVD, CR3 reads/writes, CR0 selective write,
+// DR reads/writes; V_IRQ/V_TPR/V_INTR_PRIO/V_IGN_TPR/V_INTR_VECTOR virtual interrupts
+// (15.21.4); EVENTINJ; interrupt shadow; nRIP (15.7.1); decode-assist EXITINFO1 for
+// INTn, INVLPG and MOV CR/DR.
+// Also the intercepts VMRUN, VMMCALL, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA (each
+// #UD when not intercepted: the guest has no SVM of its own).
+// Not emulated: reads/writes of CR0 (other than the selective write) and CR4 (they do
+// not map onto the core's mask/shadow model exactly), the other MISC1/MISC2 intercepts,
+// TSC_OFFSET, TLB_CONTROL and ASIDs
+// (no TLB), VMCB clean bits (every VMRUN reloads everything, which the APM permits),
+// EXITINTINFO for faults during event delivery, #PF EXITINFO2, long mode, VMLOAD/VMSAVE
+// state, GIF.
 import {
   SysErr,
   type DispatcherObject,
@@ -27,6 +32,8 @@ import {
 import {
   Activity,
   CpuExitReason,
+  CrAccessType,
+  InsnIntercept,
   EventType,
   Gpr,
   Interruptibility,
@@ -36,11 +43,17 @@ import {
 } from "../../../../src/x86/types.js";
 import { resetState } from "../../../../src/x86/state.js";
 import {
-  B, Efer, EventInj, F, IoioInfo, Misc1, SvmExit, Vmcb, VMCB_BYTES,
+  B, Efer, EventInj, F, IoioInfo, Misc1, Misc2, SvmExit, Vmcb, VMCB_BYTES,
 } from "../vmcb.js";
 import { firstFailedCheck, SOFT_SVM_CAPS, type SvmCaps, type VmrunEnv } from "./vmrun-checks.js";
 
 const EFLAGS_VM = 1 << 17;
+/** GuestFrameRole.SvmIopm / SvmMsrpm (a const enum of src/kernel/api.ts, as plain indices). */
+const ROLE_IOPM = 3, ROLE_MSRPM = 4;
+/** CR0.MP and CR0.TS: the bits the CR0 selective-write intercept ignores (APM 15.9). */
+const CR0_TS_MP = (1 << 1) | (1 << 3);
+/** INTERCEPT_CR bit of a CR3 read / write. */
+const CR3_READ = 1 << 3, CR3_WRITE = 1 << 19;
 const CR0_PE = 1;
 /** VMX-format D/B bit of CS (SDM 25.4.1): 32-bit code. */
 const ATTRIB_DB = 1 << 14;
@@ -53,9 +66,40 @@ const ALL_SOFT_INTS = new Uint8Array(32).fill(0xff);
 export class SvmGuest {
   /** Scratch architectural state, reused by every VMRUN. */
   readonly state: X86State = resetState();
-  readonly env: { caps: SvmCaps; gpspacePaddr: number };
-  constructor(readonly vmcb: Vmcb, caps: SvmCaps, gpspacePaddr: number) {
-    this.env = { caps, gpspacePaddr };
+  readonly env: VmrunEnv;
+  /** The IOPM's first 8 KiB (one bit per port) as the core's ioBitmap, cached per bound frame. */
+  ioBitmap: Uint8Array | null = null;
+  private ioBitmapOf: Uint8Array | null = null;
+  constructor(readonly vmcb: Vmcb, caps: SvmCaps, gpspacePaddr: number, readonly frames: GuestBinding["frames"]) {
+    this.env = { caps, gpspacePaddr, frames };
+  }
+
+  /** APM 15.10.1: bits 0-65535 of the IOPM are the ports; the third page only serves wrapping accesses. */
+  iopmBits(): Uint8Array | null {
+    const f = this.frames[ROLE_IOPM] ?? null;
+    if (f === null) return null;
+    if (this.ioBitmapOf !== f.bytes) {
+      this.ioBitmapOf = f.bytes;
+      this.ioBitmap = f.bytes.subarray(0, 8192);
+    }
+    return this.ioBitmap;
+  }
+
+  /**
+   * APM 15.11: the MSRPM bit for `msr` (read: even bit, write: odd bit), or true for an
+   * MSR outside the three 8K-MSR ranges (always intercepted).
+   */
+  msrIntercepted(msr: number, write: boolean): boolean {
+    const f = this.frames[ROLE_MSRPM] ?? null;
+    if (f === null) return true;
+    const m = msr >>> 0;
+    let base: number;
+    if (m <= 0x1fff) base = 0;
+    else if (m >= 0xc0000000 && m <= 0xc0001fff) base = 0x800;
+    else if (m >= 0xc0010000 && m <= 0xc0011fff) base = 0x1000;
+    else return true;
+    const bit = (m & 0x1fff) * 2 + (write ? 1 : 0);
+    return (f.bytes[base + (bit >>> 3)]! & (1 << (bit & 7))) !== 0;
   }
 }
 
@@ -91,7 +135,8 @@ export class SvmKernelExtension implements SvmExtension {
    * Fn8000_0001 (value = ECX with SVM bit 2, valueHigh = EDX with LM bit 29),
    * Fn8000_0008 (value = EAX, physical-address bits 7:0) and Fn8000_000A (value = EAX,
    * SvmRev 1; valueHigh = EDX features: NP bit 0 (N_CR3 is honoured), NRIPS bit 3).
-   * Decode assists are only partial (INTn EXITINFO1), so bit 7 is not reported.
+   * Decode assists are partial (EXITINFO1 for INTn, INVLPG, MOV CR/DR; no instruction
+   * bytes for #PF/NPF in GUEST_INSN_LEN), so bit 7 is not reported.
    */
   readCapability(leaf: number, ret: SysRet): SysErr {
     switch (leaf) {
@@ -122,7 +167,7 @@ export class SvmKernelExtension implements SvmExtension {
     // so the kernel names the bound GuestPhysSpace in N_CR3 (as vmkitmon's kernel
     // fills the VMCS host state); VMRUN checks it is still that (hvkit.n-cr3).
     v.write(F.N_CR3, guest.gpspace.paddr);
-    guest.ext = new SvmGuest(v, this.caps, guest.gpspace.paddr);
+    guest.ext = new SvmGuest(v, this.caps, guest.gpspace.paddr, guest.frames);
     return SysErr.Ok;
   }
 
@@ -150,13 +195,13 @@ export class SvmKernelExtension implements SvmExtension {
     const s = gs.state;
     loadGuest(v, g.guestControl, s);
     vcpu.setState(s);
-    programIntercepts(v, vcpu.intercepts);
+    programIntercepts(v, vcpu.intercepts, gs, s.cr0);
     v.write(F.EXITINFO1, 0);
     v.write(F.EXITINFO2, 0);
     v.write(F.EXITINTINFO, 0);
     v.write(F.NRIP, 0);
 
-    const code = this.runGuest(v, vcpu, this.ctx?.timeslice ?? 100_000);
+    const code = this.runGuest(v, vcpu, gs, this.ctx?.timeslice ?? 100_000);
     vcpu.getState(s);
     this.encodeExit(v, vcpu, s, code);
     saveGuest(v, g.guestControl, s);
@@ -164,7 +209,7 @@ export class SvmKernelExtension implements SvmExtension {
   }
 
   /** Injects EVENTINJ and runs until an intercept; returns the SVM exit code. */
-  private runGuest(v: Vmcb, vcpu: EngineVcpu, timeslice: number): number {
+  private runGuest(v: Vmcb, vcpu: EngineVcpu, gs: SvmGuest, timeslice: number): number {
     const ic = vcpu.intercepts;
     const inj = v.read(F.EVENTINJ);
     if (inj & EventInj.V) {
@@ -222,6 +267,33 @@ export class SvmKernelExtension implements SvmExtension {
         ic.softIntBitmap = saved;
         if (r === CpuExitReason.Budget) continue;
       }
+      if (r === CpuExitReason.Msr && !gs.msrIntercepted(vcpu.exit.msrIndex, vcpu.exit.msrWrite)) {
+        // APM 15.11: the MSRPM bit is clear: the guest's RDMSR/WRMSR runs on the core's
+        // own MSRs. The core's intercept is all-or-nothing, so it is lifted for one instruction.
+        ic.msr = false;
+        r = vcpu.run(1);
+        ic.msr = true;
+        if (r === CpuExitReason.Budget) continue;
+      }
+      if (r === CpuExitReason.Instruction && vcpu.exit.insn === InsnIntercept.SvmInsn
+        && !svmInsnIntercepted(v, vcpu.exit.svmInsn)) {
+        // The core stops every SVM instruction; one whose intercept is clear is #UD (the
+        // guest has no SVM of its own): run it with the intercept lifted.
+        const saved = ic.insn;
+        ic.insn = saved & ~InsnIntercept.SvmInsn;
+        r = vcpu.run(1);
+        ic.insn = saved;
+        if (r === CpuExitReason.Budget) continue;
+      }
+      if (r === CpuExitReason.Instruction && vcpu.exit.insn === InsnIntercept.MovDr
+        && (v.read(F.INTERCEPT_DR) & drBit(vcpu)) === 0) {
+        // APM 15.9: only the DRs whose INTERCEPT_DR bit is set exit; MovDr covers them all.
+        const saved = ic.insn;
+        ic.insn = saved & ~InsnIntercept.MovDr;
+        r = vcpu.run(1);
+        ic.insn = saved;
+        if (r === CpuExitReason.Budget) continue;
+      }
       switch (r) {
         case CpuExitReason.Hlt:
         case CpuExitReason.Cpuid:
@@ -229,6 +301,12 @@ export class SvmKernelExtension implements SvmExtension {
           return r === CpuExitReason.Hlt ? SvmExit.HLT : r === CpuExitReason.Cpuid ? SvmExit.CPUID : SvmExit.IOIO;
         case CpuExitReason.SoftInt:
           return SvmExit.SWINT;
+        case CpuExitReason.Msr:
+          return SvmExit.MSR;
+        case CpuExitReason.Instruction:
+          return insnExitCode(vcpu);
+        case CpuExitReason.CrAccess:
+          return crExitCode(vcpu);
         case CpuExitReason.Exception:
           return this.exceptionExit(v, vcpu);
         case CpuExitReason.TripleFault:
@@ -290,10 +368,77 @@ export class SvmKernelExtension implements SvmExtension {
         v.write(F.NRIP, next);
         return;
       }
+      case SvmExit.MSR:
+        // APM 15.11: EXITINFO1 = 0 for RDMSR, 1 for WRMSR; ECX and EDX:EAX are the guest's.
+        v.write(F.EXITINFO1, e.msrWrite ? 1 : 0);
+        v.write(F.NRIP, nextRip(s, e.instrLen));
+        return;
+      case SvmExit.INVLPG:
+        // Decode assist (APM 15.33): EXITINFO1 = the linear address operand.
+        v.write(F.EXITINFO1, e.linear >>> 0);
+        v.write(F.NRIP, nextRip(s, e.instrLen));
+        return;
+      case SvmExit.RDTSC: case SvmExit.RDPMC: case SvmExit.INVD: case SvmExit.PAUSE: case SvmExit.WBINVD:
+      case SvmExit.INVLPGA: case SvmExit.VMRUN: case SvmExit.VMMCALL: case SvmExit.VMLOAD: case SvmExit.VMSAVE:
+      case SvmExit.STGI: case SvmExit.CLGI: case SvmExit.SKINIT:
+        v.write(F.NRIP, nextRip(s, e.instrLen));
+        return;
       default:
+        if (code >= SvmExit.CR_READ_BASE && code < SvmExit.EXCP_BASE || code === SvmExit.CR0_SEL_WRITE) {
+          // Decode assist (APM 15.33): MOV CR/DR sets EXITINFO1 bit 63 and the GPR in 3:0;
+          // LMSW (selective CR0 write) and CLTS leave it 0.
+          const gpr = code >= SvmExit.DR_READ_BASE && code < SvmExit.EXCP_BASE ? e.drGpr
+            : e.crAccessType === CrAccessType.MovToCr || e.crAccessType === CrAccessType.MovFromCr ? e.crGpr : -1;
+          if (gpr >= 0) v.write64(F.EXITINFO1, gpr & 0xf, 0x8000_0000);
+          v.write(F.NRIP, nextRip(s, e.instrLen));
+        }
         return;
     }
   }
+}
+
+/** INTERCEPT_DR bit of the DR access the core stopped at (reads 15:0, writes 31:16). */
+function drBit(vcpu: EngineVcpu): number {
+  const e = vcpu.exit;
+  return 1 << ((e.drNumber & 15) + (e.drRead ? 0 : 16));
+}
+
+/**
+ * The intercept bit of the SVM instruction 0F 01 D8+n: MISC2 bit n for VMRUN..SKINIT
+ * (n = 0, 2-6), MISC1 INVLPGA for n = 7 (APM B-1).
+ */
+function svmInsnIntercepted(v: Vmcb, n: number): boolean {
+  if (n === 7) return (v.read(F.INTERCEPT_MISC1) & Misc1.INVLPGA) !== 0;
+  return (v.read(F.INTERCEPT_MISC2) & (1 << (n & 7))) !== 0;
+}
+
+/** APM appendix C exit codes of CpuExitReason.Instruction stops. */
+function insnExitCode(vcpu: EngineVcpu): number {
+  const e = vcpu.exit;
+  switch (e.insn) {
+    case InsnIntercept.Rdtsc: return SvmExit.RDTSC;
+    case InsnIntercept.Rdpmc: return SvmExit.RDPMC;
+    case InsnIntercept.Invd: return SvmExit.INVD;
+    case InsnIntercept.Pause: return SvmExit.PAUSE;
+    case InsnIntercept.Invlpg: return SvmExit.INVLPG;
+    case InsnIntercept.Wbinvd: return SvmExit.WBINVD;
+    case InsnIntercept.Vmmcall: return SvmExit.VMMCALL;
+    // 0F 01 D8+n: VMRUN 80h, VMLOAD 82h ... SKINIT 86h; INVLPGA (DF) is 7Ah.
+    case InsnIntercept.SvmInsn: return e.svmInsn === 7 ? SvmExit.INVLPGA : SvmExit.VMRUN + (e.svmInsn & 7);
+    case InsnIntercept.MovDr: return (e.drRead ? SvmExit.DR_READ_BASE : SvmExit.DR_WRITE_BASE) + (e.drNumber & 15);
+    default: return SvmExit.INTR; // not programmed by this extension
+  }
+}
+
+/**
+ * CrAccess stops (APM 15.9): CR3 reads/writes come from cr3StoreExit/cr3LoadExit; CR0
+ * writes only from the selective-write mapping (mask = all but TS/MP, shadow = CR0), so
+ * MOV to CR0 and LMSW that stop are exit 65h.
+ */
+function crExitCode(vcpu: EngineVcpu): number {
+  const e = vcpu.exit;
+  if (e.crNumber === 0) return SvmExit.CR0_SEL_WRITE;
+  return (e.crAccessType === CrAccessType.MovFromCr ? SvmExit.CR_READ_BASE : SvmExit.CR_WRITE_BASE) + (e.crNumber & 15);
 }
 
 const scratchRip: X86State = resetState();
@@ -315,13 +460,38 @@ function virtualInterruptPending(v: Vmcb): boolean {
 }
 
 /** Intercept vectors → the engine's controls (APM 15.9-15.13). */
-function programIntercepts(v: Vmcb, ic: InterceptControls): void {
+function programIntercepts(v: Vmcb, ic: InterceptControls, gs: SvmGuest, cr0: number): void {
   const misc1 = v.read(F.INTERCEPT_MISC1);
+  const misc2 = v.read(F.INTERCEPT_MISC2);
   ic.hlt = (misc1 & Misc1.HLT) !== 0;
   ic.cpuid = (misc1 & Misc1.CPUID) !== 0;
-  // IOIO_PROT consults the IOPM (APM 15.10.1); the IOPM is not read yet, so every port exits.
-  ic.ioAll = (misc1 & Misc1.IOIO_PROT) !== 0;
-  ic.ioBitmap = null;
+  // IOIO_PROT consults the IOPM (APM 15.10.1), bound and checked by hvkit.iopm. Accesses
+  // that wrap past FFFF (the third page's job) always exit in the core.
+  ic.ioAll = false;
+  ic.ioBitmap = misc1 & Misc1.IOIO_PROT ? gs.iopmBits() : null;
+  // MSR_PROT: every RDMSR/WRMSR stops; runGuest consults the MSRPM (APM 15.11).
+  ic.msr = (misc1 & Misc1.MSR_PROT) !== 0;
+  ic.insn = (misc1 & Misc1.RDTSC ? InsnIntercept.Rdtsc : 0)
+    | (misc1 & Misc1.RDPMC ? InsnIntercept.Rdpmc : 0)
+    | (misc1 & Misc1.INVD ? InsnIntercept.Invd : 0)
+    | (misc1 & Misc1.PAUSE ? InsnIntercept.Pause : 0)
+    | (misc1 & Misc1.INVLPG ? InsnIntercept.Invlpg : 0)
+    | (misc2 & Misc2.WBINVD ? InsnIntercept.Wbinvd : 0)
+    | (misc2 & Misc2.VMMCALL ? InsnIntercept.Vmmcall : 0)
+    // VMRUN is always intercepted (intercept.vmrun), so every SVM instruction stops in the
+    // core; runGuest turns those whose own bit is clear into #UD.
+    | InsnIntercept.SvmInsn
+    // The core's MovDr stops every MOV DR; runGuest lets those with a clear bit through.
+    | (v.read(F.INTERCEPT_DR) !== 0 ? InsnIntercept.MovDr : 0);
+  const crs = v.read(F.INTERCEPT_CR);
+  ic.cr3StoreExit = (crs & CR3_READ) !== 0;
+  ic.cr3LoadExit = (crs & CR3_WRITE) !== 0;
+  // CR0 selective write (APM 15.9): a write changing any bit but TS/MP exits. That is the
+  // core's mask/shadow rule with mask = ~(TS|MP) and shadow = CR0; reads then see CR0 itself.
+  ic.cr0Mask = misc1 & Misc1.CR0_SEL_WRITE ? ~CR0_TS_MP : 0;
+  ic.cr0Shadow = cr0;
+  ic.cr4Mask = 0;
+  ic.cr4Shadow = 0;
   ic.softIntBitmap = misc1 & Misc1.INTN ? ALL_SOFT_INTS : null;
   ic.exceptionBitmap = v.read(F.INTERCEPT_EXCEPTIONS) >>> 0;
 }

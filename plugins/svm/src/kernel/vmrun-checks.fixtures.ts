@@ -66,6 +66,12 @@ export const BROKEN_ROWS: BrokenRow[] = [
   { check: "asid.zero", breakIt: (v) => v.write(F.GUEST_ASID, 0) },
   { check: "hvkit.np-enable", breakIt: (v) => v.setBits(B.NP_ENABLE, 0) },
   { check: "hvkit.n-cr3", breakIt: (v) => v.write(F.N_CR3, v.read(F.N_CR3) + 0x1000) },
+  {
+    // IOIO_PROT with IOPM_BASE_PA one page off whatever frame is bound (or none).
+    check: "hvkit.iopm",
+    breakIt: (v) => { v.write(F.INTERCEPT_MISC1, v.read(F.INTERCEPT_MISC1) | Misc1.IOIO_PROT); v.write(F.IOPM_BASE_PA, v.read(F.IOPM_BASE_PA) + 0x1000); },
+  },
+  { check: "hvkit.msrpm", breakIt: (v) => v.write(F.INTERCEPT_MISC1, v.read(F.INTERCEPT_MISC1) | Misc1.MSR_PROT) },
   { check: "hvkit.intercept-intr", breakIt: (v) => v.write(F.INTERCEPT_MISC1, Misc1.SHUTDOWN) },
   { check: "hvkit.intercept-shutdown", breakIt: (v) => v.write(F.INTERCEPT_MISC1, Misc1.INTR) },
 ];

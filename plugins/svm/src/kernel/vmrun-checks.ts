@@ -27,6 +27,11 @@ export interface VmrunEnv {
   readonly caps: SvmCaps;
   /** Host-physical address of the GuestPhysSpace bound to the DCB (what N_CR3 must name). */
   readonly gpspacePaddr: number;
+  /**
+   * Frames bound to the DCB, indexed by GuestFrameRole (GuestBinding.frames); absent or
+   * null = none bound. IOPM_BASE_PA / MSRPM_BASE_PA must name them (hvkit.iopm / hvkit.msrpm).
+   */
+  readonly frames?: readonly ({ readonly paddr: number } | null)[];
 }
 
 export interface VmrunCheck {
@@ -49,6 +54,15 @@ const SVM_ATTR_L = 1 << 9, SVM_ATTR_D = 1 << 10;
 const EFER_DEFINED = 0x1 | 0x100 | 0x400 | 0x800 | 0x1000 | 0x2000 | 0x4000 | 0x8000;
 /** APM 15.10.1: the IOPM is 12 KiB; APM 15.11: the MSRPM is 8 KiB. */
 const IOPM_BYTES = 12 * 1024, MSRPM_BYTES = 8 * 1024;
+
+/** GuestFrameRole.SvmIopm / SvmMsrpm (src/kernel/api.ts), as plain indices. */
+const ROLE_IOPM = 3, ROLE_MSRPM = 4;
+
+/** `field` does not hold the host-physical address of the frame bound in `role`. */
+function notBound(v: Vmcb, env: VmrunEnv, field: typeof F.IOPM_BASE_PA, role: number): boolean {
+  const frame = env.frames?.[role] ?? null;
+  return frame === null || v.readHi(field) !== 0 || v.read(field) !== frame.paddr >>> 0;
+}
 
 /** A 64-bit value (lo, hi) has a bit set at or above bit `width`. */
 function aboveWidth(lo: number, hi: number, width: number): boolean {
@@ -189,6 +203,16 @@ export const VMRUN_CHECKS: readonly VmrunCheck[] = [
     name: "hvkit.n-cr3",
     rule: "hvkit: N_CR3 must name the GuestPhysSpace bound to the dispatcher",
     violated: (v, env) => v.readHi(F.N_CR3) !== 0 || v.read(F.N_CR3) !== env.gpspacePaddr >>> 0,
+  },
+  {
+    name: "hvkit.iopm",
+    rule: "hvkit: with IOIO_PROT set, IOPM_BASE_PA must name the frame bound in role SvmIopm (APM 15.10.1: the IOPM is always consulted)",
+    violated: (v, env) => (v.read(F.INTERCEPT_MISC1) & Misc1.IOIO_PROT) !== 0 && notBound(v, env, F.IOPM_BASE_PA, ROLE_IOPM),
+  },
+  {
+    name: "hvkit.msrpm",
+    rule: "hvkit: with MSR_PROT set, MSRPM_BASE_PA must name the frame bound in role SvmMsrpm (APM 15.11: the MSRPM is always consulted)",
+    violated: (v, env) => (v.read(F.INTERCEPT_MISC1) & Misc1.MSR_PROT) !== 0 && notBound(v, env, F.MSRPM_BASE_PA, ROLE_MSRPM),
   },
   {
     name: "hvkit.intercept-intr",

@@ -8,7 +8,7 @@
 // nRIP. String I/O (INS/OUTS, REP) runs through the shared IoAssist against the PIO
 // bus and guest memory, and is reported as one `io` exit with `count` (README).
 import { inject, injectable } from "tsyringe";
-import { GuestControlWord, ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls } from "../../../../src/kernel/api.js";
+import { GUEST_FRAME_BYTES, GuestControlWord, GuestFrameRole, ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls } from "../../../../src/kernel/api.js";
 import {
   IoAssist,
   StateParts,
@@ -25,6 +25,7 @@ import {
   type InterruptWindowExit,
   type IoExit,
   type MachineCaps,
+  type MsrExit,
   type PreemptExit,
   type ShutdownExit,
   type UnhandledExit,
@@ -32,7 +33,7 @@ import {
   type VcpuEvent,
   type VmExit,
 } from "../../../../src/monitor/api.js";
-import { Activity, Gpr, Interruptibility, type AccessSize, type X86State } from "../../../../src/x86/types.js";
+import { Activity, EventType, Gpr, Interruptibility, type AccessSize, type X86State } from "../../../../src/x86/types.js";
 import { resetState } from "../../../../src/x86/state.js";
 import { B, Efer, EventInj, F, IoioInfo, Misc1, Misc2, SvmExit, Vmcb, VMCB_BYTES } from "../vmcb.js";
 import { VMRUN_CHECKS } from "../kernel/vmrun-checks.js";
@@ -58,7 +59,39 @@ export const SVM_BACKEND_ASID = 1;
 /** Messages for VMEXIT_INVALID, built once (EXITINFO1 = failed check index + 1). */
 const INVALID_MESSAGES = VMRUN_CHECKS.map((c) => `VMEXIT_INVALID: ${c.name}: ${c.rule}`);
 
-const enum Completion { None, IoIn, IoOut, Cpuid, Hlt }
+const enum Completion { None, IoIn, IoOut, Cpuid, Hlt, MsrRead, MsrWrite }
+
+/** Names of the instruction/CR/DR exits this backend reports as `unhandled` (APM appendix C). */
+function exitName(code: number): string | null {
+  if (code >= SvmExit.CR_READ_BASE && code < SvmExit.CR_WRITE_BASE) return `MOV from CR${code - SvmExit.CR_READ_BASE}`;
+  if (code >= SvmExit.CR_WRITE_BASE && code < SvmExit.DR_READ_BASE) return `MOV to CR${code - SvmExit.CR_WRITE_BASE}`;
+  if (code >= SvmExit.DR_READ_BASE && code < SvmExit.DR_WRITE_BASE) return `MOV from DR${code - SvmExit.DR_READ_BASE}`;
+  if (code >= SvmExit.DR_WRITE_BASE && code < SvmExit.EXCP_BASE) return `MOV to DR${code - SvmExit.DR_WRITE_BASE}`;
+  switch (code) {
+    case SvmExit.CR0_SEL_WRITE: return "CR0 selective write";
+    case SvmExit.RDTSC: return "RDTSC";
+    case SvmExit.RDPMC: return "RDPMC";
+    case SvmExit.INVD: return "INVD";
+    case SvmExit.PAUSE: return "PAUSE";
+    case SvmExit.INVLPG: return "INVLPG";
+    case SvmExit.WBINVD: return "WBINVD";
+    case SvmExit.INVLPGA: return "INVLPGA";
+    case SvmExit.VMRUN: return "VMRUN";
+    case SvmExit.VMMCALL: return "VMMCALL";
+    case SvmExit.VMLOAD: return "VMLOAD";
+    case SvmExit.VMSAVE: return "VMSAVE";
+    case SvmExit.STGI: return "STGI";
+    case SvmExit.CLGI: return "CLGI";
+    case SvmExit.SKINIT: return "SKINIT";
+    default: return null;
+  }
+}
+/** Messages for the named exits, built once so an exit does not allocate. */
+const UNHANDLED_MESSAGES = new Map<number, string>();
+for (let code = 0; code < 0x100; code++) {
+  const name = exitName(code);
+  if (name !== null) UNHANDLED_MESSAGES.set(code, `SVM exit 0x${code.toString(16)} (${name}) has no VmExit kind in this backend`);
+}
 
 @injectable()
 export class SvmBackend implements VcpuBackend {
@@ -67,6 +100,9 @@ export class SvmBackend implements VcpuBackend {
   readonly vmcb: Vmcb;
   /** The VmControl capability of the VMCB. */
   readonly vmcbCap: CPtr;
+  /** The I/O permission map (APM 15.10.1) bound in role SvmIopm: all ones, every port exits. */
+  readonly iopm: Uint8Array;
+  readonly iopmCap: CPtr;
 
   private readonly regs: Uint32Array;
   private readonly state: X86State = resetState();
@@ -82,6 +118,7 @@ export class SvmBackend implements VcpuBackend {
   private readonly windowExit: InterruptWindowExit = { kind: "interrupt-window" };
   private readonly exceptionExit: ExceptionExit = { kind: "exception", vector: 0, errorCode: 0, hasErrorCode: false };
   private readonly entryFailureExit: EntryFailureExit = { kind: "entry-failure", code: SvmExit.INVALID, message: "" };
+  private readonly msrExit: MsrExit = { kind: "msr", write: false, index: 0, lo: 0, hi: 0 };
   private readonly unhandledExit: UnhandledExit = { kind: "unhandled", code: 0, message: "" };
   private readonly stringIoExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0, count: 0 };
   private readonly stringIo: StringIo = newStringIo();
@@ -114,6 +151,18 @@ export class SvmBackend implements VcpuBackend {
       "dispatcherSetupGuest",
     );
     const v = this.vmcb;
+    // IOIO_PROT always consults the IOPM (APM 15.10.1): a 12 KiB frame of ones intercepts
+    // every port; the kernel checks IOPM_BASE_PA names the frame bound to the DCB.
+    this.check(sys.ramRetype(caps.ram, ObjType.Frame, GUEST_FRAME_BYTES[GuestFrameRole.SvmIopm]!), "ramRetype(Frame iopm)");
+    this.iopmCap = sys.ret.cap;
+    this.check(sys.frameMap(this.iopmCap), "frameMap(iopm)");
+    const iopm = sys.ret.view;
+    if (iopm === null) throw new SvmBackendError("frameMap(iopm) returned no view");
+    this.iopm = iopm;
+    iopm.fill(0xff);
+    this.check(sys.dispatcherBindFrame(caps.dispatcher, GuestFrameRole.SvmIopm, this.iopmCap), "dispatcherBindFrame(SvmIopm)");
+    this.check(sys.capIdentify(this.iopmCap), "capIdentify(iopm)");
+    v.write64(F.IOPM_BASE_PA, sys.ret.value >>> 0, 0);
     v.write(F.INTERCEPT_MISC1, SVM_BACKEND_MISC1);
     v.write(F.INTERCEPT_MISC2, SVM_BACKEND_MISC2);
     v.write(F.GUEST_ASID, SVM_BACKEND_ASID);
@@ -157,6 +206,12 @@ export class SvmBackend implements VcpuBackend {
         this.regs[Gpr.Edx] = c.edx >>> 0;
         break;
       }
+      case Completion.MsrRead:
+        // RDMSR loads EDX:EAX (a 32-bit write zero-extends RAX, APM 3.1.2).
+        v.write64(F.RAX, this.msrExit.lo >>> 0, 0);
+        this.regs[Gpr.Eax] = this.msrExit.lo >>> 0;
+        this.regs[Gpr.Edx] = this.msrExit.hi >>> 0;
+        break;
       default:
         break;
     }
@@ -206,6 +261,17 @@ export class SvmBackend implements VcpuBackend {
         this.completion = Completion.Hlt;
         this.completionRip = v.read(F.NRIP);
         return this.hltExit;
+      case SvmExit.MSR: {
+        // APM 15.11: EXITINFO1 = 1 for WRMSR; ECX holds the index, EDX:EAX the value.
+        const e = this.msrExit;
+        e.write = v.read(F.EXITINFO1) === 1;
+        e.index = this.regs[Gpr.Ecx]! >>> 0;
+        e.lo = e.write ? v.read(F.RAX) >>> 0 : 0;
+        e.hi = e.write ? this.regs[Gpr.Edx]! >>> 0 : 0;
+        this.completion = e.write ? Completion.MsrWrite : Completion.MsrRead;
+        this.completionRip = v.read(F.NRIP);
+        return e;
+      }
       case SvmExit.SHUTDOWN:
         return this.shutdownExit;
       case SvmExit.INTR:
@@ -228,7 +294,8 @@ export class SvmBackend implements VcpuBackend {
           e.hasErrorCode = (v.read(F.CR0) & CR0_PE) !== 0 && (ERROR_CODE_VECTORS & (1 << e.vector)) !== 0;
           return e;
         }
-        return this.unhandled(code, `SVM exit code 0x${(code >>> 0).toString(16)} has no VmExit kind in this backend`);
+        return this.unhandled(code, UNHANDLED_MESSAGES.get(code)
+          ?? `SVM exit code 0x${(code >>> 0).toString(16)} has no VmExit kind in this backend`);
     }
   }
 
@@ -349,6 +416,10 @@ export class SvmBackend implements VcpuBackend {
 
   /** EVENTINJ for the next VMRUN (APM 15.20); EventType numbers equal EVENTINJ.TYPE. */
   inject(event: VcpuEvent): void {
+    // A hardware exception injected after an exit is the exiting instruction's fault (e.g.
+    // #GP for an MSR the policy refuses): the instruction did not complete, so its
+    // completion (results, RIP advance) is dropped and the fault points at it.
+    if (event.type === EventType.HardwareException) this.completion = Completion.None;
     let lo = (event.vector & EventInj.VECTOR_MASK) | ((event.type & 7) << EventInj.TYPE_SHIFT) | EventInj.V;
     let hi = 0;
     if (event.errorCode !== undefined) {

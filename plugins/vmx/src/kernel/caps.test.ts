@@ -33,8 +33,8 @@ describe("VMX capability MSRs (SDM appendix A)", () => {
     const proc = hi(vmxMsrValue(SOFT_CAPS, VmxMsr.TrueProcbasedCtls));
     for (const bit of [Proc.HltExiting, Proc.UncondIoExiting, Proc.InterruptWindow, Proc.ActivateSecondary,
       Proc.RdtscExiting, Proc.RdpmcExiting, Proc.InvlpgExiting, Proc.MovDrExiting, Proc.Cr3LoadExiting,
-      Proc.Cr3StoreExiting, Proc.PauseExiting]) expect(proc & bit).not.toBe(0);
-    for (const bit of [Proc.UseIoBitmaps, Proc.UseMsrBitmaps, Proc.TscOffsetting, Proc.Cr8LoadExiting, Proc.Cr8StoreExiting,
+      Proc.Cr3StoreExiting, Proc.PauseExiting, Proc.UseIoBitmaps, Proc.UseMsrBitmaps, Proc.TscOffsetting]) expect(proc & bit).not.toBe(0);
+    for (const bit of [Proc.Cr8LoadExiting, Proc.Cr8StoreExiting,
       Proc.TprShadow, Proc.MwaitExiting, Proc.MonitorExiting, Proc.NmiWindow, Proc.MonitorTrapFlag]) expect(proc & bit).toBe(0);
     expect(hi(vmxMsrValue(SOFT_CAPS, VmxMsr.ProcbasedCtls2))).toBe(Proc2.EnableEpt | Proc2.UnrestrictedGuest | Proc2.WbinvdExiting);
     expect(lo(vmxMsrValue(SOFT_CAPS, VmxMsr.TruePinbasedCtls)) & Pin.ExtIntExiting).toBe(Pin.ExtIntExiting);

@@ -51,10 +51,11 @@ export const SOFT_CAPS: VmxCaps = {
   proc: {
     mustBe1: PROC_RESERVED1,
     // The core's instruction and CR intercepts (InterceptControls.insn, cr3LoadExit/StoreExit).
-    // Not: TSC offsetting (the engine vCPU exposes no TSC offset), MSR/I/O bitmaps, CR8, TPR shadow, MWAIT/MONITOR.
+    // TSC offsetting (EngineVcpu.tscOffset), I/O bitmaps (InterceptControls.ioBitmap), MSR
+    // bitmaps (InterceptControls.msrBitmap). Not: CR8, TPR shadow, MWAIT/MONITOR.
     mayBe1: PROC_RESERVED1 | Proc.InterruptWindow | Proc.HltExiting | Proc.UncondIoExiting | Proc.ActivateSecondary
       | Proc.InvlpgExiting | Proc.RdpmcExiting | Proc.RdtscExiting | Proc.Cr3LoadExiting | Proc.Cr3StoreExiting
-      | Proc.MovDrExiting | Proc.PauseExiting,
+      | Proc.MovDrExiting | Proc.PauseExiting | Proc.TscOffsetting | Proc.UseIoBitmaps | Proc.UseMsrBitmaps,
   },
   proc2: { mustBe1: 0, mayBe1: Proc2.EnableEpt | Proc2.UnrestrictedGuest | Proc2.WbinvdExiting },
   exit: { mustBe1: EXIT_RESERVED1, mayBe1: EXIT_RESERVED1 | ExitCtl.SaveDebugControls | ExitCtl.SaveEfer },

@@ -9,7 +9,9 @@ import { CONTROL_CHECKS, GUEST_CHECKS, HOST_CHECKS, runEntryChecks } from "./ent
 import { KERNEL_HOST_STATE, eptPointerFor } from "./vmx-extension.js";
 
 const ROOT = 0x0004_2000;
-const ENV = { eptRoot: ROOT };
+/** Host-physical addresses of the Frames bound as I/O bitmap A, B and MSR bitmap (GuestFrameRole order). */
+const IO_A = 0x0005_0000, IO_B = 0x0005_1000, MSR_BM = 0x0005_3000;
+const ENV = { eptRoot: ROOT, frames: [{ paddr: IO_A }, { paddr: IO_B }, { paddr: MSR_BM }, null, null] };
 
 /** A VMCS that passes every check: the backend's controls, the kernel's host state, a real-mode guest. */
 function baseline(): VmcsView {
@@ -21,6 +23,7 @@ function baseline(): VmcsView {
   v.set(F.ExitControls, controlValue(c.exit, ExitCtl.SaveDebugControls | ExitCtl.SaveEfer));
   v.set(F.EntryControls, controlValue(c.entry, EntryCtl.LoadDebugControls | EntryCtl.LoadEfer));
   v.set(F.EptPointer, eptPointerFor(ROOT));
+  v.set(F.IoBitmapA, IO_A); v.set(F.IoBitmapB, IO_B); v.set(F.MsrBitmap, MSR_BM);
   for (const [enc, val] of KERNEL_HOST_STATE) v.set(enc, val);
   v.set(F.VmcsLinkPtr, 0xffffffff);
   v.set(F.VmcsLinkPtr | 1, 0xffffffff);
@@ -49,7 +52,11 @@ const v86Segments = (v: VmcsView): void => {
 const CASES: Record<string, (v: VmcsView) => void> = {
   // controls → VMfailValid 7
   "pin-controls-vs-caps": (v) => andNot(v, F.PinControls, Pin.ExtIntExiting),
-  "proc-controls-vs-caps": (v) => or(v, F.ProcControls, Proc.UseIoBitmaps),
+  "proc-controls-vs-caps": (v) => or(v, F.ProcControls, Proc.Cr8LoadExiting),
+  "io-bitmap-address": (v) => { or(v, F.ProcControls, Proc.UseIoBitmaps); v.set(F.IoBitmapB | 1, 1); },
+  "io-bitmap-is-bound-frame": (v) => { or(v, F.ProcControls, Proc.UseIoBitmaps); v.set(F.IoBitmapB, IO_A); },
+  "msr-bitmap-address": (v) => { or(v, F.ProcControls, Proc.UseMsrBitmaps); v.set(F.MsrBitmap | 1, 1); },
+  "msr-bitmap-is-bound-frame": (v) => { or(v, F.ProcControls, Proc.UseMsrBitmaps); v.set(F.MsrBitmap, MSR_BM + 0x1000); },
   "proc2-controls-vs-caps": (v) => or(v, F.Proc2Controls, Proc2.EnableVpid),
   "cr3-target-count": (v) => v.set(F.Cr3TargetCount, 5),
   "unrestricted-guest-needs-ept": (v) => v.set(F.Proc2Controls, Proc2.UnrestrictedGuest),
@@ -158,6 +165,13 @@ describe("VM-entry checks", () => {
     expect(runEntryChecks(v, SOFT_CAPS, ENV)?.kind).toBe("host");
     CASES["pin-controls-vs-caps"]!(v);
     expect(runEntryChecks(v, SOFT_CAPS, ENV)?.kind).toBe("control");
+  });
+
+  it("accept bound, aligned bitmap addresses with use I/O and MSR bitmaps set", () => {
+    const v = baseline();
+    or(v, F.ProcControls, Proc.UseIoBitmaps | Proc.UseMsrBitmaps);
+    expect(runEntryChecks(v, SOFT_CAPS, ENV)?.check.name).toBeUndefined();
+    expect(runEntryChecks(v, SOFT_CAPS, { eptRoot: ROOT })?.check.name).toBe("io-bitmap-is-bound-frame");
   });
 
   it("lifts the CR0.PE/PG fixed bits only for an unrestricted guest", () => {

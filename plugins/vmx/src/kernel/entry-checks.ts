@@ -6,11 +6,14 @@
 import {
   EntryCtl, F, IntrInfo, IntrType, Proc, Proc2, SEGMENT_FIELDS, VmxError, type VmcsView,
 } from "../vmcs-fields.js";
+import { GuestFrameRole } from "../../../../src/kernel/api.js";
 import type { CtlCap, VmxCaps } from "./caps.js";
 
 export interface EntryEnv {
   /** Host-physical address of the GuestPhysSpace the DCB was set up with. */
   readonly eptRoot: number;
+  /** Frames bound with dispatcherBindFrame, indexed by GuestFrameRole (GuestBinding.frames); absent: none. */
+  readonly frames?: readonly ({ readonly paddr: number } | null)[];
 }
 
 export interface EntryCheck {
@@ -60,6 +63,16 @@ const CODE_DATA_SEGS = [CS, SS, ...DATA_SEGS];
 /** Vectors that push an error code (SDM 6.3.1 table 6-1): #DF #TS #NP #SS #GP #PF #AC #CP. */
 const ERROR_CODE_VECTORS = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 17) | (1 << 21);
 
+/** hvkit: a bitmap address must name the Frame bound in `role` (GuestFrameRole; see GuestBinding.frames). */
+const notBoundFrame = (addr: number, env: EntryEnv, role: number): boolean => {
+  const f = env.frames?.[role];
+  return f === undefined || f === null || f.paddr >>> 0 !== addr >>> 0;
+};
+/** SDM 27.2.1.1: 4 KiB aligned, no bits beyond the physical-address width (32: IA32_VMX_BASIC[48]). */
+const bitmapAddrBad = (v: VmcsView, enc: number): boolean => (v.get(enc) & 0xfff) !== 0 || v.get(enc | 1) !== 0;
+const ioBitmaps = (v: VmcsView): boolean => (v.get(F.ProcControls) & Proc.UseIoBitmaps) !== 0;
+const msrBitmaps = (v: VmcsView): boolean => (v.get(F.ProcControls) & Proc.UseMsrBitmaps) !== 0;
+
 const eptp = (v: VmcsView): number => v.get(F.EptPointer);
 const eptOn = (v: VmcsView): boolean => (proc2Of(v) & Proc2.EnableEpt) !== 0;
 const intrInfo = (v: VmcsView): number => v.get(F.EntryIntrInfo);
@@ -72,10 +85,20 @@ const intrType = (v: VmcsView): number => (intrInfo(v) & IntrInfo.TypeMask) >>> 
 export const CONTROL_CHECKS: readonly EntryCheck[] = [
   { name: "pin-controls-vs-caps", rule: "SDM 27.2.1.1: reserved pin-based controls set as IA32_VMX_TRUE_PINBASED_CTLS allows",
     fails: (v, c) => ctlBad(v.get(F.PinControls), c.pin) },
-  { name: "proc-controls-vs-caps", rule: "SDM 27.2.1.1: reserved primary processor-based controls set as IA32_VMX_TRUE_PROCBASED_CTLS allows (use-I/O-bitmaps is not supported yet, so it is not allowed-1)",
+  { name: "proc-controls-vs-caps", rule: "SDM 27.2.1.1: reserved primary processor-based controls set as IA32_VMX_TRUE_PROCBASED_CTLS allows ",
     fails: (v, c) => ctlBad(v.get(F.ProcControls), c.proc) },
   { name: "proc2-controls-vs-caps", rule: "SDM 27.2.1.1: with activate secondary controls = 1, reserved secondary controls set as IA32_VMX_PROCBASED_CTLS2 allows",
     fails: (v, c) => ctlBad(proc2Of(v), c.proc2) },
+  { name: "io-bitmap-address", rule: "SDM 27.2.1.1: with use I/O bitmaps = 1, bits 11:0 of each I/O-bitmap address must be 0 and neither may set bits beyond the physical-address width",
+    fails: (v) => ioBitmaps(v) && (bitmapAddrBad(v, F.IoBitmapA) || bitmapAddrBad(v, F.IoBitmapB)) },
+  { name: "io-bitmap-is-bound-frame", rule: "hvkit: with use I/O bitmaps = 1, I/O-bitmap addresses A and B must name the Frames bound in roles VmxIoBitmapA/B (capability rule, no SDM equivalent)",
+    fails: (v, _c, env) => ioBitmaps(v)
+      && (notBoundFrame(v.get(F.IoBitmapA), env, GuestFrameRole.VmxIoBitmapA)
+        || notBoundFrame(v.get(F.IoBitmapB), env, GuestFrameRole.VmxIoBitmapB)) },
+  { name: "msr-bitmap-address", rule: "SDM 27.2.1.1: with use MSR bitmaps = 1, bits 11:0 of the MSR-bitmap address must be 0 and it may not set bits beyond the physical-address width",
+    fails: (v) => msrBitmaps(v) && bitmapAddrBad(v, F.MsrBitmap) },
+  { name: "msr-bitmap-is-bound-frame", rule: "hvkit: with use MSR bitmaps = 1, the MSR-bitmap address must name the Frame bound in role VmxMsrBitmap (capability rule, no SDM equivalent)",
+    fails: (v, _c, env) => msrBitmaps(v) && notBoundFrame(v.get(F.MsrBitmap), env, GuestFrameRole.VmxMsrBitmap) },
   { name: "cr3-target-count", rule: "SDM 27.2.1.1: the CR3-target count must not be greater than 4",
     fails: (v) => v.get(F.Cr3TargetCount) > 4 },
   { name: "unrestricted-guest-needs-ept", rule: "SDM 27.2.1.1: if unrestricted guest is 1, enable EPT must be 1",

@@ -2,11 +2,10 @@
 // VMX instructions' outcomes (SDM Vol. 3C 31.2-31.4), the VM-entry checks (27.2-27.3),
 // event injection (27.6), the world switch through the engine vCPU and exit
 // encoding (chapter 28, appendix C). Emulated: the fields and exits listed in
-// README.md. Not emulated: MSR-load/store areas, I/O and MSR bitmaps (every RDMSR/
-// WRMSR exits), TSC offsetting, CR3-target values, CR8 exiting, shadow VMCS,
-// IDT-vectoring information (always invalid), the VMX-preemption timer, SMM.
+// README.md. Not emulated: MSR-load/store areas, CR3-target values, CR8 exiting,
+// shadow VMCS, IDT-vectoring information (always invalid), the VMX-preemption timer, SMM.
 import {
-  SysErr, type DispatcherObject, type ExtensionContext, type GuestBinding, type SysRet,
+  GuestFrameRole, SysErr, type DispatcherObject, type ExtensionContext, type GuestBinding, type SysRet,
   type VmControlObject, type VmxExtension as VmxExtensionApi, type VmxonRegion,
 } from "../../../../src/kernel/api.js";
 import {
@@ -35,7 +34,30 @@ class GuestState {
   /** Reused for every entry/exit: no allocation on the world-switch path. */
   readonly state: X86State = blankState();
   readonly env: EntryEnv;
-  constructor(eptRoot: number) { this.env = { eptRoot }; }
+  /**
+   * The core's I/O bitmap is one bit per port over 65536 bits: bitmap A followed by B
+   * (SDM 25.6.4). When the two bound frames are adjacent in one buffer this is a view
+   * on them (`ioView`, rebuilt only when the bound frames change); else they are copied
+   * into `ioCopy` at each entry.
+   */
+  readonly ioCopy = new Uint8Array(8192);
+  ioA: Uint8Array | null = null;
+  ioB: Uint8Array | null = null;
+  ioView: Uint8Array | null = null;
+  constructor(eptRoot: number, frames: GuestBinding["frames"]) { this.env = { eptRoot, frames }; }
+
+  /** The 8 KiB bitmap for the core, from the bound frames (the entry checks made sure both are bound). */
+  ioBitmap(a: Uint8Array, b: Uint8Array): Uint8Array {
+    if (a !== this.ioA || b !== this.ioB) {
+      this.ioA = a; this.ioB = b;
+      this.ioView = a.buffer === b.buffer && b.byteOffset === a.byteOffset + 4096 && a.byteLength >= 4096
+        ? new Uint8Array(a.buffer, a.byteOffset, 8192) : null;
+    }
+    if (this.ioView !== null) return this.ioView;
+    this.ioCopy.set(a.subarray(0, 4096), 0);
+    this.ioCopy.set(b.subarray(0, 4096), 4096);
+    return this.ioCopy;
+  }
 }
 
 const seg = (): SegmentReg => ({ selector: 0, base: 0, limit: 0, attrib: 0 });
@@ -182,7 +204,7 @@ export class VmxExtension implements VmxExtensionApi {
     for (const [enc, value] of KERNEL_HOST_STATE) st.view.set(enc, value);
     st.hostOwned = true;
     st.view.set(F.EptPointer, eptPointerFor(guest.gpspace.paddr));
-    guest.ext = new GuestState(guest.gpspace.paddr);
+    guest.ext = new GuestState(guest.gpspace.paddr, guest.frames);
     return SysErr.Ok;
   }
 
@@ -287,10 +309,22 @@ export class VmxExtension implements VmxExtensionApi {
     const ic = vcpu.intercepts;
     ic.hlt = (proc & Proc.HltExiting) !== 0;
     ic.cpuid = true; // CPUID exits unconditionally in VMX non-root operation (SDM 26.1.2)
-    ic.ioAll = (proc & Proc.UncondIoExiting) !== 0;
-    ic.ioBitmap = null; // use-I/O-bitmaps is not allowed-1 (entry checks)
+    // SDM 26.1.3: with use I/O bitmaps = 1, unconditional I/O exiting is ignored.
+    if ((proc & Proc.UseIoBitmaps) !== 0) {
+      ic.ioAll = false;
+      ic.ioBitmap = gs.ioBitmap(guest.frames[GuestFrameRole.VmxIoBitmapA]!.bytes, guest.frames[GuestFrameRole.VmxIoBitmapB]!.bytes);
+    } else {
+      ic.ioAll = (proc & Proc.UncondIoExiting) !== 0;
+      ic.ioBitmap = null;
+    }
     ic.softIntBitmap = null;
     programInsnIntercepts(v, proc, ic);
+    // SDM 25.6.9: the entry checks made sure the MSR-bitmap frame is bound.
+    ic.msrBitmap = (proc & Proc.UseMsrBitmaps) !== 0 ? guest.frames[GuestFrameRole.VmxMsrBitmap]!.bytes : null;
+    // SDM 26.3: RDTSC and RDMSR IA32_TSC return TSC + offset (a signed 64-bit field; a
+    // double is exact up to 2^53, far beyond the instruction-count TSC).
+    vcpu.tscOffset = (proc & Proc.TscOffsetting) !== 0
+      ? (v.get(F.TscOffset | 1) | 0) * 4294967296 + (v.get(F.TscOffset) >>> 0) : 0;
     // SDM 27.6.1: an injected event is delivered without consulting the exception bitmap.
     ic.exceptionBitmap = 0;
 
@@ -413,7 +447,7 @@ export class VmxExtension implements VmxExtensionApi {
       }
       case CpuExitReason.TripleFault:
         basic = ExitReason.TripleFault; break;
-      case CpuExitReason.Msr: // SDM 26.1.3: without "use MSR bitmaps" every RDMSR/WRMSR exits
+      case CpuExitReason.Msr: // SDM 26.1.3: every RDMSR/WRMSR, or those the MSR bitmap selects
         basic = e.msrWrite ? ExitReason.Wrmsr : ExitReason.Rdmsr; len = e.instrLen; break;
       case CpuExitReason.CrAccess:
         // SDM 28.2.1 table 28-3: CR number 3:0, access type 5:4, LMSW operand type 6,
@@ -467,7 +501,7 @@ export class VmxExtension implements VmxExtensionApi {
 /**
  * The core's instruction and CR intercepts from the VM-execution controls (SDM 26.1.2,
  * 26.1.3). Unconditional in VMX non-root operation: INVD, VMCALL and the VMX
- * instructions; RDMSR/WRMSR too, since "use MSR bitmaps" is not allowed-1. CR3 loads
+ * instructions; RDMSR/WRMSR too, unless "use MSR bitmaps" narrows them (enter()). CR3 loads
  * exit with CR3-load exiting: the CR3-target count is 0 (IA32_VMX_MISC[24:16] = 0).
  */
 function programInsnIntercepts(v: VmcsView, proc: number, ic: InterceptControlsLike): void {
