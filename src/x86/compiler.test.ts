@@ -5,30 +5,9 @@ import { blockSource, endsBlock } from "./compiler.js";
 import { FlatMemory } from "./memory.js";
 import { realModeState, resetState } from "./state.js";
 import { CpuExitReason } from "./types.js";
-import type { IoPorts, PhysMemory, X86State } from "./types.js";
+import type { IoPorts, X86State } from "./types.js";
+import { NO_IO, NoWindow, rng } from "./testing.js";
 
-const NO_IO: IoPorts = { in: () => 0xffffffff, out: () => {} };
-
-/** The same bytes without PhysMemory.ram: the plain interpreter, no decode cache, no blocks. */
-class NoWindow implements PhysMemory {
-  constructor(readonly m: FlatMemory) {}
-  read8(pa: number): number { return this.m.read8(pa); }
-  read16(pa: number): number { return this.m.read16(pa); }
-  read32(pa: number): number { return this.m.read32(pa); }
-  write8(pa: number, v: number): void { this.m.write8(pa, v); }
-  write16(pa: number, v: number): void { this.m.write16(pa, v); }
-  write32(pa: number, v: number): void { this.m.write32(pa, v); }
-}
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x;
-  };
-}
 
 /** Opcodes the decoder (and so the compiler) handles. */
 const DECODED = [
