@@ -7,6 +7,9 @@ import type { IoPorts } from "../src/x86/index.js";
 import { PioBus } from "../src/monitor/bus.js";
 import { ConsoleRecorder, VmConsole } from "../src/monitor/console.js";
 import { createMachine } from "../src/monitor/machine.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const NO_IO: IoPorts = { in: () => 0xffffffff, out: () => {} };
 
@@ -87,5 +90,50 @@ async function benchHello(): Promise<void> {
   await m.dispose();
 }
 
+/**
+ * The exit path through every layer: a boot sector doing `out 0xe9, al` in a loop of
+ * 0xFFFF iterations, `loops` times, then `cli; hlt`. Each OUT is one io exit: world switch,
+ * exit decoding in the backend, bus dispatch to the debug port, completion at the next run.
+ */
+async function benchExits(backend: string, loops: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "hvkit-bench-"));
+  try {
+    const img = new Uint8Array(1474560);
+    img.set([
+      0xfa,                   // cli
+      0xbb, loops, 0x00,      // mov bx, loops
+      0xb9, 0xff, 0xff,       // outer: mov cx, 0xffff
+      0xe6, 0xe9,             // inner: out 0xe9, al
+      0xe2, 0xfc,             // loop inner
+      0x4b,                   // dec bx
+      0x75, 0xf6,             // jnz outer
+      0xf4,                   // hlt (IF = 0: the run stops "halted")
+    ], 0);
+    img[510] = 0x55; img[511] = 0xaa;
+    writeFileSync(join(dir, "exits.img"), img);
+    // debugcon output goes nowhere: the console has no sink here, and devices-lpc's
+    // debug port is the device the exits reach.
+    writeFileSync(join(dir, "exits.yaml"), [
+      `backend: ${backend}`, "memory: 2M", "plugins:", "  - use: realmode",
+      "    options: { mode: native, disks: [{ drive: 0, file: exits.img }] }", "  - use: devices-lpc", "",
+    ].join("\n"));
+    const m = await createMachine(join(dir, "exits.yaml"), { console: new VmConsole() });
+    const t0 = performance.now();
+    const r = await m.run({ timeoutMs: 120_000 });
+    const s = (performance.now() - t0) / 1000;
+    const st = m.stats();
+    const io = st.exits["io"] ?? 0;
+    const sys = st.syscalls?.["io"] ?? 0;
+    console.log(`exits (${backend}): ${r.reason}; ${io} io exits in ${s.toFixed(2)} s = ${(io / s / 1000).toFixed(1)} k exits/s`
+      + (io > 0 ? `, ${(sys / io).toFixed(1)} syscalls/exit` : ""));
+    await m.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 benchBus(20_000_000);
 await benchHello().catch((e: unknown) => console.log(`hello: not run: ${(e as Error).message}`));
+for (const b of ["vmx", "svm"]) {
+  await benchExits(b, 4).catch((e: unknown) => console.log(`exits (${b}): not run: ${(e as Error).message}`));
+}
