@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { AccessSize } from "../../x86/types.js";
+import { Gpr, type AccessSize } from "../../x86/types.js";
+import type { IoExit } from "../api.js";
+import { PioBus } from "../bus.js";
 import { FrameGuestMemory } from "../guest-memory.js";
-import { IoAssist, IO_ASSIST_MAX_ELEMENTS, newStringIo, type StringIo } from "./io-assist.js";
+import { IoAssist, IO_ASSIST_MAX_ELEMENTS, busPortAccess, newStringIo, stringIoUnsupported, type StringIo } from "./io-assist.js";
 
 interface Access { port: number; size: AccessSize; isIn: boolean; value: number }
 
@@ -224,5 +226,31 @@ describe("IoAssist REP counts", () => {
 
   it("rejects a maxElements that is not a positive integer", () => {
     expect(() => new IoAssist(0)).toThrow(RangeError);
+  });
+});
+
+describe("IoAssist on the guest's registers", () => {
+  it("takes SI/DI/CX from the guestControl words, writes them back and fills the one io exit", () => {
+    const mem = new FrameGuestMemory(new Uint8Array(0x1000));
+    mem.writeBytes(0x100, new Uint8Array([0x68, 0x69])); // "hi" at DS:SI
+    const seen: number[] = [];
+    const bus = new PioBus();
+    bus.insert({ space: "pio", base: 0xe9, length: 1 }, { name: "sink", read: () => 0xff, write: (_o, _s, v) => { seen.push(v); } });
+    const regs = new Uint32Array(16);
+    regs[Gpr.Esi] = 0xabcd_0100; regs[Gpr.Ecx] = 0xabcd_0002; // 16-bit REP: the upper halves stay
+    const exit: IoExit = { kind: "io", port: 0, size: 4, in: true, data: 7, count: 0 };
+    const o = op({ in: false, size: 1, rep: true, port: 0xe9, addrSize: 2, srcBase: 0 });
+    new IoAssist().runOnGuest(o, mem, busPortAccess(bus), regs, exit);
+    expect(seen).toEqual([0x68, 0x69]);
+    expect([regs[Gpr.Esi], regs[Gpr.Ecx]]).toEqual([0xabcd_0102, 0xabcd_0000]);
+    expect(exit).toEqual({ kind: "io", port: 0xe9, size: 1, in: false, data: 0, count: 2 });
+    expect(o.done).toBe(true);
+  });
+
+  it("names why a backend cannot assist: no bus or memory, or paging on", () => {
+    expect(stringIoUnsupported(true, true, 0x11)).toBeUndefined();
+    expect(stringIoUnsupported(false, true, 0)).toMatch(/needs Tokens.PioBus and Tokens.GuestMemory/);
+    expect(stringIoUnsupported(true, false, 0)).toMatch(/needs Tokens.PioBus and Tokens.GuestMemory/);
+    expect(stringIoUnsupported(true, true, 0x8000_0011)).toMatch(/paging enabled/);
   });
 });

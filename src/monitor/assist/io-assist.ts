@@ -14,8 +14,8 @@
 // Not emulated: segment-limit and access-rights checks (#GP/#SS), paging (the linear
 // address is used as the guest-physical one: callers run the assist only without paging),
 // I/O-permission checks (done by the CPU before the exit), 64-bit address size.
-import type { AccessSize } from "../../x86/types.js";
-import type { GuestMemory } from "../api.js";
+import { Gpr, type AccessSize } from "../../x86/types.js";
+import type { Bus, GuestMemory, IoExit } from "../api.js";
 
 /** Calls the port once per element: IN returns the value read, OUT gets `value` (return ignored). */
 export type PortAccess = (port: number, size: AccessSize, isIn: boolean, value: number) => number;
@@ -52,6 +52,23 @@ export interface StringIo {
   done: boolean;
 }
 
+/** IN reads the bus, OUT writes it: the PortAccess a backend gives the assist. */
+export function busPortAccess(bus: Bus): PortAccess {
+  return (port, size, isIn, value) => {
+    if (isIn) return bus.read(port, size);
+    bus.write(port, size, value);
+    return 0;
+  };
+}
+
+/** Why a backend cannot assist a string I/O exit, or undefined when it can. */
+export function stringIoUnsupported(hasBus: boolean, hasMemory: boolean, cr0: number): string | undefined {
+  if (!hasBus || !hasMemory) return "string I/O (INS/OUTS) needs Tokens.PioBus and Tokens.GuestMemory in the backend's container";
+  // The assist uses linear = guest-physical addresses, true only without paging.
+  if ((cr0 & 0x8000_0000) !== 0) return "string I/O (INS/OUTS) with paging enabled is not supported (the I/O assist does not walk guest page tables)";
+  return undefined;
+}
+
 /** A fresh StringIo, for a backend to keep and reuse. */
 export function newStringIo(): StringIo {
   return {
@@ -71,6 +88,18 @@ export class IoAssist {
     }
     this.maxElements = maxElements;
     this.buf = new Uint8Array(maxElements * 4);
+  }
+
+  /**
+   * `run` on the guest's own registers: SI/DI/CX come from and go back to `regs` (the
+   * guestControl words, Gpr order), and `exit` becomes the one io exit reporting the transfer.
+   */
+  runOnGuest(op: StringIo, memory: GuestMemory, port: PortAccess, regs: Uint32Array, exit: IoExit): void {
+    op.esi = regs[Gpr.Esi]!; op.edi = regs[Gpr.Edi]!; op.ecx = regs[Gpr.Ecx]!;
+    this.run(op, memory, port);
+    regs[Gpr.Esi] = op.esi; regs[Gpr.Edi] = op.edi; regs[Gpr.Ecx] = op.ecx;
+    exit.port = op.port; exit.size = op.size; exit.in = op.in; exit.count = op.count;
+    exit.data = 0;
   }
 
   /** Moves the elements of `op` (at most maxElements) and updates its registers; returns op.count. */

@@ -14,6 +14,8 @@ import {
   StateParts,
   Tokens,
   newStringIo,
+  busPortAccess,
+  stringIoUnsupported,
   type Bus,
   type GuestMemory,
   type PortAccess,
@@ -44,7 +46,7 @@ export class SvmBackendError extends Error {
 }
 
 const EFLAGS_IF = 1 << 9, EFLAGS_DF = 1 << 10, EFLAGS_VM = 1 << 17;
-const CR0_PE = 1, CR0_PG = 0x8000_0000;
+const CR0_PE = 1;
 /** VMCB segment records in x86 Sreg order (ES, CS, SS, DS, FS, GS), as EXITINFO1.SEG numbers them. */
 const SREG_FIELDS = [F.ES, F.CS, F.SS, F.DS, F.FS, F.GS] as const;
 /** Exceptions that push an error code in protected mode (APM 8.2); none do in real mode. */
@@ -123,22 +125,17 @@ export class SvmBackend implements VcpuBackend {
   private readonly stringIoExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0, count: 0 };
   private readonly stringIo: StringIo = newStringIo();
   private readonly ioAssist = new IoAssist();
-  private readonly portAccess: PortAccess;
+  private readonly portAccess: PortAccess | null;
   private readonly scratchTable = { base: 0, limit: 0 };
 
   constructor(
     @inject(Tokens.Syscalls) private readonly sys: Syscalls,
     @inject(Tokens.MachineCaps) private readonly caps: MachineCaps,
     // Optional so a bare backend (tests, tools) still builds; string I/O needs both.
-    @inject(Tokens.PioBus, { isOptional: true }) private readonly pio?: Bus,
+    @inject(Tokens.PioBus, { isOptional: true }) pio?: Bus,
     @inject(Tokens.GuestMemory, { isOptional: true }) private readonly memory?: GuestMemory,
   ) {
-    this.portAccess = (port, size, isIn, value) => {
-      const bus = this.pio!;
-      if (isIn) return bus.read(port, size);
-      bus.write(port, size, value);
-      return 0;
-    };
+    this.portAccess = pio === undefined ? null : busPortAccess(pio);
     this.regs = caps.guestRegs;
     this.check(sys.ramRetype(caps.ram, ObjType.VmControl, VMCB_BYTES, "vmcb"), "ramRetype(VmControl vmcb)");
     this.vmcbCap = sys.ret.cap;
@@ -305,15 +302,10 @@ export class SvmBackend implements VcpuBackend {
    * re-executes the instruction and exits again (interruptible REP).
    */
   private stringIoExitFor(code: number, info: number): VmExit {
-    const pio = this.pio, memory = this.memory, v = this.vmcb;
-    if (pio === undefined || memory === undefined) {
-      return this.unhandled(code, "string I/O (INS/OUTS) needs Tokens.PioBus and Tokens.GuestMemory in the backend's container");
-    }
-    // The assist uses linear = guest-physical addresses, true only without paging.
-    if ((v.read(F.CR0) & CR0_PG) !== 0) {
-      return this.unhandled(code, "string I/O (INS/OUTS) with paging enabled is not supported (the I/O assist does not walk guest page tables)");
-    }
-    const regs = this.regs, op = this.stringIo, t = this.scratchTable;
+    const port = this.portAccess, memory = this.memory, v = this.vmcb;
+    const why = stringIoUnsupported(port !== null, memory !== undefined, v.read(F.CR0));
+    if (why !== undefined) return this.unhandled(code, why);
+    const op = this.stringIo, t = this.scratchTable;
     op.size = info & IoioInfo.SZ8 ? 1 : info & IoioInfo.SZ16 ? 2 : 4;
     op.in = (info & IoioInfo.TYPE_IN) !== 0;
     op.rep = (info & IoioInfo.REP) !== 0;
@@ -325,12 +317,8 @@ export class SvmBackend implements VcpuBackend {
     if (op.in) op.srcBase = t.base;
     else { v.readTable(SREG_FIELDS[seg < 6 ? seg : 3]!, t); op.srcBase = t.base; }
     op.df = (v.read(F.RFLAGS) & EFLAGS_DF) !== 0;
-    op.esi = regs[Gpr.Esi]!; op.edi = regs[Gpr.Edi]!; op.ecx = regs[Gpr.Ecx]!;
-    this.ioAssist.run(op, memory, this.portAccess);
-    regs[Gpr.Esi] = op.esi; regs[Gpr.Edi] = op.edi; regs[Gpr.Ecx] = op.ecx;
     const e = this.stringIoExit;
-    e.port = op.port; e.size = op.size; e.in = op.in; e.count = op.count;
-    e.data = 0;
+    this.ioAssist.runOnGuest(op, memory!, port!, this.regs, e);
     if (op.done) {
       this.completion = Completion.IoOut; // only RIP moves
       this.completionRip = v.read(F.EXITINFO2); // APM 15.10.2: the next rIP

@@ -11,7 +11,7 @@ import {
   GuestControlWord, ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls,
 } from "../../../../src/kernel/api.js";
 import {
-  IoAssist, StateParts, Tokens, newStringIo, type Bus, type CpuidExit, type GuestMemory, type PortAccess, type StringIo, type EntryFailureExit, type ExceptionExit, type HltExit,
+  IoAssist, StateParts, Tokens, busPortAccess, newStringIo, stringIoUnsupported, type Bus, type CpuidExit, type GuestMemory, type PortAccess, type StringIo, type EntryFailureExit, type ExceptionExit, type HltExit,
   type InterruptWindowExit, type IoExit, type MachineCaps, type PreemptExit, type ShutdownExit,
   type MsrExit, type UnhandledExit, type VcpuBackend, type VcpuEvent, type VmExit,
 } from "../../../../src/monitor/api.js";
@@ -46,7 +46,7 @@ const UNEMULATED_EXITS: Readonly<Record<number, string>> = {
   [ExitReason.Vmxon]: "VMXON", [ExitReason.CrAccess]: "control-register access", [ExitReason.MovDr]: "MOV DR",
   [ExitReason.Pause]: "PAUSE", [ExitReason.Invept]: "INVEPT", [ExitReason.Invvpid]: "INVVPID", [ExitReason.Wbinvd]: "WBINVD",
 };
-const CR0_PG = 0x8000_0000, EFLAGS_DF = 1 << 10;
+const EFLAGS_DF = 1 << 10;
 const IO_MASK = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 /** Index of CR2 in the guestControl frame when the kernel maps more than the 8 GPRs. */
 const GUEST_CONTROL_CR2 = 8;
@@ -91,21 +91,16 @@ export class VmxBackend implements VcpuBackend {
   private readonly msrExit: MsrExit = { kind: "msr", write: false, index: 0, lo: 0, hi: 0 };
   private readonly stringIo: StringIo = newStringIo();
   private readonly ioAssist = new IoAssist();
-  private readonly portAccess: PortAccess;
+  private readonly portAccess: PortAccess | null;
 
   constructor(
     @inject(Tokens.Syscalls) private readonly sys: Syscalls,
     @inject(Tokens.MachineCaps) machine: MachineCaps,
     // Optional so a bare backend (tests, tools) still builds; string I/O needs both.
-    @inject(Tokens.PioBus, { isOptional: true }) private readonly pio?: Bus,
+    @inject(Tokens.PioBus, { isOptional: true }) pio?: Bus,
     @inject(Tokens.GuestMemory, { isOptional: true }) private readonly memory?: GuestMemory,
   ) {
-    this.portAccess = (port, size, isIn, value) => {
-      const bus = this.pio!;
-      if (isIn) return bus.read(port, size);
-      bus.write(port, size, value);
-      return 0;
-    };
+    this.portAccess = pio === undefined ? null : busPortAccess(pio);
     this.dcb = machine.dispatcher;
     this.regs = machine.guestRegs;
     this.caps = capsFromMsrs((msr) => (sys.rdmsrCap(msr) === SysErr.Ok
@@ -305,16 +300,11 @@ export class VmxBackend implements VcpuBackend {
    * the guest re-executes the instruction and exits again (interruptible REP).
    */
   private stringIoExitFor(reason: number, q: number): VmExit {
-    const pio = this.pio, memory = this.memory;
-    if (pio === undefined || memory === undefined) {
-      return this.unhandled(reason, "string I/O (INS/OUTS) needs Tokens.PioBus and Tokens.GuestMemory in the backend's container");
-    }
-    // The assist uses linear = guest-physical addresses, true only without paging.
-    if ((this.read(F.GuestCr0) & CR0_PG) !== 0) {
-      return this.unhandled(reason, "string I/O (INS/OUTS) with paging enabled is not supported (the I/O assist does not walk guest page tables)");
-    }
+    const port = this.portAccess, memory = this.memory;
+    const why = stringIoUnsupported(port !== null, memory !== undefined, this.read(F.GuestCr0));
+    if (why !== undefined) return this.unhandled(reason, why);
     const info = this.read(F.ExitInstrInfo);
-    const regs = this.regs, op = this.stringIo;
+    const op = this.stringIo;
     op.size = ((q & 7) + 1) as IoExit["size"];
     op.in = (q & (1 << 3)) !== 0;
     op.rep = (q & (1 << 5)) !== 0;
@@ -325,12 +315,8 @@ export class VmxBackend implements VcpuBackend {
     op.esBase = this.read(F.GuestEsBase);
     op.srcBase = op.in ? op.esBase : this.read(SEGMENT_FIELDS[seg < 6 ? seg : 3]!.base);
     op.df = (this.read(F.GuestRflags) & EFLAGS_DF) !== 0;
-    op.esi = regs[Gpr.Esi]!; op.edi = regs[Gpr.Edi]!; op.ecx = regs[Gpr.Ecx]!;
-    this.ioAssist.run(op, memory, this.portAccess);
-    regs[Gpr.Esi] = op.esi; regs[Gpr.Edi] = op.edi; regs[Gpr.Ecx] = op.ecx;
     const e = this.stringIoExit;
-    e.port = op.port; e.size = op.size; e.in = op.in; e.count = op.count;
-    e.data = 0;
+    this.ioAssist.runOnGuest(op, memory!, port!, this.regs, e);
     if (op.done) {
       this.completion = Completion.Advance;
       this.completionLen = this.read(F.ExitInstrLen);
