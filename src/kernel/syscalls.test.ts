@@ -25,6 +25,7 @@ class RecordingEngine implements Engine {
     const intercepts: InterceptControls = {
       hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0, msr: false, msrBitmap: null,
       insn: 0, cr0Mask: 0, cr0Shadow: 0, cr4Mask: 0, cr4Shadow: 0, cr3LoadExit: false, cr3StoreExit: false,
+      taskSwitchExit: false, crReadExit: 0, crWriteExit: 0, cr0SelectiveExit: false, descExitMask: 0,
     };
     const exit = { reason: CpuExitReason.None } as CpuExit;
     return {

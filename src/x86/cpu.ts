@@ -19,9 +19,10 @@
 // compiled block survives a cache flush only while its bytes are unchanged.
 // Arithmetic flags are lazy: the last ALU operation's operands are kept and CF,
 // PF, AF, ZF, SF, OF are computed only when read.
-import { Activity, CpuExitReason, CrAccessType, EventType, InsnIntercept, Interruptibility, SoftIntKind, VmxInsn } from "./types.js";
+import { Activity, CpuExitReason, CrAccessType, DescInsn, EventType, InsnIntercept, Interruptibility, SoftIntKind, TaskSwitchSource, VmxInsn } from "./types.js";
 import type { AccessSize, Cpu, CpuExit, InterceptControls, IoPorts, PhysMemory, SegmentReg, X86State } from "./types.js";
 import { DecodedInsn, Kind, NO_REG, decodeInsn } from "./decoder.js";
+import { MEM_ABORT } from "./memory.js";
 import { CompiledBlock, HOT_THRESHOLD, MAX_BYTES, MAX_INSNS, compileBlock, endsBlock } from "./compiler.js";
 
 // EFLAGS bits (SDM Vol. 1 3.4.3)
@@ -33,6 +34,8 @@ const ARITH = CF | PF | AF | ZF | SF | OF;
 const ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5;
 
 // Exception vectors (SDM table 6-1).
+/** STI and MOV SS blocking last one instruction; NMI (and SMI) blocking lasts until IRET (SDM 6.7.1). */
+const SHADOW_BITS = Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs;
 const DE = 0, DB = 1, BP = 3, OFV = 4, BR = 5, UD = 6, NM = 7, DF_V = 8, SSV = 12, GP = 13;
 
 const LZ_ADD = 1, LZ_SUB = 2, LZ_LOGIC = 3;
@@ -41,11 +44,14 @@ const LZ_ADD = 1, LZ_SUB = 2, LZ_LOGIC = 3;
 const CR0_PE = 0x1, CR0_TS = 0x8, CR0_ET = 0x10, CR0_NW = 0x20000000, CR0_CD = 0x40000000, CR0_PG = 0x80000000;
 /** PE MP EM TS ET NE WP AM NW CD PG: the CR0 bits a MOV can set; the rest read as 0. */
 const CR0_DEFINED = 0xe005003f;
-const CR4_DE = 0x8;
+/** The selective CR0 write intercept ignores TS and MP (APM 15.9.1). */
+const CR0_SELECTIVE_IGNORED = 0xa;
+const CR4_DE = 0x8, CR4_OSXSAVE = 0x40000;
 /** CR4 bits of a P6-class core (VME .. OSXMMEXCPT); setting any other is #GP(0). */
 const CR4_DEFINED = 0x7ff;
 
 // MSRs of the core's own minimal set (SDM Vol. 4, table 2-2).
+const MSR_TSC_AUX = 0xc0000103;
 const MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176;
 /** IA32_APIC_BASE after reset: base FEE00000h, global enable (bit 11), BSP (bit 8). */
 const APIC_BASE_RESET = 0xfee00900;
@@ -77,6 +83,13 @@ const CODE_BLOCK = 1 << CODE_SHIFT;
 /** Returned for addresses the cache does not hold (outside the RAM window): the interpreter runs them. */
 const EXEC_INSN = new DecodedInsn();
 
+/** Exception classes of SDM 6.15 table 6-4/6-5 (#DF is its own: a fault delivering it shuts down). */
+const BENIGN = 0, CONTRIBUTORY = 1, PAGE_FAULT = 2, DOUBLE = 3;
+function faultClass(vector: number): number {
+  if (vector === 0 || (vector >= 10 && vector <= 13)) return CONTRIBUTORY;
+  return vector === 14 ? PAGE_FAULT : vector === 8 ? DOUBLE : BENIGN;
+}
+
 function trunc(size: number, v: number): number {
   return size === 4 ? v >>> 0 : v & MASK[size];
 }
@@ -105,7 +118,10 @@ function newExit(): CpuExit {
     msrIndex: 0, msrWrite: false,
     insn: 0, linear: 0, drNumber: 0, drRead: false, drGpr: 0, vmxInsn: VmxInsn.Vmclear, svmInsn: 0,
     insnMem: false, insnReg: 0, insnRm: 0, insnAddrSize: 2, insnSeg: DS, insnOffset: 0,
-    crNumber: 0, crAccessType: CrAccessType.MovToCr, crGpr: 0, lmswSource: 0, lmswMem: false,
+    crNumber: 0, crAccessType: CrAccessType.MovToCr, crGpr: 0, lmswSource: 0, lmswMem: false, crSelective: false,
+    descInsn: DescInsn.Sgdt, tsSelector: 0, tsSource: TaskSwitchSource.Call, tsHasErrorCode: false, tsErrorCode: 0,
+    memGpa: 0, memWrite: false, memFetch: false, memWalk: false, memLinear: 0, memLinearValid: false,
+    vectoringValid: false, vectoringType: EventType.ExtInt, vectoringVector: 0, vectoringErrorCode: 0, vectoringHasErrorCode: false,
   };
 }
 
@@ -127,6 +143,7 @@ export class X86Cpu implements Cpu {
   readonly intercepts: InterceptControls = {
     hlt: false, cpuid: false, ioAll: false, ioBitmap: null, softIntBitmap: null, exceptionBitmap: 0, msr: false, msrBitmap: null,
     insn: 0, cr0Mask: 0, cr0Shadow: 0, cr4Mask: 0, cr4Shadow: 0, cr3LoadExit: false, cr3StoreExit: false,
+    taskSwitchExit: false, crReadExit: 0, crWriteExit: 0, cr0SelectiveExit: false, descExitMask: 0,
   };
   readonly exit: CpuExit = newExit();
   /** A20 gate: AND-ed into every linear address. 0xFFEFFFFF wraps at 1 MiB like an 8086. */
@@ -147,6 +164,10 @@ export class X86Cpu implements Cpu {
   /** DR0-DR3 and DR6 (not in X86State); breakpoints are stored, never armed. */
   private readonly drAddr = new Uint32Array(4);
   private dr6 = 0xffff0ff0;
+  /** IA32_TSC_AUX (C000_0103h), read by RDTSCP. */
+  tscAux = 0;
+  /** RDTSCP executes (else #UD); the VMX engine mirrors "enable RDTSCP" here. */
+  rdtscpEnabled = true;
   /** SYSENTER_CS/ESP/EIP MSRs (174h-176h), stored only. */
   private readonly sysenter = new Uint32Array(3);
   /**
@@ -403,19 +424,19 @@ export class X86Cpu implements Cpu {
   private rd8(seg: number, off: number): number {
     if (off > this.segLimit[seg]) this.segFault(seg);
     const pa = this.lin(seg, off);
-    return pa < this.ramLen ? this.ram[pa] : this.mem.read8(pa);
+    return pa < this.ramLen ? this.ram[pa] : this.slowRead(1, pa);
   }
   private rd16(seg: number, off: number): number {
     if (off >= this.segLimit[seg]) this.segFault(seg);
     const pa = this.lin(seg, off);
     if (pa + 1 < this.ramLen) { const m = this.ram; return m[pa] | (m[pa + 1] << 8); }
-    return this.mem.read16(pa);
+    return this.slowRead(2, pa);
   }
   private rd32(seg: number, off: number): number {
     if (off + 3 > this.segLimit[seg]) this.segFault(seg);
     const pa = this.lin(seg, off);
     if (pa + 3 < this.ramLen) { const m = this.ram; return (m[pa] | (m[pa + 1] << 8) | (m[pa + 2] << 16) | (m[pa + 3] << 24)) >>> 0; }
-    return this.mem.read32(pa) >>> 0;
+    return this.slowRead(4, pa);
   }
   private wr8(seg: number, off: number, v: number): void {
     if (off > this.segLimit[seg]) this.segFault(seg);
@@ -447,8 +468,23 @@ export class X86Cpu implements Cpu {
    * cache is dropped (MMIO reads must not write RAM; PhysMemory.ram).
    */
   private slowWrite(pa: number, size: number, v: number): void {
+    this.noteAccess(pa, true, false);
     if (size === 1) this.mem.write8(pa, v); else if (size === 2) this.mem.write16(pa, v); else this.mem.write32(pa, v);
     this.flushCodeCache();
+  }
+  /** A read outside the RAM window, through the provider (which may throw MEM_ABORT). */
+  private slowRead(size: number, pa: number): number {
+    this.noteAccess(pa, false, false);
+    return size === 1 ? this.mem.read8(pa) : size === 2 ? this.mem.read16(pa) : this.mem.read32(pa) >>> 0;
+  }
+  /**
+   * Record the physical access about to leave the RAM window, for a MemAbort exit
+   * (CpuExit.mem*). Without paging the linear address is the physical one (A20 aside).
+   */
+  private noteAccess(pa: number, write: boolean, fetch: boolean): void {
+    const e = this.exit;
+    e.memGpa = pa; e.memWrite = write; e.memFetch = fetch; e.memWalk = false;
+    e.memLinear = pa; e.memLinearValid = true;
   }
   private rd(size: number, seg: number, off: number): number {
     return size === 1 ? this.rd8(seg, off) : size === 2 ? this.rd16(seg, off) : this.rd32(seg, off);
@@ -465,7 +501,10 @@ export class X86Cpu implements Cpu {
     if (++this.ilen > 15) this.faultCode(GP, 0); // SDM 2.3.11: 15-byte limit
     this.eip = ip + 1;
     const pa = this.lin(CS, ip);
-    return pa < this.ramLen ? this.ram[pa] : this.mem.read8(pa);
+    if (pa < this.ramLen) return this.ram[pa];
+    this.noteAccess(pa, false, true);
+    const m = this.mem;
+    return m.fetch8 !== undefined ? m.fetch8(pa) : m.read8(pa);
   }
   private fetch16(): number { const lo = this.fetch8(); return lo | (this.fetch8() << 8); }
   private fetch32(): number { const lo = this.fetch16(); return (lo | (this.fetch16() << 16)) >>> 0; }
@@ -790,7 +829,7 @@ export class X86Cpu implements Cpu {
     this.eip = this.startEip;
     // The instruction did not execute, so an STI / MOV SS shadow over it still holds
     // (SDM 6.8.3): `sti; out` exiting at the OUT must report blocking by STI.
-    this.interruptibility = this.shadow;
+    this.interruptibility = (this.interruptibility & ~SHADOW_BITS) | this.shadow;
     this.stop = reason;
   }
 
@@ -834,8 +873,71 @@ export class X86Cpu implements Cpu {
   /** Stop with CrAccess (SDM 26.1.3); the caller has decided that the access exits. */
   private crExit(cr: number, type: CrAccessType, gpr: number): void {
     const e = this.exit;
-    e.crNumber = cr; e.crAccessType = type; e.crGpr = gpr;
+    e.crNumber = cr; e.crAccessType = type; e.crGpr = gpr; e.crSelective = false;
     this.stopHere(CpuExitReason.CrAccess);
+  }
+
+  /**
+   * A descriptor-table instruction whose bit is set in descExitMask: stop with its operand
+   * described as for the VMX instruction-information field (SDM 28.2.5, tables 28-10/28-11).
+   * Callers have done the #UD and CPL checks, which have priority (SDM 26.1.1). ModR/M decoded.
+   */
+  private descExit(which: DescInsn): boolean {
+    if ((this.intercepts.descExitMask & (1 << which)) === 0) return false;
+    const e = this.exit;
+    e.descInsn = which;
+    e.insnMem = this.mod !== 3;
+    e.insnReg = this.reg; e.insnRm = this.rm;
+    e.insnAddrSize = this.asz; e.insnSeg = this.eaSeg;
+    e.insnOffset = e.insnMem ? this.eaOff : 0;
+    e.linear = e.insnMem ? this.lin(this.eaSeg, this.eaOff) : 0;
+    e.insn = InsnIntercept.DescTable;
+    this.stopHere(CpuExitReason.Instruction);
+    return true;
+  }
+
+  /**
+   * MONITOR (0F 01 C8) / MWAIT (C9), SDM Vol. 2: ECX holds extensions (none supported:
+   * #GP(0) unless 0; MWAIT allows bit 0, interrupt break-event). The monitored range is
+   * DS:EAX (segment override honoured); MWAIT returns at once, which the SDM allows (the
+   * optimized state may be left for any reason). Not advertised in CPUID.
+   */
+  private monitorMwait(isMwait: boolean): void {
+    const ecx = this.regs[1];
+    if (isMwait) {
+      if (this.insnExit(InsnIntercept.Mwait)) return;
+      if (ecx > 1) this.faultCode(GP, 0);
+      return;
+    }
+    const seg = this.segOv >= 0 ? this.segOv : DS;
+    const off = this.asz === 2 ? this.regs[0] & 0xffff : this.regs[0];
+    if ((this.intercepts.insn & InsnIntercept.Monitor) !== 0) this.exit.linear = this.lin(seg, off);
+    if (this.insnExit(InsnIntercept.Monitor)) return;
+    if (ecx !== 0) this.faultCode(GP, 0);
+    this.rd8(seg, off); // the address is checked as a read (SDM Vol. 2 MONITOR)
+  }
+
+  /**
+   * XSETBV (0F 01 D1): #UD unless CR4.OSXSAVE, which this core does not support (no XSAVE,
+   * CR4 bit 18 is reserved), so the instruction always faults before a VM exit could be
+   * taken (SDM 26.1.1: #UD has priority). The intercept is honoured after that check.
+   */
+  private xsetbv(): void {
+    if ((this.cr4 & CR4_OSXSAVE) === 0) this.fault(UD);
+    if (this.insnExit(InsnIntercept.Xsetbv)) return;
+    this.faultCode(GP, 0);
+  }
+
+  /**
+   * RDTSCP (0F 01 F9): EDX:EAX = TSC, ECX = IA32_TSC_AUX. The intercept (VMX RDTSCP with
+   * "enable RDTSCP", SVM RDTSCP) is checked first; without it the instruction runs when
+   * `rdtscpEnabled` (the engine clears it under VMX when "enable RDTSCP" is 0: #UD, SDM 25.6.2).
+   */
+  private rdtscp(): void {
+    if (this.insnExit(InsnIntercept.Rdtscp)) return;
+    if (!this.rdtscpEnabled) this.fault(UD);
+    this.rdtsc();
+    this.regs[1] = this.tscAux;
   }
 
   /** CR0 as the guest reads it (MOV from CR0, SMSW): shadow bits where the guest/host mask is set (SDM 26.3). */
@@ -884,39 +986,71 @@ export class X86Cpu implements Cpu {
       this.interruptibility &= ~(Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs);
     }
     this.stop = CpuExitReason.None;
+    this.exit.reason = CpuExitReason.None;
     // An injected event is delivered even if its vector is in the exception bitmap (SDM 27.6.1);
     // faults while delivering it are checked against the bitmap as usual.
-    this.deliver(vector & 0xff, errorCode, hasErrorCode, type === EventType.HardwareException, false);
+    this.deliver(vector & 0xff, errorCode, hasErrorCode, type, 0, false);
+    // SDM 6.7.1: delivering an NMI blocks further NMIs until the next IRET.
+    if (type === EventType.Nmi && this.stop === CpuExitReason.None) this.interruptibility |= Interruptibility.BlockingByNmi;
   }
 
   /**
-   * Vector through the IVT (SDM 20.1.4): push FLAGS, CS, IP; clear IF, TF, AC, RF.
-   * A fault while delivering becomes #DF; a fault while delivering #DF shuts down
-   * (SDM 6.15, table 6-5). Exceptions in exceptionBitmap exit instead.
+   * Deliver an event (SDM 6.12; through the IVT in real mode, SDM 20.1.4). A fault while
+   * delivering it combines per SDM 6.15 table 6-5: benign then anything, or contributory
+   * then #PF, is handled serially; contributory then contributory, or #PF then
+   * contributory/#PF, gives #DF; a contributory or #PF fault while delivering #DF shuts
+   * down (triple fault). Exceptions in exceptionBitmap exit instead; an exit or a MemAbort
+   * while delivering records the interrupted event as IDT-vectoring information (SDM
+   * 27.2.4). `insnLen` > 0: a software event raised by the instruction at startEip; an
+   * exit during its delivery reports that length (SDM 27.2.5) and leaves EIP on it.
    */
-  private deliver(vector: number, code: number, hasCode: boolean, isException: boolean, checkBitmap = true): void {
-    let level = 0; // 0 first event, 1 delivering #DF
+  private deliver(vector: number, code: number, hasCode: boolean, type: EventType, insnLen: number, checkBitmap = true): void {
+    const e = this.exit;
+    e.vectoringValid = false;
+    let nested = false; // delivering a fault raised while delivering the event in e.vectoring*
     for (;;) {
-      if (checkBitmap && isException && vector < 32 && (this.intercepts.exceptionBitmap & (1 << vector)) !== 0) {
-        const e = this.exit;
-        e.vector = vector; e.errorCode = code; e.hasErrorCode = hasCode; e.instrLen = 0;
+      if (checkBitmap && type === EventType.HardwareException && vector < 32 && (this.intercepts.exceptionBitmap & (1 << vector)) !== 0) {
+        e.vector = vector; e.errorCode = code; e.hasErrorCode = hasCode;
+        if (!nested) e.instrLen = 0;
+        e.vectoringValid = nested;
         e.reason = CpuExitReason.Exception;
         this.stop = CpuExitReason.Exception;
         return;
       }
       try {
         this.vectorReal(vector);
+        e.vectoringValid = false;
         return;
       } catch (x) {
-        if (x !== FAULT) throw x;
-        if (level === 1 || vector === DF_V) {
+        if (x !== FAULT && x !== MEM_ABORT) throw x;
+        // The event being delivered is what an exit from here on interrupts.
+        e.vectoringType = type; e.vectoringVector = vector;
+        e.vectoringErrorCode = code; e.vectoringHasErrorCode = hasCode;
+        // A fault or exit while delivering INT n/INT3/INTO/INT1 reports that instruction (SDM 27.2.5, 6.5).
+        if (insnLen > 0 && !nested) { e.instrLen = insnLen; this.eip = this.startEip; }
+        if (x === MEM_ABORT) {
+          e.vectoringValid = true;
+          e.reason = CpuExitReason.MemAbort;
+          this.stop = CpuExitReason.MemAbort;
+          return;
+        }
+        const first = type === EventType.HardwareException ? faultClass(vector) : BENIGN;
+        const second = faultClass(this.fVec);
+        if (first === DOUBLE && second !== BENIGN) {
+          e.vectoringValid = false;
           this.activity = Activity.Shutdown;
-          this.exit.reason = CpuExitReason.TripleFault;
+          e.reason = CpuExitReason.TripleFault;
           this.stop = CpuExitReason.TripleFault;
           return;
         }
-        level = 1;
-        vector = DF_V; code = 0; hasCode = true; isException = true; checkBitmap = true;
+        if ((first === CONTRIBUTORY && second === CONTRIBUTORY) || (first === PAGE_FAULT && second !== BENIGN)) {
+          vector = DF_V; code = 0; hasCode = true;
+        } else {
+          vector = this.fVec; code = this.fCode; hasCode = this.fHasCode;
+        }
+        if (!nested) { nested = true; } else insnLen = 0;
+        type = EventType.HardwareException;
+        checkBitmap = true;
       }
     }
   }
@@ -925,8 +1059,8 @@ export class X86Cpu implements Cpu {
     const ivt = vector * 4;
     if (ivt + 3 > this.idtrLimit) this.faultCode(GP, vector * 8 + 2);
     const pa = (this.idtrBase + ivt) >>> 0;
-    const ip = this.mem.read16((pa & this.a20Mask) >>> 0);
-    const cs = this.mem.read16(((pa + 2) & this.a20Mask) >>> 0);
+    const ip = this.slowRead(2, (pa & this.a20Mask) >>> 0);
+    const cs = this.slowRead(2, ((pa + 2) & this.a20Mask) >>> 0);
     const fl = this.getEflags();
     const sp0 = this.regs[4];
     try {
@@ -1232,6 +1366,7 @@ export class X86Cpu implements Cpu {
     this.syncMem();
     this.flushCodeCache(); // RAM may have been written behind the core since the last run
     this.stop = CpuExitReason.None;
+    this.exit.vectoringValid = false;
     if (this.activity === Activity.Shutdown) return this.finish(CpuExitReason.TripleFault);
     if (this.activity !== Activity.Active) return this.finish(CpuExitReason.Halted); // HLT or wait-for-SIPI
     let n = 0;
@@ -1247,7 +1382,7 @@ export class X86Cpu implements Cpu {
           // Fast loop: runs of decoded instructions (execDecoded). Those never load CS, never
           // change TF, IF or the interrupt shadow and never stop the core (faults unwind to the
           // catch), so CS and the per-instruction event bookkeeping are read once per run of them.
-          if ((this.flags & TF) === 0 && this.interruptibility === 0) {
+          if ((this.flags & TF) === 0 && (this.interruptibility & SHADOW_BITS) === 0) {
             this.shadow = 0;
             this.inFast = true;
             const csBase = this.segBase[CS], a20 = this.a20Mask, d32 = (this.segAttrib[CS] >>> 14) & 1;
@@ -1288,8 +1423,8 @@ export class X86Cpu implements Cpu {
           const tf = this.flags & TF;
           if (tf !== 0) this.vectored = false;
           // The STI / MOV SS shadow covers exactly one instruction (SDM 6.8.3, STI).
-          this.shadow = this.interruptibility;
-          this.interruptibility = 0;
+          this.shadow = this.interruptibility & SHADOW_BITS;
+          this.interruptibility &= ~SHADOW_BITS;
           this.startEip = this.eip;
           this.startEsp = this.regs[4];
           this.ilen = 0;
@@ -1312,7 +1447,7 @@ export class X86Cpu implements Cpu {
           if (this.stop !== CpuExitReason.None) { this.retired += n - 1; return this.stop; }
         }
       } catch (x) {
-        if (x !== FAULT) throw x;
+        if (x !== FAULT && x !== MEM_ABORT) throw x;
         if (this.inFast) {
           // No decoded kind changes ESP before its last possible fault, and `n` is exact there;
           // in a compiled block, the faulting instruction is the one that set startEip.
@@ -1322,7 +1457,7 @@ export class X86Cpu implements Cpu {
         } else {
           n = budget - this.iterLeft;
         }
-        this.faulted();
+        if (x === MEM_ABORT) this.memAborted(); else this.faulted();
         if (this.stop !== CpuExitReason.None) { this.retired += n - 1; return this.stop; }
       }
     }
@@ -1337,16 +1472,28 @@ export class X86Cpu implements Cpu {
 
   /** #DB trap after an instruction that started with TF=1 (SDM 17.3.1.4); not after INT n, which clears TF. */
   private singleStepTrap(): void {
-    if (!this.vectored && this.stop === CpuExitReason.None) this.deliver(DB, 0, false, true);
+    if (!this.vectored && this.stop === CpuExitReason.None) this.deliver(DB, 0, false, EventType.HardwareException, 0);
+  }
+
+  /** The PhysMemory provider refused an access (MEM_ABORT): the instruction did not happen; stop before it. */
+  private memAborted(): void {
+    this.eip = this.startEip;
+    this.regs[4] = this.startEsp;
+    this.interruptibility = (this.interruptibility & ~SHADOW_BITS) | this.shadow;
+    const e = this.exit;
+    e.vectoringValid = false;
+    e.instrLen = 0;
+    e.reason = CpuExitReason.MemAbort;
+    this.stop = CpuExitReason.MemAbort;
   }
 
   /** A fault unwound the current instruction: restart it (SDM 6.5) and deliver the exception. */
   private faulted(): void {
     this.eip = this.startEip;
     this.regs[4] = this.startEsp; // a faulting instruction leaves ESP unchanged
-    this.interruptibility = this.shadow & ~(Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs);
+    this.interruptibility &= ~SHADOW_BITS;
     this.vectored = false;
-    this.deliver(this.fVec, this.fCode, this.fHasCode, true);
+    this.deliver(this.fVec, this.fCode, this.fHasCode, EventType.HardwareException, 0);
   }
 
   private exec(): void {
@@ -1559,11 +1706,13 @@ export class X86Cpu implements Cpu {
         if ((this.cr0 & 0xa) === 0xa) this.fault(NM);
         return;
       case 0x9c: { // PUSHF: in real mode the image has VM and RF clear (SDM Vol. 2 PUSHF)
+        if (this.insnExit(InsnIntercept.Pushf)) return;
         const f = this.getEflags();
         this.push(osz, osz === 2 ? f & 0xffff : f & 0x00fcffff);
         return;
       }
       case 0x9d: { // POPF
+        if (this.insnExit(InsnIntercept.Popf)) return;
         const v = this.pop(osz);
         this.popFlags(osz, v);
         return;
@@ -1647,7 +1796,9 @@ export class X86Cpu implements Cpu {
         if (this.softIntExit(OFV, SoftIntKind.Into)) return;
         this.softInt(OFV, true);
         return;
-      case 0xcf: { // IRET
+      case 0xcf: { // IRET; it also ends NMI blocking (SDM 6.7.1)
+        if (this.insnExit(InsnIntercept.Iret)) return;
+        this.interruptibility &= ~Interruptibility.BlockingByNmi;
         const ip = this.peek(osz, 0), cs = this.peek(osz, osz) & 0xffff, fl = this.peek(osz, osz * 2);
         this.jumpFar(cs, ip);
         this.addSp(osz * 3);
@@ -1751,8 +1902,9 @@ export class X86Cpu implements Cpu {
         this.io.out(port, size as AccessSize, this.getReg(size, 0));
         return;
       }
-      case 0xf1: // INT1 / ICEBP: #DB delivered as a trap
-        this.deliver(DB, 0, false, true);
+      case 0xf1: // INT1 / ICEBP: #DB delivered as a trap, a privileged software exception (SDM 25.8.3)
+        if (this.insnExit(InsnIntercept.Icebp)) return;
+        this.deliver(DB, 0, false, EventType.PrivilegedSoftwareException, this.ilen);
         return;
       case 0xf4: // HLT
         if (this.intercepts.hlt) { this.stopHere(CpuExitReason.Hlt); return; }
@@ -1869,7 +2021,7 @@ export class X86Cpu implements Cpu {
       this.stopHere(CpuExitReason.Exception);
       return;
     }
-    this.deliver(vector, 0, false, isException);
+    this.deliver(vector, 0, false, isException ? EventType.SoftwareException : EventType.SoftwareInt, this.ilen);
   }
 
   /** ENTER imm16, imm8 (SDM Vol. 2 ENTER), nesting level masked to 5 bits. */
@@ -2087,6 +2239,7 @@ export class X86Cpu implements Cpu {
       case 0x01: this.grp7(); return;
       case 0x06: { // CLTS (SDM 26.1.3, 26.3): TS owned by the host exits if its shadow is 1, else is left alone
         const ic = this.intercepts;
+        if ((ic.crWriteExit & 1) !== 0) { this.crExit(0, CrAccessType.Clts, 0); return; } // APM 15.9: a CR0 write
         if ((ic.cr0Mask & CR0_TS) !== 0) {
           if ((ic.cr0Shadow & CR0_TS) !== 0) this.crExit(0, CrAccessType.Clts, 0);
           return;
@@ -2194,7 +2347,7 @@ export class X86Cpu implements Cpu {
     const reg = this.reg, mem = this.mod !== 3;
     switch (reg) {
       case 0: case 1: { // SGDT/SIDT m: limit, then the full 32-bit base (P6 family stores all 32 bits)
-        if (!mem) { // mod 3: C1 VMCALL, C2 VMLAUNCH, C3 VMRESUME, C4 VMXOFF; MONITOR/MWAIT and the rest are not implemented
+        if (!mem) { // mod 3: C1 VMCALL, C2 VMLAUNCH, C3 VMRESUME, C4 VMXOFF; C8 MONITOR, C9 MWAIT
           if (reg === 0) {
             // VMCALL has no CR0.PE condition (SDM Vol. 3C 31.3): it exits in real mode too.
             if (this.rm === 1) { if (!this.insnExit(InsnIntercept.Vmcall)) this.fault(UD); return; }
@@ -2202,9 +2355,10 @@ export class X86Cpu implements Cpu {
               this.vmxInsnExit(this.rm === 2 ? VmxInsn.Vmlaunch : this.rm === 3 ? VmxInsn.Vmresume : VmxInsn.Vmxoff, false, false);
               return;
             }
-          }
+          } else if (this.rm === 0 || this.rm === 1) { this.monitorMwait(this.rm === 1); return; }
           this.fault(UD);
         }
+        if (this.descExit(reg === 0 ? DescInsn.Sgdt : DescInsn.Sidt)) return;
         const base = reg === 0 ? this.gdtrBase : this.idtrBase, limit = reg === 0 ? this.gdtrLimit : this.idtrLimit;
         this.rd32(this.eaSeg, this.offPlus(2)); // check the whole 6-byte operand before writing
         this.wr16(this.eaSeg, this.eaOff, limit);
@@ -2220,8 +2374,10 @@ export class X86Cpu implements Cpu {
             if (!ok) this.fault(UD);
             return;
           }
+          if (this.rm === 1) { this.xsetbv(); return; } // 0F 01 D1; D0 XGETBV is #UD without CR4.OSXSAVE as well
           this.fault(UD);
         }
+        if (this.descExit(reg === 2 ? DescInsn.Lgdt : DescInsn.Lidt)) return;
         const limit = this.rd16(this.eaSeg, this.eaOff);
         let base = this.rd32(this.eaSeg, this.offPlus(2));
         if (this.osz === 2) base &= 0xffffff;
@@ -2229,12 +2385,24 @@ export class X86Cpu implements Cpu {
         return;
       }
       case 4: // SMSW: a register destination with a 32-bit operand gets all of CR0 (shadowed, SDM 26.3)
+        if ((this.intercepts.crReadExit & 1) !== 0) { this.crExit(0, CrAccessType.MovFromCr, this.rm); return; } // APM 15.9: a CR0 read
         if (!mem) this.setReg(this.osz, this.rm, this.readCr0());
         else this.wr16(this.eaSeg, this.eaOff, this.readCr0());
         return;
       case 6: { // LMSW: loads PE, MP, EM, TS; cannot clear PE
         const v = this.readRM(2);
         const ic = this.intercepts, m = ic.cr0Mask & 0xf, sh = ic.cr0Shadow;
+        // APM 15.9, 15.9.1: LMSW is a CR0 write; the selective intercept sees a change of PE or EM.
+        const svmWrite = (ic.crWriteExit & 1) !== 0;
+        const svmSel = !svmWrite && ic.cr0SelectiveExit && (((this.cr0 & ~0xe) | (v & 0xf)) ^ this.cr0) & ~CR0_SELECTIVE_IGNORED & 0xf;
+        if (svmWrite || svmSel) {
+          const e = this.exit;
+          e.lmswSource = v; e.lmswMem = mem;
+          if (mem) e.linear = this.lin(this.eaSeg, this.eaOff);
+          this.crExit(0, CrAccessType.Lmsw, 0);
+          e.crSelective = !svmWrite;
+          return;
+        }
         // SDM 26.1.3: exits if PE is masked, its shadow 0 and the source sets it, or a masked MP/EM/TS differs from the shadow.
         if (((m & 1) !== 0 && (sh & 1) === 0 && (v & 1) !== 0) || ((m & 0xe) & (v ^ sh)) !== 0) {
           const e = this.exit;
@@ -2249,7 +2417,10 @@ export class X86Cpu implements Cpu {
         return;
       }
       case 7: // INVLPG m: no TLB is modelled; the register form is #UD (before any VM exit, SDM 26.1.1)
-        if (!mem) this.fault(UD);
+        if (!mem) {
+          if (this.rm === 1) { this.rdtscp(); return; } // 0F 01 F9
+          this.fault(UD);
+        }
         if ((this.intercepts.insn & InsnIntercept.Invlpg) !== 0) this.exit.linear = this.lin(this.eaSeg, this.eaOff);
         this.insnExit(InsnIntercept.Invlpg);
         return;
@@ -2262,6 +2433,16 @@ export class X86Cpu implements Cpu {
     const b = this.fetch8(), cr = (b >> 3) & 7, rm = b & 7;
     if (cr === 1 || cr > 4) this.fault(UD);
     const ic = this.intercepts;
+    // APM 15.9: the SVM CR read/write intercepts, after #UD (and the CPL check), before operand checks.
+    if (((toCr ? ic.crWriteExit : ic.crReadExit) & (1 << cr)) !== 0) {
+      this.crExit(cr, toCr ? CrAccessType.MovToCr : CrAccessType.MovFromCr, rm);
+      return;
+    }
+    if (toCr && cr === 0 && ic.cr0SelectiveExit && ((this.regs[rm] ^ this.cr0) & ~CR0_SELECTIVE_IGNORED) !== 0) {
+      this.crExit(0, CrAccessType.MovToCr, rm);
+      this.exit.crSelective = true;
+      return;
+    }
     if (!toCr) {
       // SDM 26.1.3 CR3-store exiting; 26.3: masked CR0/CR4 bits read from the shadows.
       if (cr === 3 && ic.cr3StoreExit) { this.crExit(3, CrAccessType.MovFromCr, rm); return; }
@@ -2352,6 +2533,7 @@ export class X86Cpu implements Cpu {
       switch (idx) {
         case MSR_TSC: { const t = this.tscOffset + this.instructionsNow(); lo = t >>> 0; hi = Math.floor(t / 4294967296) >>> 0; break; }
         case MSR_APIC_BASE: lo = APIC_BASE_RESET; hi = 0; break;
+        case MSR_TSC_AUX: lo = this.tscAux; hi = 0; break;
         case MSR_SYSENTER_CS: case MSR_SYSENTER_ESP: case MSR_SYSENTER_EIP:
           lo = this.sysenter[idx - MSR_SYSENTER_CS]; hi = 0; break;
         default: this.faultCode(GP, 0);
@@ -2363,6 +2545,7 @@ export class X86Cpu implements Cpu {
     switch (idx) {
       case MSR_TSC: this.tscOffset = hi * 4294967296 + lo - this.instructionsNow(); return;
       case MSR_APIC_BASE: if (lo !== APIC_BASE_RESET || hi !== 0) this.faultCode(GP, 0); return;
+      case MSR_TSC_AUX: if (hi !== 0) this.faultCode(GP, 0); this.tscAux = lo; return; // bits 63:32 reserved
       case MSR_SYSENTER_CS: case MSR_SYSENTER_ESP: case MSR_SYSENTER_EIP:
         this.sysenter[idx - MSR_SYSENTER_CS] = lo; return; // the 32-bit core keeps the low half
       default: this.faultCode(GP, 0);

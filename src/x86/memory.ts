@@ -73,3 +73,11 @@ export class SparseMemory implements PhysMemory {
     this.write16(pa + 2, value >>> 16);
   }
 }
+
+/**
+ * Thrown by a PhysMemory provider to refuse an access (an EPT violation, a nested page
+ * fault): the core catches it, leaves the instruction undone and stops with
+ * CpuExitReason.MemAbort (types.ts). One preallocated object; nothing else may be thrown.
+ */
+export class MemAbortSignal {}
+export const MEM_ABORT = new MemAbortSignal();

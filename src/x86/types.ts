@@ -85,6 +85,12 @@ export interface PhysMemory {
    * its decoded-instruction cache at each run() (see X86Cpu.invalidateCode).
    */
   readonly ram?: Uint8Array;
+  /**
+   * An instruction fetch outside `ram` (EPT execute permission, NPT NX): when absent,
+   * read8 is used. Like every method here it may throw MEM_ABORT (memory.ts) to refuse
+   * the access; only the core catches it.
+   */
+  fetch8?(pa: number): number;
 }
 
 /** Port I/O that the core performs itself when the instruction is not intercepted. */
@@ -133,6 +139,26 @@ export interface InterceptControls {
   cr3LoadExit: boolean;
   /** MOV from CR3 stops with CrAccess (VMX CR3-store exiting). */
   cr3StoreExit: boolean;
+  /**
+   * Bit n (DescInsn n) set: that descriptor-table instruction stops with Instruction /
+   * InsnIntercept.DescTable after its #UD and CPL checks (VMX descriptor-table exiting sets
+   * all eight, SDM 26.1.3; SVM has a read and a write intercept per register, APM 15.9).
+   */
+  descExitMask: number;
+  /** Task switches stop with CpuExitReason.TaskSwitch (always on under VMX, SDM 26.1.2; the SVM TASK_SWITCH intercept). */
+  taskSwitchExit: boolean;
+  /**
+   * SVM CR read/write intercepts (APM 15.9), bit n for CRn: MOV from CRn (and SMSW for CR0)
+   * stops with CrAccess when bit n of crReadExit is set; MOV to CRn (and CLTS, LMSW for CR0)
+   * when bit n of crWriteExit is set. Checked after #UD and the CPL check, before operand #GP.
+   */
+  crReadExit: number;
+  crWriteExit: number;
+  /**
+   * SVM selective CR0 write intercept (APM 15.9.1): a MOV to CR0 or LMSW that changes any
+   * CR0 bit other than TS and MP stops with CrAccess and exit.crSelective set.
+   */
+  cr0SelectiveExit: boolean;
 }
 
 /** Instructions `InterceptControls.insn` can intercept, one bit each; exit.insn names the one that stopped. */
@@ -147,7 +173,33 @@ export const enum InsnIntercept {
   Vmmcall = 512,
   /** VMRUN, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA (0F 01 D8, DA-DF): exit.svmInsn; #UD when not intercepted. */
   SvmInsn = 1024,
+  /** MONITOR (0F 01 C8): EAX holds the linear address in exit.linear. */
+  Monitor = 1 << 11,
+  /** MWAIT (0F 01 C9). */
+  Mwait = 1 << 12,
+  /** RDTSCP (0F 01 F9). */
+  Rdtscp = 1 << 13,
+  /** XSETBV (0F 01 D1), after its #UD/#GP checks (SDM 26.1.1). */
+  Xsetbv = 1 << 14,
+  /**
+   * Names the exit of a descriptor-table instruction (exit.descInsn); which of them stop
+   * is `InterceptControls.descExitMask`. The operand is in the insnMem/insnReg/insnRm/
+   * insnAddrSize/insnSeg/insnOffset/linear fields.
+   */
+  DescTable = 1 << 15,
+  /** PUSHF, POPF, IRET (SVM intercepts, APM 15.9). */
+  Pushf = 1 << 16,
+  Popf = 1 << 17,
+  Iret = 1 << 18,
+  /** ICEBP / INT1 (F1) (SVM ICEBP intercept). */
+  Icebp = 1 << 19,
 }
+
+/** DescTable intercepts: which instruction, in exit.descInsn (SDM table 28-10/28-11 instruction identity). */
+export const enum DescInsn { Sgdt = 0, Sidt = 1, Lgdt = 2, Lidt = 3, Sldt = 4, Str = 5, Lldt = 6, Ltr = 7 }
+
+/** How a task switch was initiated (SDM table 28-2, exit qualification bits 31:30). */
+export const enum TaskSwitchSource { Call = 0, Iret = 1, Jmp = 2, Gate = 3 }
 
 /** Which VMX instruction stopped (InsnIntercept.VmxInsn), by mnemonic. */
 export const enum VmxInsn {
@@ -180,6 +232,18 @@ export const enum CpuExitReason {
   Instruction = 10,
   /** A control-register access intercepted by the CR masks/shadows or CR3 exiting: exit.cr*. */
   CrAccess = 11,
+  /**
+   * The PhysMemory provider refused a physical access by throwing MEM_ABORT (memory.ts):
+   * an EPT violation or misconfiguration, a nested page fault. The instruction (or the
+   * event delivery) did not happen: EIP and ESP are at its start; exit.mem* say which
+   * access; the provider keeps its own reason (which permission, which table level).
+   */
+  MemAbort = 12,
+  /**
+   * A task switch (SDM 7.3: JMP/CALL to a TSS or task gate, IRET with NT, an event through
+   * a task gate) when `taskSwitchExit` is set: stopped before any state changed, exit.ts*.
+   */
+  TaskSwitch = 13,
 }
 
 /** Kinds of software-interrupt instruction, for SoftInt exits. */
@@ -242,6 +306,37 @@ export interface CpuExit {
   /** LMSW: the 16-bit source, and whether it came from memory (then `linear` holds its address). */
   lmswSource: number;
   lmswMem: boolean;
+  /** crReadExit/crWriteExit: the SVM intercept that stopped it; cr0SelectiveExit: the selective one. */
+  crSelective: boolean;
+  // Descriptor-table instructions (InsnIntercept.DescTable)
+  descInsn: DescInsn;
+  // Task switch (reason TaskSwitch)
+  tsSelector: number;
+  tsSource: TaskSwitchSource;
+  /** The event that went through a task gate had an error code (pushed on the new task's stack). */
+  tsHasErrorCode: boolean;
+  tsErrorCode: number;
+  // Physical-access abort (reason MemAbort), filled by the core before each access that leaves the RAM window.
+  /** The physical address of the refused access. */
+  memGpa: number;
+  memWrite: boolean;
+  /** An instruction fetch. */
+  memFetch: boolean;
+  /** The access was to a paging structure during a page walk (SDM 28.2.1 table 28-7 bit 8 = 0). */
+  memWalk: boolean;
+  /** The linear address behind it, when there is one (SDM: guest-linear-address valid). */
+  memLinear: number;
+  memLinearValid: boolean;
+  /**
+   * IDT-vectoring information (SDM 27.2.4, APM EXITINTINFO): the exit (an intercepted
+   * exception, MemAbort, TaskSwitch, TripleFault excluded) happened while delivering this
+   * event; the monitor re-injects it. Cleared on every other exit.
+   */
+  vectoringValid: boolean;
+  vectoringType: EventType;
+  vectoringVector: number;
+  vectoringErrorCode: number;
+  vectoringHasErrorCode: boolean;
 }
 
 /** Events the engine asks the core to deliver before the next instruction. */
@@ -250,6 +345,10 @@ export const enum EventType {
   Nmi = 2,
   HardwareException = 3,
   SoftwareInt = 4,
+  /** INT1/ICEBP (SDM 25.8.3 type 5). */
+  PrivilegedSoftwareException = 5,
+  /** INT3, INTO (type 6). */
+  SoftwareException = 6,
 }
 
 /** The core itself, as the engine and the realmode emulator drive it. */
@@ -262,6 +361,10 @@ export interface Cpu {
   tscOffset: number;
   mem: PhysMemory;
   io: IoPorts;
+  /** IA32_TSC_AUX, the ECX of RDTSCP. */
+  tscAux: number;
+  /** RDTSCP executes when set, else #UD (VMX "enable RDTSCP", SDM 25.6.2; CPUID 8000_0001 EDX.27). */
+  rdtscpEnabled: boolean;
   /** The A20M# input: AND-ed into every linear address (0xFFEFFFFF wraps at 1 MiB as an 8086 does). */
   a20Mask: number;
   /** Run up to `budget` instructions; stops at the first intercept. */
