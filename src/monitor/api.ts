@@ -179,6 +179,7 @@ export interface GuestMemory {
 // Assists shared by the backends (STYLE rule 11, libnvmm's nvmm_assist_io)
 
 export { IoAssist, IO_ASSIST_MAX_ELEMENTS, newStringIo, busPortAccess, stringIoUnsupported, type StringIo, type PortAccess } from "./assist/io-assist.js";
+export { MemAssist, MemAssistStatus, MEM_ASSIST_MAX_ELEMENTS, type MemAssistEnv } from "./assist/mem-assist.js";
 
 // ---------------------------------------------------------------------------
 // The backend-neutral vCPU (STYLE rule 11: libnvmm-like)

@@ -112,6 +112,9 @@ export class DecodedInsn {
   /** Segment of the memory operand, override applied. */
   seg = DS;
   imm = 0;
+  /** REP prefix (0, 0xF2 or 0xF3) and LOCK: recorded only by decodeInsn(..., lockRep = true). */
+  rep = 0;
+  lock = false;
 }
 
 function sext8(v: number): number { return (v << 24) >> 24; }
@@ -121,13 +124,15 @@ function sext8(v: number): number { return (v << 24) >> 24; }
  * `d.kind = Kind.Exec` when the instruction is not one the decoder handles or
  * does not fit in `avail` (the interpreter then raises the right fault).
  * Fills every field the kind uses; does not touch `pa`/`gtag`.
+ * `lockRep`: decode past LOCK/REP prefixes and record them in `d.lock`/`d.rep` (for
+ * callers that check lockability themselves, such as the monitor's memory assist).
  */
-export function decodeInsn(d: DecodedInsn, b: Uint8Array, pa: number, avail: number, code32: boolean): void {
+export function decodeInsn(d: DecodedInsn, b: Uint8Array, pa: number, avail: number, code32: boolean, lockRep = false): void {
   d.kind = Kind.Exec;
   d.len = 0;
   d.code32 = code32;
   const def = code32 ? 4 : 2;
-  let osz = def, asz = def, segOv = -1, other = false;
+  let osz = def, asz = def, segOv = -1, other = false, rep = 0, lock = false;
   let i = 0;
   let op = 0;
   for (;;) {
@@ -142,13 +147,14 @@ export function decodeInsn(d: DecodedInsn, b: Uint8Array, pa: number, avail: num
       case 0x65: segOv = 5; continue;
       case 0x66: osz = 6 - def; continue;
       case 0x67: asz = 6 - def; continue;
-      case 0xf0: case 0xf2: case 0xf3: other = true; continue;
+      case 0xf0: other = true; lock = true; continue;
+      case 0xf2: case 0xf3: other = true; rep = op; continue;
     }
     break;
   }
   // LOCK needs the lockability check and REP changes a few opcodes: the interpreter keeps them.
-  if (other) return;
-  d.op = op; d.osz = osz; d.asz = asz; d.segOv = segOv;
+  if (other && !lockRep) return;
+  d.op = op; d.osz = osz; d.asz = asz; d.segOv = segOv; d.rep = rep; d.lock = lock;
   d.mod = 3;
 
   let kind = Kind.Exec, size = osz, sub = 0, modrm = false, imm = 0; // imm: bytes of immediate (-1: none)
@@ -205,66 +211,14 @@ export function decodeInsn(d: DecodedInsn, b: Uint8Array, pa: number, avail: num
   }
 
   if (modrm) {
-    if (i >= avail) return;
-    const m = b[pa + i++];
-    const mod = m >> 6, reg = (m >> 3) & 7, rm = m & 7;
-    d.mod = mod; d.reg = reg; d.rm = rm;
+    i = decodeModrm(d, b, pa, i, avail);
+    if (i < 0) return;
+    const reg = d.reg;
     // Group opcodes whose other /reg forms the interpreter keeps (#UD, CALL/JMP/PUSH r/m ...).
     if ((op === 0xc6 || op === 0xc7) && reg !== 0) return;
     if ((op === 0xfe || op === 0xff) && reg > 1) return;
-    if (op === 0x8d && mod === 3) return;
+    if (op === 0x8d && d.mod === 3) return;
     if (kind === Kind.Grp1 || kind === Kind.Shift || kind === Kind.IncDecE) sub = reg;
-    if (mod !== 3) {
-      let base = NO_REG, index = NO_REG, scale = 0, disp = 0, seg = DS;
-      if (asz === 2) {
-        switch (rm) { // SDM table 2-1
-          case 0: base = 3; index = 6; break;
-          case 1: base = 3; index = 7; break;
-          case 2: base = 5; index = 6; seg = SS; break;
-          case 3: base = 5; index = 7; seg = SS; break;
-          case 4: base = 6; break;
-          case 5: base = 7; break;
-          case 6:
-            if (mod === 0) {
-              if (i + 2 > avail) return;
-              disp = b[pa + i] | (b[pa + i + 1] << 8); i += 2;
-            } else { base = 5; seg = SS; }
-            break;
-          default: base = 3; break;
-        }
-        if (mod === 1) {
-          if (i >= avail) return;
-          disp = sext8(b[pa + i++]);
-        } else if (mod === 2) {
-          if (i + 2 > avail) return;
-          disp = b[pa + i] | (b[pa + i + 1] << 8); i += 2;
-        }
-      } else { // SDM tables 2-2, 2-3
-        let disp32 = false;
-        if (rm === 4) {
-          if (i >= avail) return;
-          const sib = b[pa + i++];
-          const sb = sib & 7, si = (sib >> 3) & 7;
-          if (sb === 5 && mod === 0) disp32 = true;
-          else { base = sb; if (sb === 4 || sb === 5) seg = SS; }
-          if (si !== 4) { index = si; scale = sib >> 6; }
-        } else if (rm === 5 && mod === 0) {
-          disp32 = true;
-        } else {
-          base = rm;
-          if (rm === 5) seg = SS;
-        }
-        if (disp32 || mod === 2) {
-          if (i + 4 > avail) return;
-          disp = (b[pa + i] | (b[pa + i + 1] << 8) | (b[pa + i + 2] << 16) | (b[pa + i + 3] << 24)) >>> 0; i += 4;
-        } else if (mod === 1) {
-          if (i >= avail) return;
-          disp = sext8(b[pa + i++]);
-        }
-      }
-      d.base = base; d.index = index; d.scale = scale; d.disp = disp;
-      d.seg = segOv >= 0 ? segOv : seg;
-    }
   }
 
   let v = 0;
@@ -290,4 +244,69 @@ export function decodeInsn(d: DecodedInsn, b: Uint8Array, pa: number, avail: num
   d.sub = sub;
   d.len = i;
   d.kind = kind;
+}
+
+/**
+ * Decode a ModR/M byte at `b[pa + i]` and its SIB and displacement into `d.mod/reg/rm` and,
+ * for a memory operand, the effective-address plan (`base`, `index`, `scale`, `disp`,
+ * `seg` with `d.segOv` applied), under the address size in `d.asz`. Returns the index
+ * after the last byte, or -1 when the bytes do not fit in `avail`.
+ */
+export function decodeModrm(d: DecodedInsn, b: Uint8Array, pa: number, i: number, avail: number): number {
+  if (i >= avail) return -1;
+  const m = b[pa + i++];
+  const mod = m >> 6, rm = m & 7;
+  d.mod = mod; d.reg = (m >> 3) & 7; d.rm = rm;
+  if (mod === 3) return i;
+  const asz = d.asz, segOv = d.segOv;
+  let base = NO_REG, index = NO_REG, scale = 0, disp = 0, seg = DS;
+  if (asz === 2) {
+    switch (rm) { // SDM table 2-1
+      case 0: base = 3; index = 6; break;
+      case 1: base = 3; index = 7; break;
+      case 2: base = 5; index = 6; seg = SS; break;
+      case 3: base = 5; index = 7; seg = SS; break;
+      case 4: base = 6; break;
+      case 5: base = 7; break;
+      case 6:
+        if (mod === 0) {
+          if (i + 2 > avail) return -1;
+          disp = b[pa + i] | (b[pa + i + 1] << 8); i += 2;
+        } else { base = 5; seg = SS; }
+        break;
+      default: base = 3; break;
+    }
+    if (mod === 1) {
+      if (i >= avail) return -1;
+      disp = sext8(b[pa + i++]);
+    } else if (mod === 2) {
+      if (i + 2 > avail) return -1;
+      disp = b[pa + i] | (b[pa + i + 1] << 8); i += 2;
+    }
+  } else { // SDM tables 2-2, 2-3
+    let disp32 = false;
+    if (rm === 4) {
+      if (i >= avail) return -1;
+      const sib = b[pa + i++];
+      const sb = sib & 7, si = (sib >> 3) & 7;
+      if (sb === 5 && mod === 0) disp32 = true;
+      else { base = sb; if (sb === 4 || sb === 5) seg = SS; }
+      if (si !== 4) { index = si; scale = sib >> 6; }
+    } else if (rm === 5 && mod === 0) {
+      disp32 = true;
+    } else {
+      base = rm;
+      if (rm === 5) seg = SS;
+    }
+    if (disp32 || mod === 2) {
+      if (i + 4 > avail) return -1;
+      disp = (b[pa + i] | (b[pa + i + 1] << 8) | (b[pa + i + 2] << 16) | (b[pa + i + 3] << 24)) >>> 0; i += 4;
+    } else if (mod === 1) {
+      if (i >= avail) return -1;
+      disp = sext8(b[pa + i++]);
+    }
+  }
+  d.base = base; d.index = index; d.scale = scale; d.disp = disp;
+  d.seg = segOv >= 0 ? segOv : seg;
+  return i;
 }
