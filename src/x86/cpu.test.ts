@@ -79,8 +79,9 @@ describe("X86Cpu intercepts", () => {
     expect(vendor.toString("latin1")).toBe("hvkitSoftx86");
     expect(s.eax).toBe(1);
     m.cpu.run(2);
-    expect(m.state().eax).toBe(0x300);
-    expect(m.state().edx).toBe((1 << 4) | (1 << 5) | (1 << 8) | (1 << 15)); // TSC, MSR, CX8, CMOV; no FPU
+    expect(m.state().eax).toBe(0x6d8); // family 6 model 13 stepping 8
+    // FPU, DE, PSE, TSC, MSR, PAE, CX8, SEP, MTRR, PGE, CMOV, PAT, FXSR: what the core implements.
+    expect(m.state().edx).toBe((1 | 4 | 8 | 16 | 32 | 64 | 256 | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 24)) >>> 0);
   });
 
   it("IN imm8 with ioAll exits with port, size and the imm flag", () => {

@@ -3,10 +3,17 @@
 // a few 0F opcodes, CPUID). Faults follow the 386+ rules (SDM Vol. 3A ch. 6 and
 // 20.1): segment-limit overruns raise #GP (#SS for SS), real-mode events go
 // through the IVT (SDM 20.1.4).
+// Protected mode (SDM Vol. 3A ch. 3, 5-7, 20): descriptor loads with their checks and
+// error codes, CPL/IOPL rules, the I/O permission bitmap, far transfers through call
+// gates, IDT delivery through interrupt, trap and task gates, hardware task switches
+// and virtual-8086 mode (without CR4.VME/PVI): see the "protected mode" section.
 //
-// Not emulated yet: protected mode, paging, the FPU (ESC operands are only
-// limit-checked), MMX/SSE and the other 0F opcodes an i686 lacks in real mode
-// (#UD), debug breakpoints beyond single-step (TF), I/O-permission checks.
+// Paging (SDM Vol. 3A ch. 4) is mmu.ts: 2-level with PSE, PAE with NX, a software TLB;
+// every access and fetch translates when CR0.PG (the RAM fast path stays). Debug
+// registers arm execute/read/write breakpoints (no I/O breakpoints).
+// The x87 FPU is fpu.ts (ESC, WAIT, FXSAVE/FXRSTOR are handed to it).
+// Not emulated: long mode, MMX/SSE and the other 0F opcodes an i686 lacks (#UD), XSAVE,
+// CR4.VME/PVI, SMM.
 // REP string instructions yield between iterations when run()'s budget ends.
 //
 // Structure: `run()` loops over `exec()`, which decodes prefixes into fields and
@@ -23,7 +30,10 @@ import { Activity, CpuExitReason, CrAccessType, DescInsn, EventType, InsnInterce
 import type { AccessSize, Cpu, CpuExit, InterceptControls, IoPorts, PhysMemory, SegmentReg, X86State } from "./types.js";
 import { DecodedInsn, Kind, NO_REG, decodeInsn } from "./decoder.js";
 import { MEM_ABORT } from "./memory.js";
+import { ACC_FETCH, ACC_READ, ACC_WRITE, Mmu, PG_OFF, PG_PAE, TLB_VALID, tlbMask } from "./mmu.js";
 import { CompiledBlock, HOT_THRESHOLD, MAX_BYTES, MAX_INSNS, compileBlock, endsBlock } from "./compiler.js";
+import { X87 } from "./fpu.js";
+import type { FpuHost } from "./fpu.js";
 
 // EFLAGS bits (SDM Vol. 1 3.4.3)
 const CF = 0x1, PF = 0x4, AF = 0x10, ZF = 0x40, SF = 0x80, TF = 0x100, IF = 0x200, DF = 0x400, OF = 0x800;
@@ -37,8 +47,15 @@ const ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5;
 /** STI and MOV SS blocking last one instruction; NMI (and SMI) blocking lasts until IRET (SDM 6.7.1). */
 const SHADOW_BITS = Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs;
 const DE = 0, DB = 1, BP = 3, OFV = 4, BR = 5, UD = 6, NM = 7, DF_V = 8, SSV = 12, GP = 13;
+/** #TS and #NP (SDM table 6-1). */
+const TS_V = 10, NP_V = 11;
+/** Data segment registers in the order a task switch loads them (SDM 7.3). */
+const TASK_DATA_SEGS = [0, 3, 4, 5];
 
 const LZ_ADD = 1, LZ_SUB = 2, LZ_LOGIC = 3;
+
+/** #PF (SDM table 6-1); paging itself is in mmu.ts. */
+const PF_V = 14;
 
 // Control-register bits (SDM Vol. 3A 2.5).
 const CR0_PE = 0x1, CR0_TS = 0x8, CR0_ET = 0x10, CR0_NW = 0x20000000, CR0_CD = 0x40000000, CR0_PG = 0x80000000;
@@ -47,16 +64,77 @@ const CR0_DEFINED = 0xe005003f;
 /** The selective CR0 write intercept ignores TS and MP (APM 15.9.1). */
 const CR0_SELECTIVE_IGNORED = 0xa;
 const CR4_DE = 0x8, CR4_OSXSAVE = 0x40000;
-/** CR4 bits of a P6-class core (VME .. OSXMMEXCPT); setting any other is #GP(0). */
-const CR4_DEFINED = 0x7ff;
+/**
+ * CR4 bits this core implements: TSD, DE, PSE, PAE, PGE, PCE, OSFXSR. VME/PVI (no VME
+ * in CPUID), MCE (no machine check) and OSXMMEXCPT (no SSE) are reserved: setting any
+ * bit outside this set is #GP(0) (SDM 2.5, "reserved bits ... #GP").
+ */
+const CR4_DEFINED = 0x3bc;
+const DR7_GD = 0x2000, DR6_BD = 0x2000;
+const CR4_TSD = 0x4, CR4_PSE = 0x10, CR4_PAE = 0x20, CR4_PGE = 0x80, CR4_OSFXSR = 0x200;
 
 // MSRs of the core's own minimal set (SDM Vol. 4, table 2-2).
 const MSR_TSC_AUX = 0xc0000103;
 const MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176;
+const MSR_EFER = 0xc0000080, MSR_MTRRCAP = 0xfe, MSR_BIOS_SIGN = 0x8b, MSR_MISC_ENABLE = 0x1a0, MSR_PAT = 0x277;
+const EFER_NXE = 0x800;
+/** IA32_MTRRCAP: 8 variable ranges, fixed ranges (bit 8), write-combining (bit 10); no SMRR. */
+const MTRRCAP = 0x508;
+/** IA32_MISC_ENABLE: fast strings (0), TCC (3), EIST (16), MONITOR (18), limit CPUID (22), xTPR (23) are stored. */
+const MISC_ENABLE_RW = 0x00c50009;
+/** Read-only ones: BTS (11) and PEBS (12) unavailable; no performance monitoring (bit 7 = 0). */
+const MISC_ENABLE_RO = 0x1800;
+/**
+ * Slots in X86Cpu.msrStore of the MSRs that are stored and have no effect (no caches are
+ * modelled): MTRR_DEF_TYPE, the 11 fixed-range MTRRs, the 8 variable pairs, PAT, MISC_ENABLE.
+ */
+function storedMsrSlot(idx: number): number {
+  if (idx === 0x2ff) return 0;
+  if (idx === 0x250) return 1;
+  if (idx === 0x258 || idx === 0x259) return idx - 0x256;
+  if (idx >= 0x268 && idx <= 0x26f) return idx - 0x264;
+  if (idx >= 0x200 && idx <= 0x20f) return idx - 0x200 + 12;
+  if (idx === MSR_PAT) return 28;
+  if (idx === MSR_MISC_ENABLE) return 29;
+  return -1;
+}
+/** Memory types an MTRR may hold (SDM 12.11.1, table 12-8): UC, WC, WT, WP, WB. */
+function mtrrType(t: number): boolean { return t === 0 || t === 1 || t === 4 || t === 5 || t === 6; }
+/** WRMSR checks (SDM 12.11.2, 12.12.2): reserved bits and invalid types are #GP(0); MAXPHYADDR is 32. */
+function storedMsrValid(idx: number, lo: number, hi: number): boolean {
+  if (idx === MSR_PAT) { // PAT entries: 3 bits, types 2 and 3 reserved
+    for (let i = 0; i < 8; i++) {
+      const b = ((i < 4 ? lo : hi) >>> ((i & 3) * 8)) & 0xff;
+      if (b > 7 || b === 2 || b === 3) return false;
+    }
+    return true;
+  }
+  const fixed = idx === 0x250 || idx === 0x258 || idx === 0x259 || (idx >= 0x268 && idx <= 0x26f);
+  if (!fixed && hi !== 0) return false; // bits 63:32 reserved (MAXPHYADDR 32)
+  if (idx === MSR_MISC_ENABLE) return true;
+  if (idx === 0x2ff) return (lo & ~0xcff) === 0 && mtrrType(lo & 0xff);
+  if (idx >= 0x200 && idx <= 0x20f) {
+    return (idx & 1) === 0 ? (lo & 0xf00) === 0 && mtrrType(lo & 0xff) : (lo & 0x7ff) === 0;
+  }
+  for (let i = 0; i < 4; i++) if (!mtrrType((lo >>> (i * 8)) & 0xff) || !mtrrType((hi >>> (i * 8)) & 0xff)) return false;
+  return true;
+}
 /** IA32_APIC_BASE after reset: base FEE00000h, global enable (bit 11), BSP (bit 8). */
 const APIC_BASE_RESET = 0xfee00900;
 /** CPUID.1:EDX: TSC (4), MSR (5), CX8 (8), CMOV (15): what this core implements. */
-const CPUID1_EDX = (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
+/**
+ * CPUID.1:EDX, what this core implements (SDM Vol. 2A table 3-11): FPU (0), DE (2), PSE (3),
+ * TSC (4), MSR (5), PAE (6), CX8 (8), SEP (11), MTRR (12), PGE (13), CMOV (15), PAT (16), FXSR (24).
+ * Not: VME, MCE, APIC (the platform's), MCA, PSE-36, CLFSH, MMX, SSE.
+ */
+const CPUID1_EDX = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | (1 << 12)
+  | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 24);
+/** CPUID.80000001h:EDX: NX (20), i.e. EFER.NXE and PAE execute-disable (mmu.ts). */
+const CPUID_EXT1_EDX = 1 << 20;
+/** CPUID.1:EAX: family 6, model 13, stepping 8. */
+const CPUID_SIGNATURE = 0x6d8;
+/** What cpuidMask narrows: bits cleared here are neither reported nor accepted (see cpuid()). */
+export interface CpuidMask { leaf1Edx: number; leaf1Ecx: number; ext1Edx: number }
 
 const MASK = [0, 0xff, 0xffff, 0, 0xffffffff];
 const SIGN = [0, 0x80, 0x8000, 0, 0x80000000];
@@ -82,6 +160,8 @@ const CODE_SHIFT = 8;
 const CODE_BLOCK = 1 << CODE_SHIFT;
 /** Returned for addresses the cache does not hold (outside the RAM window): the interpreter runs them. */
 const EXEC_INSN = new DecodedInsn();
+/** Not a physical address the RAM window can hold (codePa past the CS limit). */
+const NO_PA = 2 ** 32;
 
 /** Exception classes of SDM 6.15 table 6-4/6-5 (#DF is its own: a fault delivering it shuts down). */
 const BENIGN = 0, CONTRIBUTORY = 1, PAGE_FAULT = 2, DOUBLE = 3;
@@ -168,6 +248,16 @@ export class X86Cpu implements Cpu {
   tscAux = 0;
   /** RDTSCP executes (else #UD); the VMX engine mirrors "enable RDTSCP" here. */
   rdtscpEnabled = true;
+  /** Narrows the CPUID profile (cpuid()): the config's `cpuid` mask, applied by the engine. All-ones = everything. */
+  readonly cpuidMask: CpuidMask = { leaf1Edx: 0xffffffff, leaf1Ecx: 0xffffffff, ext1Edx: 0xffffffff };
+  /** Armed breakpoints (armDebug): DR0-3 bits of execute and data ones; hits of the current instruction. */
+  private dbgOn = false;
+  private dbgExec = 0;
+  private dbgData = 0;
+  private dbgHit = 0;
+  /** Stored-only MSRs (storedMsrSlot): low and high dwords; PAT and MISC_ENABLE at their reset values. */
+  private readonly msrStore = Uint32Array.from({ length: 60 }, (_, i) =>
+    i === 56 ? 0x00070406 : i === 57 ? 0x00070406 : i === 58 ? 0x1801 : 0);
   /** SYSENTER_CS/ESP/EIP MSRs (174h-176h), stored only. */
   private readonly sysenter = new Uint32Array(3);
   /**
@@ -247,6 +337,38 @@ export class X86Cpu implements Cpu {
   /** run() is in its fast loop (execDecoded): startEsp and iterLeft are not kept per instruction there. */
   private inFast = false;
 
+  // Paging (mmu.ts). The hot fields are copies of the Mmu's, refreshed by syncPg().
+  /** Linear -> physical translation and its TLB. */
+  readonly mmu: Mmu = new Mmu(this);
+  /** CR0.PG and CR0.PE: every access translates. */
+  private pgOn = false;
+  private tlb: Int32Array = new Int32Array(0);
+  private tlbR = 1;
+  private tlbW = 1;
+  private tlbX = 1;
+  /** The linear address of the #PF in flight, and whether delivering it must load CR2. */
+  private pfLa = 0;
+  private pfPending = false;
+
+  /** The x87 unit (fpu.ts): ESC (D8-DF), WAIT and FXSAVE/FXRSTOR go to it. */
+  readonly fpu = new X87();
+  /** The current instruction as the x87 unit sees it: memory operand, CR0, flags, AX. */
+  private readonly fpuHost: FpuHost = {
+    cr0: () => this.cr0,
+    op32: () => this.osz === 4,
+    realMode: () => (this.cr0 & CR0_PE) === 0 || (this.getEflags() & VM) !== 0,
+    cs: () => this.segSel[CS], ip: () => this.startEip,
+    ds: () => this.segSel[this.eaSeg], dp: () => this.eaOff,
+    // The whole operand against the segment's limit, expand-down window and read rights; each store is checked for write rights as it happens.
+    checkOperand: (size) => { this.segCheck(this.eaSeg, this.eaOff, size, false); },
+    read: (disp, size) => this.rd(size, this.eaSeg, this.offPlus(disp)),
+    write: (disp, size, v) => this.wr(size, this.eaSeg, this.offPlus(disp), v),
+    flags: () => this.getEflags(),
+    setCmpFlags: (zpc) => this.setFlags(ARITH, zpc),
+    setAx: (v) => this.setReg(2, 0, v),
+    fault: (vec) => this.fault(vec),
+  };
+
   constructor(public mem: PhysMemory, public io: IoPorts) {
     for (let i = 0; i < 6; i++) { this.segLimit[i] = 0xffff; this.segAttrib[i] = 0x93; }
     this.segAttrib[CS] = 0x9b;
@@ -288,6 +410,9 @@ export class X86Cpu implements Cpu {
     this.dr7 = s.dr7 >>> 0; this.efer = s.efer >>> 0;
     this.activity = s.activity;
     this.interruptibility = s.interruptibility;
+    this.stateLoadedPaging();
+    this.armDebug();
+    this.modeChanged(); // CPL = SS.DPL (VMCS), segment access windows
   }
 
   private segOut(i: number, o: SegmentReg): void {
@@ -415,76 +540,267 @@ export class X86Cpu implements Cpu {
 
   // ---------------------------------------------------------------- memory
 
+  /**
+   * Linear address of seg:off. With paging off it is also the physical address, so A20
+   * applies; with paging on, A20 applies to the translated address (mmu.ts).
+   */
   private lin(seg: number, off: number): number {
-    return ((this.segBase[seg] + off) & this.a20Mask) >>> 0;
+    const la = (this.segBase[seg] + off) >>> 0;
+    return this.pgOn ? la : (la & this.a20Mask) >>> 0;
+  }
+  // Physical address of an access at linear `la` (segment checks done): with paging on,
+  // one TLB load and compare (mmu.ts), a walk on a miss (which may raise #PF).
+  private paR(la: number): number {
+    if (!this.pgOn) return (la & this.a20Mask) >>> 0;
+    const e = this.tlb[la >>> 12];
+    return (e & this.tlbR) === TLB_VALID ? ((e & -4096) | (la & 4095)) >>> 0 : this.xlate(la, ACC_READ, this.mmu.user);
+  }
+  private paW(la: number): number {
+    if (!this.pgOn) return (la & this.a20Mask) >>> 0;
+    const e = this.tlb[la >>> 12];
+    return (e & this.tlbW) === TLB_VALID ? ((e & -4096) | (la & 4095)) >>> 0 : this.xlate(la, ACC_WRITE, this.mmu.user);
+  }
+  private paX(la: number): number {
+    if (!this.pgOn) return (la & this.a20Mask) >>> 0;
+    const e = this.tlb[la >>> 12];
+    return (e & this.tlbX) === TLB_VALID ? ((e & -4096) | (la & 4095)) >>> 0 : this.xlate(la, ACC_FETCH, this.mmu.user);
+  }
+  /** TLB miss: walk (mmu.ts); a fault raises #PF with CR2 = la at delivery (SDM 4.7, 6.15 interrupt 14). */
+  private xlate(la: number, acc: number, user: boolean): number {
+    const pa = this.mmu.translate(la, acc, user);
+    if (pa < 0) this.pageFault(la, this.mmu.pfCode);
+    return pa;
+  }
+  /** Raise #PF. CR2 is loaded when it is delivered, not when the exception bitmap intercepts it (SDM 27.1). */
+  private pageFault(la: number, code: number): never {
+    this.pfLa = la >>> 0;
+    this.pfPending = true;
+    return this.faultCode(PF_V, code);
   }
   // Accesses inside the direct RAM window (PhysMemory.ram) load and store the bytes
   // themselves; everything else goes through `mem`. Multi-byte accesses keep the
   // provider's semantics: consecutive physical bytes, no A20 wrap inside one access.
+  // With paging on, an access crossing a page translates both pages first (split*).
   private rd8(seg: number, off: number): number {
-    if (off > this.segLimit[seg]) this.segFault(seg);
-    const pa = this.lin(seg, off);
-    return pa < this.ramLen ? this.ram[pa] : this.slowRead(1, pa);
+    if (off > this.segRdHi[seg]) this.segCheck(seg, off, 1, false); // limit; rights and expand-down there (segCache)
+    const la = (this.segBase[seg] + off) >>> 0;
+    if (this.dbgOn) this.dataBp(la, 1, false);
+    const pa = this.paR(la);
+    return pa < this.ramLen ? this.ram[pa] : this.slowRead(1, pa, la);
   }
   private rd16(seg: number, off: number): number {
-    if (off >= this.segLimit[seg]) this.segFault(seg);
-    const pa = this.lin(seg, off);
+    if (off >= this.segRdHi[seg]) this.segCheck(seg, off, 2, false);
+    const la = (this.segBase[seg] + off) >>> 0;
+    if (this.dbgOn) this.dataBp(la, 2, false);
+    if ((la & 0xfff) === 0xfff && this.pgOn) return this.splitRead(2, la);
+    const pa = this.paR(la);
     if (pa + 1 < this.ramLen) { const m = this.ram; return m[pa] | (m[pa + 1] << 8); }
-    return this.slowRead(2, pa);
+    return this.slowRead(2, pa, la);
   }
   private rd32(seg: number, off: number): number {
-    if (off + 3 > this.segLimit[seg]) this.segFault(seg);
-    const pa = this.lin(seg, off);
+    if (off + 3 > this.segRdHi[seg]) this.segCheck(seg, off, 4, false);
+    const la = (this.segBase[seg] + off) >>> 0;
+    if (this.dbgOn) this.dataBp(la, 4, false);
+    if ((la & 0xfff) > 0xffc && this.pgOn) return this.splitRead(4, la);
+    const pa = this.paR(la);
     if (pa + 3 < this.ramLen) { const m = this.ram; return (m[pa] | (m[pa + 1] << 8) | (m[pa + 2] << 16) | (m[pa + 3] << 24)) >>> 0; }
-    return this.slowRead(4, pa);
+    return this.slowRead(4, pa, la);
   }
   private wr8(seg: number, off: number, v: number): void {
-    if (off > this.segLimit[seg]) this.segFault(seg);
-    const pa = this.lin(seg, off);
+    if (off > this.segWrHi[seg]) this.segCheck(seg, off, 1, true);
+    const la = (this.segBase[seg] + off) >>> 0;
+    if (this.dbgOn) this.dataBp(la, 1, true);
+    const pa = this.paW(la);
     if (pa < this.ramLen) {
       this.ram[pa] = v;
       if (this.codeBlk[pa >>> CODE_SHIFT] !== 0) this.codeWritten(pa, 1);
-    } else this.slowWrite(pa, 1, v & 0xff);
+    } else this.slowWrite(pa, 1, v & 0xff, la);
   }
   private wr16(seg: number, off: number, v: number): void {
-    if (off >= this.segLimit[seg]) this.segFault(seg);
-    const pa = this.lin(seg, off);
+    if (off >= this.segWrHi[seg]) this.segCheck(seg, off, 2, true);
+    const la = (this.segBase[seg] + off) >>> 0;
+    if (this.dbgOn) this.dataBp(la, 2, true);
+    if ((la & 0xfff) === 0xfff && this.pgOn) { this.splitWrite(2, la, v); return; }
+    const pa = this.paW(la);
     if (pa + 1 < this.ramLen) {
       const m = this.ram; m[pa] = v; m[pa + 1] = v >>> 8;
       if ((this.codeBlk[pa >>> CODE_SHIFT] | this.codeBlk[(pa + 1) >>> CODE_SHIFT]) !== 0) this.codeWritten(pa, 2);
-    } else this.slowWrite(pa, 2, v & 0xffff);
+    } else this.slowWrite(pa, 2, v & 0xffff, la);
   }
   private wr32(seg: number, off: number, v: number): void {
-    if (off + 3 > this.segLimit[seg]) this.segFault(seg);
-    const pa = this.lin(seg, off);
+    if (off + 3 > this.segWrHi[seg]) this.segCheck(seg, off, 4, true);
+    const la = (this.segBase[seg] + off) >>> 0;
+    if (this.dbgOn) this.dataBp(la, 4, true);
+    if ((la & 0xfff) > 0xffc && this.pgOn) { this.splitWrite(4, la, v); return; }
+    const pa = this.paW(la);
     if (pa + 3 < this.ramLen) {
       const m = this.ram; m[pa] = v; m[pa + 1] = v >>> 8; m[pa + 2] = v >>> 16; m[pa + 3] = v >>> 24;
       if ((this.codeBlk[pa >>> CODE_SHIFT] | this.codeBlk[(pa + 3) >>> CODE_SHIFT]) !== 0) this.codeWritten(pa, 4);
-    } else this.slowWrite(pa, 4, v >>> 0);
+    } else this.slowWrite(pa, 4, v >>> 0, la);
+  }
+  /** A read crossing into the next page: both pages translate (and may fault) before any byte is read. */
+  private splitRead(size: number, la: number): number {
+    const la1 = ((la | 0xfff) + 1) >>> 0, n0 = la1 - la;
+    const pa0 = this.paR(la), pa1 = this.paR(la1);
+    let v = 0;
+    for (let i = size - 1; i >= 0; i--) {
+      v = v * 256 + (i < n0 ? this.physRead8(pa0 + i, la + i) : this.physRead8(pa1 + i - n0, la1 + i - n0));
+    }
+    return v >>> 0;
+  }
+  /** A write crossing into the next page: neither page is written unless both translate (SDM 4.7 note on faults). */
+  private splitWrite(size: number, la: number, v: number): void {
+    const la1 = ((la | 0xfff) + 1) >>> 0, n0 = la1 - la;
+    const pa0 = this.paW(la), pa1 = this.paW(la1);
+    for (let i = 0; i < size; i++) {
+      const b = (v >>> (i * 8)) & 0xff;
+      if (i < n0) this.physWrite8(pa0 + i, la + i, b); else this.physWrite8(pa1 + i - n0, la1 + i - n0, b);
+    }
+  }
+  private physRead8(pa: number, la: number): number {
+    return pa < this.ramLen ? this.ram[pa] : this.slowRead(1, pa, la);
+  }
+  private physWrite8(pa: number, la: number, b: number): void {
+    if (pa < this.ramLen) {
+      this.ram[pa] = b;
+      if (this.codeBlk[pa >>> CODE_SHIFT] !== 0) this.codeWritten(pa, 1);
+    } else this.slowWrite(pa, 1, b, la);
   }
   /**
    * A write outside the RAM window goes to the provider (MMIO, read-only or other
    * frames). An MMIO handler may write RAM as a side effect (DMA), so the decoded
    * cache is dropped (MMIO reads must not write RAM; PhysMemory.ram).
    */
-  private slowWrite(pa: number, size: number, v: number): void {
-    this.noteAccess(pa, true, false);
+  private slowWrite(pa: number, size: number, v: number, la = pa): void {
+    this.noteAccess(pa, la, true, false);
     if (size === 1) this.mem.write8(pa, v); else if (size === 2) this.mem.write16(pa, v); else this.mem.write32(pa, v);
     this.flushCodeCache();
   }
   /** A read outside the RAM window, through the provider (which may throw MEM_ABORT). */
-  private slowRead(size: number, pa: number): number {
-    this.noteAccess(pa, false, false);
+  private slowRead(size: number, pa: number, la = pa): number {
+    this.noteAccess(pa, la, false, false);
     return size === 1 ? this.mem.read8(pa) : size === 2 ? this.mem.read16(pa) : this.mem.read32(pa) >>> 0;
   }
   /**
    * Record the physical access about to leave the RAM window, for a MemAbort exit
-   * (CpuExit.mem*). Without paging the linear address is the physical one (A20 aside).
+   * (CpuExit.mem*): the physical address and the linear one it was translated from.
+   * Paging-structure accesses are noted by the walker (mmu.ts, memWalk = true).
    */
-  private noteAccess(pa: number, write: boolean, fetch: boolean): void {
+  private noteAccess(pa: number, la: number, write: boolean, fetch: boolean): void {
     const e = this.exit;
     e.memGpa = pa; e.memWrite = write; e.memFetch = fetch; e.memWalk = false;
-    e.memLinear = pa; e.memLinearValid = true;
+    e.memLinear = la >>> 0; e.memLinearValid = true;
+  }
+  /**
+   * Read `size` (1, 2, 4) bytes at linear address `la`, with paging but no segmentation:
+   * for descriptor-table, IDT and TSS accesses. `sys`: an implicit supervisor access
+   * whatever the CPL (SDM 4.6). Faults (#PF) and MEM_ABORT unwind as for any access.
+   */
+  linRead(la: number, size: number, sys = true): number {
+    la >>>= 0;
+    const user = !sys && this.mmu.user;
+    let v = 0;
+    for (let i = size - 1; i >= 0; i--) {
+      const a = (la + i) >>> 0;
+      v = v * 256 + this.physRead8(this.linPa(a, ACC_READ, user), a);
+    }
+    return v >>> 0;
+  }
+  /** Write `size` bytes at linear `la` (see linRead): every byte's page is translated before any byte is written. */
+  linWrite(la: number, size: number, v: number, sys = true): void {
+    la >>>= 0;
+    const user = !sys && this.mmu.user;
+    this.linPa(la, ACC_WRITE, user);
+    this.linPa((la + size - 1) >>> 0, ACC_WRITE, user);
+    for (let i = 0; i < size; i++) {
+      const a = (la + i) >>> 0;
+      this.physWrite8(this.linPa(a, ACC_WRITE, user), a, (v >>> (i * 8)) & 0xff);
+    }
+  }
+  /** Physical address of linear `la` for an access of kind `acc` at the given privilege (not the current one). */
+  private linPa(la: number, acc: number, user: boolean): number {
+    if (!this.pgOn) return (la & this.a20Mask) >>> 0;
+    const e = this.tlb[la >>> 12];
+    return (e & tlbMask(acc, user)) === TLB_VALID ? ((e & -4096) | (la & 4095)) >>> 0 : this.xlate(la, acc, user);
+  }
+  /** The code byte at CS:ip, without consuming it (LOCK's lookahead); translated like a fetch. */
+  private codeByte(ip: number): number {
+    const la = (this.segBase[CS] + ip) >>> 0;
+    const pa = this.paX(la);
+    if (pa < this.ramLen) return this.ram[pa];
+    this.noteAccess(pa, la, false, true);
+    return this.mem.read8(pa);
+  }
+  /** CPL as cplChanged() derives it. */
+  private cplNow(): number {
+    return (this.cr0 & CR0_PE) === 0 ? 0 : (this.flags & VM) !== 0 ? 3 : (this.segAttrib[SS] >>> 5) & 3;
+  }
+  /** Copy the Mmu's mode and hit masks into the core's hot fields. */
+  private syncPg(): void {
+    const m = this.mmu;
+    this.pgOn = m.mode !== PG_OFF;
+    this.tlb = m.tlb;
+    this.tlbR = m.mR; this.tlbW = m.mW; this.tlbX = m.mX;
+  }
+  /**
+   * `cpl` changed (a CS/SS load, EFLAGS.VM, CR0.PE, setState): paging checks ordinary
+   * accesses at CPL 3 as user accesses (SDM 4.6). Refreshes the TLB hit masks.
+   */
+  cplChanged(): void {
+    const user = this.cpl === 3;
+    if (user !== this.mmu.user) this.mmu.setUser(user);
+    this.syncPg();
+  }
+  /**
+   * CR0, CR3, CR4 or EFER changed: give the Mmu the new values (it flushes what they
+   * invalidate). A paging-mode change also drops decoded and compiled code, whose
+   * page-boundary clipping depends on it.
+   */
+  private pagingChanged(): void {
+    const was = this.mmu.mode;
+    this.mmu.configure(this.cr0, this.cr3, this.cr4, this.efer);
+    if (this.mmu.mode !== was) this.dropCompiled();
+    this.cplChanged();
+  }
+  /**
+   * Load CR3 (MOV to CR3, and a task switch, SDM 7.3 step 8): flushes non-global TLB
+   * entries; with PAE paging, loads the PDPTE registers and returns false without
+   * changing anything when one has a reserved bit set (the caller raises #GP(0), or #TS
+   * in a task switch, SDM 4.4.1).
+   */
+  loadCr3(v: number): boolean {
+    v >>>= 0;
+    if (this.mmu.mode === PG_PAE && !this.mmu.loadPdptes(v)) return false;
+    this.cr3 = v;
+    this.pagingChanged();
+    return true;
+  }
+  /**
+   * setState: the paging registers may all have changed. VM entry loads the PDPTE
+   * registers from CR3 with PAE paging (SDM 27.3.2.4), here when the mode or CR3 changed.
+   */
+  private stateLoadedPaging(): void {
+    const m = this.mmu, wasPae = m.mode === PG_PAE, oldCr3 = m.cr3;
+    this.pagingChanged();
+    if (m.mode === PG_PAE && (!wasPae || oldCr3 !== this.cr3)) m.loadPdptes(this.cr3);
+  }
+  /** INVLPG (SDM Vol. 2): drop the translation of one linear page. */
+  invlpg(la: number): void {
+    this.mmu.invlpg(la >>> 0);
+  }
+  /** Drop every decoded instruction and compiled block, whatever its bytes. */
+  private dropCompiled(): void {
+    this.flushCodeCache();
+    for (const b of this.blocks) if (b !== undefined) b.pa = -1;
+  }
+  /**
+   * Physical address of the instruction at CS:ip for the decoded cache, translating
+   * (and possibly raising #PF) with paging on; 2^32, which the cache never holds, when
+   * ip is past the CS limit (the interpreter then raises #GP before any fetch).
+   */
+  private codePa(ip: number): number {
+    if (ip > this.segLimit[CS]) return NO_PA;
+    return this.paX((this.segBase[CS] + ip) >>> 0);
   }
   private rd(size: number, seg: number, off: number): number {
     return size === 1 ? this.rd8(seg, off) : size === 2 ? this.rd16(seg, off) : this.rd32(seg, off);
@@ -500,9 +816,10 @@ export class X86Cpu implements Cpu {
     if (ip > this.segLimit[CS]) this.faultCode(GP, 0);
     if (++this.ilen > 15) this.faultCode(GP, 0); // SDM 2.3.11: 15-byte limit
     this.eip = ip + 1;
-    const pa = this.lin(CS, ip);
+    const la = (this.segBase[CS] + ip) >>> 0;
+    const pa = this.paX(la);
     if (pa < this.ramLen) return this.ram[pa];
-    this.noteAccess(pa, false, true);
+    this.noteAccess(pa, la, false, true);
     const m = this.mem;
     return m.fetch8 !== undefined ? m.fetch8(pa) : m.read8(pa);
   }
@@ -808,6 +1125,844 @@ export class X86Cpu implements Cpu {
     this.eip = off >>> 0;
   }
 
+  // ---------------------------------------------------------------- protected mode (SDM Vol. 3A ch. 3, 5, 6, 7, 20)
+  //
+  // Segment loads check the descriptor as SDM Vol. 2 MOV/JMP/CALL/RET/IRET/INT say and
+  // fault with the selector error code (SDM 6.13; EXT while delivering an event that is
+  // not INT n/INT3/INTO). Every data access checks the per-segment window computed at
+  // load time (segCache): rd*/wr* compare the offset with segRdHi/segWrHi, the limit of
+  // an expand-up segment the access is allowed in, else -1; only then does segCheck look
+  // at the full window (expand-down, or a fault: null, execute-only, read-only). So the
+  // fast path costs what the plain limit check did. Real and virtual-8086 mode check
+  // the limit only. Descriptor tables
+  // and TSSs are read by linear address (sysRd/sysWr). Not modelled: CR4.VME/PVI, the
+  // TSS T (debug trap) bit, call gates' #SS error codes for parameter reads.
+
+  /** CPL: CS.RPL in protected mode (= SS.DPL, as the VMCS keeps it), 3 in virtual-8086 mode, 0 in real mode. */
+  cpl = 0;
+  /** The EXT bit of selector error codes (SDM 6.13) while delivering an event external to the program. */
+  private ext = 0;
+  /** Per segment (segCache): reads are valid for offsets lo .. lo+span; span -1 refuses every read. Same for writes. */
+  private readonly segRdLo = new Uint32Array(6);
+  private readonly segRdSpan = new Float64Array(6).fill(0xffff);
+  private readonly segWrLo = new Uint32Array(6);
+  private readonly segWrSpan = new Float64Array(6).fill(0xffff);
+  /** The fast check of rd8..wr32: the span of an expand-up window, -1 otherwise (segCheck decides). */
+  private readonly segRdHi = new Float64Array(6).fill(0xffff);
+  private readonly segWrHi = new Float64Array(6).fill(0xffff);
+  /** The last descriptor read (readDesc): its two dwords and its linear address. */
+  private dLo = 0;
+  private dHi = 0;
+  private dAddr = 0;
+  /** New SS:ESP from the TSS (tssStack). */
+  private nSs = 0;
+  private nEsp = 0;
+  /** A saved CS/SS/ESP/EIP/CPL/EFLAGS (saveCtx), restored when a privilege change faults half-way. */
+  private readonly ctx = new Float64Array(14);
+  /** The fields a task switch reads from the new TSS before changing anything (taskSwitch); a call gate's parameters (up to 31). */
+  private readonly tssIn = new Uint32Array(32);
+
+  /** Protected mode proper: CR0.PE = 1 and EFLAGS.VM = 0. */
+  private get pm(): boolean { return (this.cr0 & CR0_PE) !== 0 && (this.flags & VM) === 0; }
+  private get iopl(): number { return (this.flags >>> 12) & 3; }
+
+  /** Recompute segment `i`'s access window from its limit and access rights (see the section header). */
+  private segCache(i: number): void {
+    const a = this.segAttrib[i], lim = this.segLimit[i];
+    let lo = 0, span = lim, rd = true, wr = true;
+    if ((this.cr0 & CR0_PE) !== 0 && (this.flags & VM) === 0) {
+      if ((a & 0x10090) !== 0x90) { rd = false; wr = false; } // unusable (null), not present, or a system segment
+      else if ((a & 8) !== 0) { wr = false; rd = (a & 2) !== 0; } // code: never writable (SDM 3.4.5.1)
+      else {
+        wr = (a & 2) !== 0;
+        if ((a & 4) !== 0) { // expand-down: limit+1 .. 64 KiB or 4 GiB (B bit) (SDM 3.4.5.1)
+          const hi = (a & 0x4000) !== 0 ? 0xffffffff : 0xffff;
+          if (lim >= hi) { rd = false; wr = false; } else { lo = lim + 1; span = hi - lo; }
+        }
+      }
+    }
+    this.segRdLo[i] = lo; this.segRdSpan[i] = rd ? span : -1;
+    this.segWrLo[i] = lo; this.segWrSpan[i] = wr ? span : -1;
+    this.segRdHi[i] = rd && lo === 0 ? span : -1;
+    this.segWrHi[i] = wr && lo === 0 ? span : -1;
+  }
+  private refreshSegs(): void {
+    for (let i = 0; i < 6; i++) this.segCache(i);
+  }
+  /** CR0.PE or EFLAGS.VM changed: CPL and the access windows follow (CPL = SS.DPL, SDM 5.5). */
+  modeChanged(): void {
+    this.cpl = this.cplNow();
+    this.refreshSegs();
+    this.cplChanged();
+  }
+  /** #GP/#SS(0) unless [off, off+size) may be read (wantWrite false) or written in segment `seg`. */
+  private segCheck(seg: number, off: number, size: number, wantWrite: boolean): void {
+    const x = ((off - (wantWrite ? this.segWrLo[seg] : this.segRdLo[seg])) >>> 0) + size - 1;
+    if (x > (wantWrite ? this.segWrSpan[seg] : this.segRdSpan[seg])) this.segFault(seg);
+  }
+
+  private segSet(i: number, sel: number, base: number, limit: number, attrib: number): void {
+    this.segSel[i] = sel; this.segBase[i] = base >>> 0; this.segLimit[i] = limit >>> 0; this.segAttrib[i] = attrib;
+    this.segCache(i);
+  }
+  /** A null selector in DS/ES/FS/GS: the register is unusable (VMCS bit 16); any access is #GP(0). */
+  private loadNull(i: number, sel: number): void {
+    this.segSet(i, sel & 0xffff, 0, 0, 0x10000);
+  }
+  /** Virtual-8086 segment load (SDM 20.2.1): base sel*16, limit 64 KiB, DPL 3 read/write data. */
+  private loadSegV86(i: number, sel: number): void {
+    this.segSet(i, sel & 0xffff, (sel & 0xffff) << 4, 0xffff, 0xf3);
+  }
+
+  // ---- system accesses by linear address (descriptor tables, IDT, TSS): implicit
+  // supervisor accesses through the paging layer (linRead/linWrite, SDM 4.6).
+  private sysRd(size: number, la: number): number { return this.linRead(la >>> 0, size); }
+  private sysWr(size: number, la: number, v: number): void { this.linWrite(la >>> 0, size, v); }
+
+  // ---- descriptors (SDM 3.4.5, 3.5.1)
+
+  /** #vec with a selector error code: index, TI, and EXT (SDM 6.13). */
+  private selFault(vec: number, sel: number): never {
+    return this.faultCode(vec, (sel & 0xfffc) | this.ext);
+  }
+  /** Read `sel`'s descriptor into dLo/dHi/dAddr; false when it lies outside its table (GDT, or the LDT for TI = 1). */
+  private readDesc(sel: number): boolean {
+    let base: number, limit: number;
+    if ((sel & 4) !== 0) {
+      const l = this.ldtr;
+      if ((l.attrib & 0x10080) !== 0x80) return false; // no usable LDT
+      base = l.base; limit = l.limit;
+    } else { base = this.gdtrBase; limit = this.gdtrLimit; }
+    const off = sel & 0xfff8;
+    if (off + 7 > limit) return false;
+    this.dAddr = (base + off) >>> 0;
+    this.dLo = this.sysRd(4, this.dAddr);
+    this.dHi = this.sysRd(4, this.dAddr + 4);
+    return true;
+  }
+  /** Access rights of dHi in the VMCS format: type, S, DPL, P, AVL, L, D/B, G. */
+  private descAttrib(): number { return (this.dHi >>> 8) & 0xf0ff; }
+  private descBase(): number { return ((this.dLo >>> 16) | ((this.dHi & 0xff) << 16) | (this.dHi & 0xff000000)) >>> 0; }
+  /** The limit in bytes (G scales by 4 KiB, SDM 3.4.5). */
+  private descLimit(): number {
+    const l = (this.dLo & 0xffff) | (this.dHi & 0xf0000);
+    return (this.dHi & 0x800000) !== 0 ? ((l << 12) | 0xfff) >>> 0 : l;
+  }
+  /** Set the accessed bit of a segment descriptor in memory (SDM 3.4.5.1) and in dHi. */
+  private setAccessed(): void {
+    if ((this.dHi & 0x100) !== 0) return;
+    this.dHi |= 0x100;
+    this.sysWr(1, this.dAddr + 5, (this.dHi >>> 8) & 0xff);
+  }
+  /** Load segment `i` from the descriptor in dLo/dHi (accessed bit set). */
+  private segFromDesc(i: number, sel: number): void {
+    this.setAccessed();
+    this.segSet(i, sel & 0xffff, this.descBase(), this.descLimit(), this.descAttrib());
+  }
+  /** Load CS from dLo/dHi at privilege `cpl` (CS.RPL = CPL). */
+  private loadCs(sel: number, cpl: number): void {
+    this.segFromDesc(CS, (sel & 0xfffc) | cpl);
+    this.code32 = (this.segAttrib[CS] & 0x4000) !== 0;
+    if (cpl !== this.cpl) { this.cpl = cpl; this.cplChanged(); }
+  }
+
+  /** MOV/POP Sreg, LDS/LES/LFS/LGS/LSS (SDM Vol. 2 MOV "Operation", 3A 5.6-5.7). */
+  private loadSeg(i: number, sel: number): void {
+    sel &= 0xffff;
+    if ((this.cr0 & CR0_PE) === 0) { this.loadSegReal(i, sel); return; }
+    if ((this.flags & VM) !== 0) { this.loadSegV86(i, sel); return; }
+    const cpl = this.cpl, rpl = sel & 3;
+    if ((sel & 0xfffc) === 0) {
+      if (i === SS) this.faultCode(GP, 0);
+      this.loadNull(i, sel);
+      return;
+    }
+    if (!this.readDesc(sel)) this.selFault(GP, sel);
+    const a = this.descAttrib(), dpl = (a >>> 5) & 3;
+    if (i === SS) {
+      // A writable data segment with RPL = DPL = CPL; not present is #SS.
+      if (rpl !== cpl || dpl !== cpl || (a & 0x1a) !== 0x12) this.selFault(GP, sel);
+      if ((a & 0x80) === 0) this.selFault(SSV, sel);
+    } else {
+      // Data or readable code; data and non-conforming code need DPL >= CPL and DPL >= RPL.
+      if ((a & 0x10) === 0 || (a & 0xa) === 0x8) this.selFault(GP, sel);
+      if ((a & 0xc) !== 0xc && (rpl > dpl || cpl > dpl)) this.selFault(GP, sel);
+      if ((a & 0x80) === 0) this.selFault(NP_V, sel);
+    }
+    this.segFromDesc(i, sel);
+  }
+
+  /** Returning to an outer level: DS/ES/FS/GS that the new CPL may not use become null (SDM Vol. 2 RET, IRET). */
+  private nullDataSegs(): void {
+    const cpl = this.cpl;
+    for (let i = 0; i < 6; i++) {
+      if (i === CS || i === SS) continue;
+      const a = this.segAttrib[i];
+      if ((a & 0x10000) !== 0) continue;
+      // data or non-conforming code with DPL < CPL
+      if (((a & 0xc) !== 0xc) && ((a >>> 5) & 3) < cpl) this.loadNull(i, 0);
+    }
+  }
+
+  // ---- saved context for privilege changes that can fault half-way
+
+  private saveCtx(): void {
+    const c = this.ctx;
+    c[0] = this.segSel[CS]; c[1] = this.segBase[CS]; c[2] = this.segLimit[CS]; c[3] = this.segAttrib[CS];
+    c[4] = this.segSel[SS]; c[5] = this.segBase[SS]; c[6] = this.segLimit[SS]; c[7] = this.segAttrib[SS];
+    c[8] = this.regs[4]; c[9] = this.eip; c[10] = this.cpl; c[11] = this.getEflags(); c[12] = this.code32 ? 1 : 0;
+  }
+  private restoreCtx(): void {
+    const c = this.ctx;
+    this.setEflags(c[11]);
+    this.segSet(CS, c[0], c[1], c[2], c[3]);
+    this.segSet(SS, c[4], c[5], c[6], c[7]);
+    this.regs[4] = c[8]; this.eip = c[9]; this.cpl = c[10]; this.code32 = c[12] !== 0;
+    this.refreshSegs();
+    this.cplChanged();
+  }
+
+  /**
+   * #SS(err) unless `n` pushes of `size` bytes below ESP fit in SS: checked before a
+   * privilege change or event pushes anything (SDM 6.12.1, Vol. 2 CALL).
+   */
+  private stackRoom(size: number, n: number, err: number): void {
+    const esp = this.regs[4], lo = this.segWrLo[SS], span = this.segWrSpan[SS], b32 = this.ss32;
+    for (let k = 1; k <= n; k++) {
+      const off = b32 ? (esp - k * size) >>> 0 : (esp - k * size) & 0xffff;
+      if (((off - lo) >>> 0) + size - 1 > span) this.faultCode(SSV, err);
+    }
+  }
+
+  /** SS:ESP for privilege level `dpl` from the current TSS (SDM 7.2.1, figures 7-2 and 7-11), into nSs/nEsp. */
+  private tssStack(dpl: number): void {
+    const t = this.tr, t32 = (t.attrib & 8) !== 0;
+    const off = t32 ? dpl * 8 + 4 : dpl * 4 + 2;
+    if (off + (t32 ? 5 : 3) > t.limit) this.selFault(TS_V, t.selector);
+    if (t32) { this.nEsp = this.sysRd(4, t.base + off); this.nSs = this.sysRd(2, t.base + off + 4); }
+    else { this.nEsp = this.sysRd(2, t.base + off); this.nSs = this.sysRd(2, t.base + off + 2); }
+  }
+  /** Check the inner stack segment nSs for privilege `dpl` (SDM Vol. 2 CALL, INT); leaves its descriptor in dLo/dHi. */
+  private checkInnerSs(dpl: number): void {
+    const ss = this.nSs;
+    if ((ss & 0xfffc) === 0) this.faultCode(TS_V, this.ext);
+    if (!this.readDesc(ss)) this.selFault(TS_V, ss);
+    const a = this.descAttrib();
+    if ((ss & 3) !== dpl || ((a >>> 5) & 3) !== dpl || (a & 0x1a) !== 0x12) this.selFault(TS_V, ss);
+    if ((a & 0x80) === 0) this.selFault(SSV, ss);
+    this.setAccessed(); // memory writes before any register changes
+  }
+  /** Switch to the inner stack nSs:nEsp (descriptor in dLo/dHi) at privilege `dpl`. */
+  private enterInnerStack(dpl: number): void {
+    this.segFromDesc(SS, this.nSs);
+    this.regs[4] = this.nEsp;
+    this.cpl = dpl;
+    this.cplChanged(); // pushes to the inner stack are supervisor accesses
+  }
+
+  // ---- far control transfers (SDM Vol. 2 JMP, CALL, RET, IRET)
+
+  /** JMP ptr16:16/32 and JMP m16:16/32. */
+  private farJmp(sel: number, off: number): void {
+    if (!this.pm) { this.jumpFar(sel, off); return; }
+    this.farProt(sel & 0xffff, off, false);
+  }
+  /** CALL ptr16:16/32 and CALL m16:16/32. */
+  private farCall(sel: number, off: number): void {
+    if (!this.pm) {
+      const osz = this.osz;
+      this.push(osz, this.segSel[CS]);
+      this.push(osz, this.eip);
+      this.jumpFar(sel, off);
+      return;
+    }
+    this.farProt(sel & 0xffff, off, true);
+  }
+
+  /** Checks of a code segment reached directly (not through a gate) by JMP/CALL; dLo/dHi hold it. */
+  private checkDirectCode(sel: number): void {
+    const a = this.descAttrib(), dpl = (a >>> 5) & 3, cpl = this.cpl;
+    if ((a & 4) !== 0) { if (dpl > cpl) this.selFault(GP, sel); } // conforming
+    else if ((sel & 3) > cpl || dpl !== cpl) this.selFault(GP, sel);
+    if ((a & 0x80) === 0) this.selFault(NP_V, sel);
+  }
+
+  private farProt(sel: number, off: number, isCall: boolean): void {
+    if ((sel & 0xfffc) === 0) this.faultCode(GP, 0);
+    if (!this.readDesc(sel)) this.selFault(GP, sel);
+    const a = this.descAttrib(), dpl = (a >>> 5) & 3, cpl = this.cpl, rpl = sel & 3;
+    if ((a & 0x18) === 0x18) { // code segment
+      this.checkDirectCode(sel);
+      const osz = this.osz;
+      if (osz === 2) off &= 0xffff;
+      if (off > this.descLimit()) this.faultCode(GP, 0);
+      if (isCall) {
+        this.stackRoom(osz, 2, 0);
+        this.push(osz, this.segSel[CS]);
+        this.push(osz, this.eip);
+      }
+      this.loadCs(sel, cpl);
+      this.eip = off >>> 0;
+      return;
+    }
+    if ((a & 0x10) !== 0) this.selFault(GP, sel); // a data segment
+    switch (a & 0xf) {
+      case 1: case 9: // available TSS (SDM 7.3)
+        if (dpl < cpl || dpl < rpl) this.selFault(GP, sel);
+        if ((a & 0x80) === 0) this.selFault(NP_V, sel);
+        this.taskSwitch(sel, isCall ? TaskSwitchSource.Call : TaskSwitchSource.Jmp, false, 0);
+        return;
+      case 5: { // task gate (SDM 7.3.2)
+        if (dpl < cpl || dpl < rpl) this.selFault(GP, sel);
+        if ((a & 0x80) === 0) this.selFault(NP_V, sel);
+        const tss = this.dLo >>> 16;
+        if ((tss & 4) !== 0 || !this.readDesc(tss)) this.selFault(GP, tss);
+        const ta = this.descAttrib();
+        if ((ta & 0x1f) !== 1 && (ta & 0x1f) !== 9) this.selFault(GP, tss); // must be an available TSS
+        if ((ta & 0x80) === 0) this.selFault(NP_V, tss);
+        this.taskSwitch(tss, isCall ? TaskSwitchSource.Call : TaskSwitchSource.Jmp, false, 0);
+        return;
+      }
+      case 4: case 12: this.callGate(sel, isCall); return;
+      default: this.selFault(GP, sel);
+    }
+  }
+
+  /** JMP/CALL through a call gate (SDM 5.8.3-5.8.5); dLo/dHi hold the gate. */
+  private callGate(gsel: number, isCall: boolean): void {
+    const ga = this.descAttrib(), gdpl = (ga >>> 5) & 3, cpl = this.cpl;
+    if (gdpl < cpl || gdpl < (gsel & 3)) this.selFault(GP, gsel);
+    if ((ga & 0x80) === 0) this.selFault(NP_V, gsel);
+    const g32 = (ga & 8) !== 0, glo = this.dLo, ghi = this.dHi;
+    const csSel = glo >>> 16, params = ghi & 0x1f;
+    const off = g32 ? ((ghi & 0xffff0000) | (glo & 0xffff)) >>> 0 : glo & 0xffff;
+    if ((csSel & 0xfffc) === 0) this.faultCode(GP, 0);
+    if (!this.readDesc(csSel)) this.selFault(GP, csSel);
+    const a = this.descAttrib(), dpl = (a >>> 5) & 3;
+    if ((a & 0x18) !== 0x18 || dpl > cpl) this.selFault(GP, csSel);
+    if (!isCall && (a & 4) === 0 && dpl !== cpl) this.selFault(GP, csSel); // JMP never changes privilege
+    if ((a & 0x80) === 0) this.selFault(NP_V, csSel);
+    if (off > this.descLimit()) this.faultCode(GP, 0);
+    this.setAccessed();
+    const cLo = this.dLo, cHi = this.dHi, cAddr = this.dAddr;
+    const sz = g32 ? 4 : 2;
+    if (!isCall || (a & 4) !== 0 || dpl === cpl) {
+      if (isCall) {
+        this.stackRoom(sz, 2, 0);
+        this.push(sz, this.segSel[CS]);
+        this.push(sz, this.eip);
+      }
+      this.dLo = cLo; this.dHi = cHi; this.dAddr = cAddr;
+      this.loadCs(csSel, cpl);
+      this.eip = off;
+      return;
+    }
+    // CALL to a more privileged non-conforming segment: stack switch and parameter copy (SDM 5.8.5, figure 5-13).
+    this.tssStack(dpl);
+    this.checkInnerSs(dpl);
+    const oldSs = this.segSel[SS], oldEsp = this.regs[4], oldB32 = this.ss32;
+    // Parameters are read from the old stack before anything changes.
+    const p = this.tssIn;
+    for (let k = 0; k < params; k++) {
+      const o = oldB32 ? (oldEsp + k * sz) >>> 0 : (oldEsp + k * sz) & 0xffff;
+      p[k] = this.rd(sz, SS, o);
+    }
+    const retCs = this.segSel[CS], retEip = this.eip;
+    this.saveCtx();
+    try {
+      this.enterInnerStack(dpl);
+      this.stackRoom(sz, 4 + params, (this.nSs & 0xfffc) | this.ext);
+      this.push(sz, oldSs);
+      this.push(sz, oldEsp);
+      for (let k = params - 1; k >= 0; k--) this.push(sz, p[k]);
+      this.push(sz, retCs);
+      this.push(sz, retEip);
+      this.dLo = cLo; this.dHi = cHi; this.dAddr = cAddr;
+      this.loadCs(csSel, dpl);
+      this.eip = off;
+    } catch (x) { this.restoreCtx(); throw x; }
+  }
+
+  /**
+   * Checks of the CS a far RET/IRET returns to (SDM Vol. 2 RET, IRET "PROTECTED-MODE-RETURN");
+   * leaves its descriptor in dLo/dHi.
+   */
+  private checkReturnCs(sel: number): void {
+    if ((sel & 0xfffc) === 0) this.faultCode(GP, 0);
+    if (!this.readDesc(sel)) this.selFault(GP, sel);
+    const a = this.descAttrib(), dpl = (a >>> 5) & 3, rpl = sel & 3;
+    if ((a & 0x18) !== 0x18 || rpl < this.cpl) this.selFault(GP, sel);
+    if ((a & 4) !== 0 ? dpl > rpl : dpl !== rpl) this.selFault(GP, sel);
+    if ((a & 0x80) === 0) this.selFault(NP_V, sel);
+    this.setAccessed();
+  }
+  /** Checks of the outer SS a RET/IRET returns to at privilege `rpl`; leaves its descriptor in dLo/dHi. */
+  private checkOuterSs(ss: number, rpl: number): void {
+    if ((ss & 0xfffc) === 0) this.faultCode(GP, 0);
+    if (!this.readDesc(ss)) this.selFault(GP, ss);
+    const a = this.descAttrib();
+    if ((ss & 3) !== rpl || ((a >>> 5) & 3) !== rpl || (a & 0x1a) !== 0x12) this.selFault(GP, ss);
+    if ((a & 0x80) === 0) this.selFault(SSV, ss);
+    this.setAccessed();
+  }
+
+  /** RET far imm16 (SDM Vol. 2 RET). */
+  private farRet(n: number): void {
+    const osz = this.osz;
+    if (!this.pm) {
+      const ip = this.peek(osz, 0), cs = this.peek(osz, osz) & 0xffff;
+      this.jumpFar(cs, ip);
+      this.addSp(osz * 2 + n);
+      return;
+    }
+    const ip = this.peek(osz, 0), sel = this.peek(osz, osz) & 0xffff;
+    this.protReturn(sel, osz === 2 ? ip & 0xffff : ip, 2 * osz, n, -1);
+  }
+
+  /**
+   * The protected-mode part of RET far and IRET once EIP and CS are known: same level, or
+   * outer level with the SS:ESP found `frame` + `n` bytes up the stack; `fl` >= 0 is
+   * IRET's EFLAGS image.
+   */
+  private protReturn(sel: number, off: number, frame: number, n: number, fl: number): void {
+    const osz = this.osz, rpl = sel & 3, cpl = this.cpl;
+    this.checkReturnCs(sel);
+    if (off > this.descLimit()) this.faultCode(GP, 0);
+    const cLo = this.dLo, cHi = this.dHi, cAddr = this.dAddr;
+    if (rpl === cpl) {
+      this.loadCs(sel, cpl);
+      this.eip = off;
+      this.addSp(frame + n);
+      if (fl >= 0) this.iretFlags(fl, osz, cpl);
+      return;
+    }
+    // Outer level: SS:ESP follow the frame (and RET's imm16 bytes).
+    const esp = this.peek(osz, frame + n), ss = this.peek(osz, frame + n + osz) & 0xffff;
+    this.checkOuterSs(ss, rpl);
+    this.segFromDesc(SS, ss);
+    this.dLo = cLo; this.dHi = cHi; this.dAddr = cAddr;
+    this.loadCs(sel, rpl);
+    this.eip = off;
+    const r = this.regs;
+    r[4] = osz === 4 ? esp : (r[4] & 0xffff0000) | (esp & 0xffff);
+    this.addSp(n);
+    if (fl >= 0) this.iretFlags(fl, osz, cpl);
+    this.nullDataSegs();
+  }
+
+  /** EFLAGS from an IRET image (SDM Vol. 2 IRET): IOPL only at CPL 0, IF only at CPL <= IOPL; VM unchanged here. */
+  private iretFlags(v: number, osz: number, cpl: number): void {
+    const cur = this.getEflags();
+    let keep = VM;
+    if (osz === 2) keep |= 0xffff0000;
+    else if (cpl !== 0) keep |= 0x180000; // VIF, VIP
+    if (cpl !== 0) keep |= IOPL_NT & 0x3000;
+    if (cpl > ((cur >>> 12) & 3)) keep |= IF;
+    const f = (v & ~keep) | (cur & keep);
+    this.setEflags(f & (ARITH | TF | IF | DF | IOPL_NT | RF | VM | AC | 0x180000 | ID | 2));
+  }
+
+  /** IRET/IRETD (SDM Vol. 2 IRET): real mode, virtual-8086 mode, task return (NT), protected-mode return. */
+  private iret(): void {
+    const osz = this.osz;
+    if ((this.cr0 & CR0_PE) === 0) {
+      const ip = this.peek(osz, 0), cs = this.peek(osz, osz) & 0xffff, fl = this.peek(osz, osz * 2);
+      this.jumpFar(cs, ip);
+      this.addSp(osz * 3);
+      this.popFlags(osz, fl);
+      return;
+    }
+    if ((this.flags & VM) !== 0) {
+      // Virtual-8086 mode without VME: IOPL-sensitive (SDM 20.2.7); with IOPL 3, IOPL and VM stay.
+      if (this.iopl < 3) this.faultCode(GP, 0);
+      const ip = this.peek(osz, 0), cs = this.peek(osz, osz) & 0xffff, fl = this.peek(osz, osz * 2);
+      if (osz === 2 ? (ip & 0xffff) > this.segLimit[CS] : ip > this.segLimit[CS]) this.faultCode(GP, 0);
+      this.loadSegV86(CS, cs);
+      this.eip = osz === 2 ? ip & 0xffff : ip;
+      this.addSp(osz * 3);
+      const cur = this.getEflags(), keep = VM | (IOPL_NT & 0x3000) | 0x180000 | (osz === 2 ? 0xffff0000 : 0);
+      this.setEflags(((fl & ~keep) | (cur & keep)) & (ARITH | TF | IF | DF | IOPL_NT | RF | VM | AC | 0x180000 | ID | 2));
+      return;
+    }
+    if ((this.flags & IOPL_NT & 0x4000) !== 0) { // NT: return to the task in the back link (SDM 7.3, 7.4)
+      const link = this.sysRd(2, this.tr.base);
+      if ((link & 4) !== 0 || !this.readDesc(link)) this.selFault(TS_V, link);
+      const a = this.descAttrib();
+      if ((a & 0x1d) !== 0x9 || (a & 0x2) === 0) this.selFault(TS_V, link); // a busy TSS
+      if ((a & 0x80) === 0) this.selFault(NP_V, link);
+      this.taskSwitch(link, TaskSwitchSource.Iret, false, 0);
+      return;
+    }
+    const ip = this.peek(osz, 0), sel = this.peek(osz, osz) & 0xffff, fl = this.peek(osz, osz * 2);
+    if (osz === 4 && (fl & VM) !== 0 && this.cpl === 0) { this.iretToV86(ip, sel, fl); return; }
+    this.protReturn(sel, osz === 2 ? ip & 0xffff : ip, 3 * osz, 0, fl);
+  }
+
+  /** IRETD at CPL 0 with VM in the image: enter virtual-8086 mode (SDM Vol. 2 IRET "RETURN-TO-VIRTUAL-8086-MODE"). */
+  private iretToV86(ip: number, cs: number, fl: number): void {
+    const esp = this.peek(4, 12), ss = this.peek(4, 16) & 0xffff;
+    const es = this.peek(4, 20) & 0xffff, ds = this.peek(4, 24) & 0xffff, fs = this.peek(4, 28) & 0xffff, gs = this.peek(4, 32) & 0xffff;
+    this.setEflags(fl & (ARITH | TF | IF | DF | IOPL_NT | RF | VM | AC | 0x180000 | ID | 2));
+    this.loadSegV86(CS, cs); this.loadSegV86(SS, ss);
+    this.loadSegV86(ES, es); this.loadSegV86(DS, ds); this.loadSegV86(FS, fs); this.loadSegV86(GS, gs);
+    this.regs[4] = esp;
+    this.eip = ip & 0xffff;
+    this.cpl = 3;
+    this.code32 = false;
+    this.cplChanged();
+  }
+
+  // ---- task switches (SDM 7.3)
+
+  /**
+   * Switch to the task whose TSS descriptor (in the GDT) is in dLo/dHi, selector `sel`. The
+   * caller has made the privilege, type and present checks of its source. With
+   * intercepts.taskSwitchExit the core stops first, before any state changes (VMX: task
+   * switches always exit, SDM 26.1.2, qualification table 28-2; SVM TASK_SWITCH), and the
+   * result is true. For an event (`src` Gate) with an error code, it is pushed on the new stack.
+   */
+  private taskSwitch(sel: number, src: TaskSwitchSource, hasErr: boolean, err: number): boolean {
+    const nAttr = this.descAttrib(), nBase = this.descBase(), nLimit = this.descLimit(), nAddr = this.dAddr;
+    if (this.intercepts.taskSwitchExit) {
+      const e = this.exit;
+      e.tsSelector = sel; e.tsSource = src; e.tsHasErrorCode = hasErr; e.tsErrorCode = hasErr ? err : 0;
+      if (src === TaskSwitchSource.Gate) { e.reason = CpuExitReason.TaskSwitch; this.stop = CpuExitReason.TaskSwitch; }
+      else this.stopHere(CpuExitReason.TaskSwitch);
+      return true;
+    }
+    const n32 = (nAttr & 8) !== 0;
+    if (nLimit < (n32 ? 0x67 : 0x2b)) this.selFault(TS_V, sel);
+    // Read the whole new state first: a fault here changes nothing.
+    const t = this.tssIn;
+    if (n32) {
+      t[0] = this.sysRd(4, nBase + 0x1c); // CR3
+      t[1] = this.sysRd(4, nBase + 0x20); // EIP
+      t[2] = this.sysRd(4, nBase + 0x24); // EFLAGS
+      for (let i = 0; i < 8; i++) t[3 + i] = this.sysRd(4, nBase + 0x28 + i * 4);
+      for (let i = 0; i < 6; i++) t[11 + i] = this.sysRd(2, nBase + 0x48 + i * 4);
+      t[17] = this.sysRd(2, nBase + 0x60); // LDT
+    } else {
+      t[1] = this.sysRd(2, nBase + 0x0e);
+      t[2] = this.sysRd(2, nBase + 0x10);
+      for (let i = 0; i < 8; i++) t[3 + i] = this.sysRd(2, nBase + 0x12 + i * 2);
+      for (let i = 0; i < 4; i++) t[11 + i] = this.sysRd(2, nBase + 0x22 + i * 2); // ES CS SS DS
+      t[15] = 0; t[16] = 0;
+      t[17] = this.sysRd(2, nBase + 0x2a);
+    }
+    // Save the current state into the current TSS.
+    const o = this.tr, o32 = (o.attrib & 8) !== 0, r = this.regs;
+    let oflags = this.getEflags();
+    if (src === TaskSwitchSource.Iret) oflags &= ~0x4000; // the old task is no longer nested
+    if (src === TaskSwitchSource.Jmp || src === TaskSwitchSource.Iret) this.setBusy(o.selector, false);
+    if (o32) {
+      this.sysWr(4, o.base + 0x20, this.eip);
+      this.sysWr(4, o.base + 0x24, oflags);
+      for (let i = 0; i < 8; i++) this.sysWr(4, o.base + 0x28 + i * 4, r[i]);
+      for (let i = 0; i < 6; i++) this.sysWr(2, o.base + 0x48 + i * 4, this.segSel[i]);
+    } else {
+      this.sysWr(2, o.base + 0x0e, this.eip);
+      this.sysWr(2, o.base + 0x10, oflags);
+      for (let i = 0; i < 8; i++) this.sysWr(2, o.base + 0x12 + i * 2, r[i]);
+      for (let i = 0; i < 4; i++) this.sysWr(2, o.base + 0x22 + i * 2, this.segSel[i]);
+    }
+    let nflags = t[2];
+    if (!n32) nflags = (this.getEflags() & 0xffff0000 & ~VM) | (nflags & 0xffff);
+    if (src === TaskSwitchSource.Call || src === TaskSwitchSource.Gate) {
+      this.sysWr(2, nBase, o.selector); // back link
+      nflags |= 0x4000; // NT
+    }
+    let attr = nAttr;
+    if (src !== TaskSwitchSource.Iret) {
+      this.dAddr = nAddr;
+      this.dHi = this.sysRd(4, nAddr + 4) | 0x200;
+      this.sysWr(1, nAddr + 5, (this.dHi >>> 8) & 0xff);
+      attr |= 2;
+    }
+    // Commit: from here on, faults are taken in the new task (SDM 7.3 step 12).
+    this.setSys(this.tr, sel, nBase, nLimit, attr);
+    this.cr0 |= CR0_TS;
+    // CR3 from a 32-bit TSS (SDM 7.3 step 8), through the paging layer; a bad PAE PDPTE is #TS.
+    if (n32 && (this.cr0 & CR0_PG) !== 0 && !this.loadCr3(t[0])) this.selFault(TS_V, sel);
+    this.eip = t[1];
+    for (let i = 0; i < 8; i++) r[i] = n32 ? t[3 + i] : (r[i] & 0xffff0000) | t[3 + i];
+    this.setEflags(nflags);
+    const v86 = n32 && (nflags & VM) !== 0;
+    // Selectors first, unusable until each is qualified (SDM 7.3: faults after the commit
+    // point see the new selectors).
+    for (let i = 0; i < 6; i++) this.segSet(i, t[11 + i], 0, 0, 0x10000);
+    this.setSys(this.ldtr, t[17], 0, 0, 0x10000);
+    this.cpl = v86 ? 3 : t[11 + CS] & 3;
+    this.code32 = false;
+    this.cplChanged();
+    this.startEip = this.eip;
+    this.startEsp = r[4];
+    this.loadTaskLdt(t[17]);
+    if (v86) {
+      for (let i = 0; i < 6; i++) this.loadSegV86(i, t[11 + i]);
+    } else {
+      this.loadTaskSeg(CS, t[11 + CS]);
+      this.loadTaskSeg(SS, t[11 + SS]);
+      for (const i of TASK_DATA_SEGS) this.loadTaskSeg(i, t[11 + i]);
+    }
+    this.cplChanged();
+    this.code32 = (this.segAttrib[CS] & 0x4000) !== 0;
+    if (hasErr) {
+      const sz = n32 ? 4 : 2;
+      this.stackRoom(sz, 1, this.ext);
+      this.push(sz, err);
+      this.startEsp = r[4];
+    }
+    if (this.eip > this.segLimit[CS]) this.faultCode(GP, this.ext);
+    return false;
+  }
+
+  /** Load LDTR or TR in place (no allocation). */
+  private setSys(r: SegmentReg, sel: number, base: number, limit: number, attrib: number): void {
+    r.selector = sel; r.base = base >>> 0; r.limit = limit >>> 0; r.attrib = attrib;
+  }
+
+  /** Set or clear the busy bit (type bit 1) of the TSS descriptor `sel` in the GDT. */
+  private setBusy(sel: number, busy: boolean): void {
+    const la = (this.gdtrBase + (sel & 0xfff8)) >>> 0;
+    if ((sel & 0xfff8) + 7 > this.gdtrLimit) return;
+    const b = this.sysRd(1, la + 5);
+    this.sysWr(1, la + 5, busy ? b | 2 : b & ~2);
+  }
+
+  /** LDTR of the new task (SDM 7.3): #TS(selector) unless null or a present LDT descriptor in the GDT. */
+  private loadTaskLdt(sel: number): void {
+    if ((sel & 0xfffc) === 0) return;
+    if ((sel & 4) !== 0 || !this.readDesc(sel)) this.selFault(TS_V, sel);
+    const a = this.descAttrib();
+    if ((a & 0x1f) !== 2 || (a & 0x80) === 0) this.selFault(TS_V, sel);
+    this.setSys(this.ldtr, sel, this.descBase(), this.descLimit(), a);
+  }
+
+  /** A segment register of the new task (SDM 7.3 step 12, table 7-1): #TS on a bad descriptor, #NP/#SS when not present. */
+  private loadTaskSeg(i: number, sel: number): void {
+    const cpl = this.cpl, rpl = sel & 3;
+    if ((sel & 0xfffc) === 0) {
+      if (i === CS || i === SS) this.selFault(TS_V, sel);
+      this.loadNull(i, sel);
+      return;
+    }
+    if (!this.readDesc(sel)) this.selFault(TS_V, sel);
+    const a = this.descAttrib(), dpl = (a >>> 5) & 3;
+    if (i === CS) {
+      if ((a & 0x18) !== 0x18 || ((a & 4) !== 0 ? dpl > rpl : dpl !== rpl)) this.selFault(TS_V, sel);
+      if ((a & 0x80) === 0) this.selFault(NP_V, sel);
+    } else if (i === SS) {
+      if (rpl !== cpl || dpl !== cpl || (a & 0x1a) !== 0x12) this.selFault(TS_V, sel);
+      if ((a & 0x80) === 0) this.selFault(SSV, sel);
+    } else {
+      if ((a & 0x10) === 0 || (a & 0xa) === 0x8) this.selFault(TS_V, sel);
+      if ((a & 0xc) !== 0xc && (rpl > dpl || cpl > dpl)) this.selFault(TS_V, sel);
+      if ((a & 0x80) === 0) this.selFault(NP_V, sel);
+    }
+    this.segFromDesc(i, sel);
+  }
+
+  // ---- protected-mode event delivery (SDM 6.10-6.14, 20.3.1.1)
+
+  /**
+   * Deliver `vector` through the IDT. `type` decides the EXT bit and the gate-DPL check
+   * (INT n, INT3, INTO only). True when a task gate stopped the core for a task-switch exit.
+   */
+  private vectorProt(vector: number, code: number, hasCode: boolean, type: EventType): boolean {
+    const soft = type === EventType.SoftwareInt || type === EventType.SoftwareException;
+    this.ext = soft ? 0 : 1;
+    try {
+      return this.vectorIdt(vector, code, hasCode, soft);
+    } finally {
+      this.ext = 0;
+    }
+  }
+
+  private vectorIdt(vector: number, code: number, hasCode: boolean, soft: boolean): boolean {
+    const idtErr = vector * 8 + 2 + this.ext;
+    if (vector * 8 + 7 > this.idtrLimit) this.faultCode(GP, idtErr);
+    const gla = (this.idtrBase + vector * 8) >>> 0;
+    const glo = this.sysRd(4, gla), ghi = this.sysRd(4, gla + 4);
+    const gtype = (ghi >>> 8) & 0x1f, gdpl = (ghi >>> 13) & 3;
+    if (gtype !== 5 && gtype !== 6 && gtype !== 7 && gtype !== 14 && gtype !== 15) this.faultCode(GP, idtErr);
+    if (soft && gdpl < this.cpl) this.faultCode(GP, idtErr);
+    if ((ghi & 0x8000) === 0) this.faultCode(NP_V, idtErr);
+    if (gtype === 5) { // task gate
+      const tss = glo >>> 16;
+      if ((tss & 4) !== 0 || !this.readDesc(tss)) this.selFault(GP, tss);
+      const ta = this.descAttrib();
+      if ((ta & 0x1f) !== 1 && (ta & 0x1f) !== 9) this.selFault(GP, tss);
+      if ((ta & 0x80) === 0) this.selFault(NP_V, tss);
+      if (this.taskSwitch(tss, TaskSwitchSource.Gate, hasCode, code)) return true;
+      this.vectored = true;
+      return false;
+    }
+    const g32 = (gtype & 8) !== 0, sz = g32 ? 4 : 2;
+    const csSel = glo >>> 16;
+    const off = g32 ? ((ghi & 0xffff0000) | (glo & 0xffff)) >>> 0 : glo & 0xffff;
+    if ((csSel & 0xfffc) === 0) this.faultCode(GP, this.ext);
+    if (!this.readDesc(csSel)) this.selFault(GP, csSel);
+    const a = this.descAttrib(), dpl = (a >>> 5) & 3, cpl = this.cpl;
+    if ((a & 0x18) !== 0x18 || dpl > cpl) this.selFault(GP, csSel);
+    if ((a & 0x80) === 0) this.selFault(NP_V, csSel);
+    const v86 = (this.flags & VM) !== 0;
+    const inner = (a & 4) === 0 && dpl < cpl;
+    if (v86 && (!inner || dpl !== 0)) this.selFault(GP, csSel); // from virtual-8086 mode only to ring 0 (SDM 20.3.1.1)
+    if (off > this.descLimit()) this.faultCode(GP, this.ext);
+    this.setAccessed();
+    const cLo = this.dLo, cHi = this.dHi, cAddr = this.dAddr;
+    const fl = this.getEflags(), retCs = this.segSel[CS], retEip = this.eip;
+    const newCpl = inner ? dpl : cpl;
+    if (inner) { this.tssStack(dpl); this.checkInnerSs(dpl); }
+    else this.stackRoom(sz, 3 + (hasCode ? 1 : 0), this.ext);
+    this.saveCtx();
+    try {
+      if (inner) {
+        const oldSs = this.segSel[SS], oldEsp = this.regs[4];
+        this.flags &= ~VM; // the inner stack is a protected-mode segment
+        this.enterInnerStack(dpl);
+        this.stackRoom(sz, 5 + (hasCode ? 1 : 0) + (v86 ? 4 : 0), (this.nSs & 0xfffc) | this.ext);
+        if (v86) { this.push(sz, this.segSel[GS]); this.push(sz, this.segSel[FS]); this.push(sz, this.segSel[DS]); this.push(sz, this.segSel[ES]); }
+        this.push(sz, oldSs);
+        this.push(sz, oldEsp);
+      }
+      this.push(sz, fl);
+      this.push(sz, retCs);
+      this.push(sz, retEip);
+      if (hasCode) this.push(sz, code);
+      this.dLo = cLo; this.dHi = cHi; this.dAddr = cAddr;
+      this.loadCs(csSel, newCpl);
+      this.eip = off;
+    } catch (x) { this.restoreCtx(); throw x; }
+    // SDM 6.12.1: TF, VM, RF and NT clear; an interrupt gate also clears IF.
+    this.setEflags(fl & ~(TF | VM | RF | 0x4000 | ((gtype & 1) === 0 ? IF : 0)));
+    if (v86) { this.loadNull(ES, 0); this.loadNull(DS, 0); this.loadNull(FS, 0); this.loadNull(GS, 0); }
+    this.vectored = true;
+    return false;
+  }
+
+  // ---- I/O permission (SDM 19.5, 20.2.8)
+
+  /** IN/OUT/INS/OUTS at CPL > IOPL, or in virtual-8086 mode: #GP(0) unless the TSS I/O bitmap allows every byte. */
+  private ioPermCheck(port: number, size: number): void {
+    if ((this.cr0 & CR0_PE) === 0) return;
+    if ((this.flags & VM) === 0 && this.cpl <= this.iopl) return;
+    const t = this.tr;
+    // Only a 32-bit TSS has the bitmap (its base at offset 66h); the bitmap may end at the TSS limit.
+    if ((t.attrib & 0x1f) !== 0x0b && (t.attrib & 0x1f) !== 0x09) this.faultCode(GP, 0);
+    if (t.limit < 0x67) this.faultCode(GP, 0);
+    const at = this.sysRd(2, t.base + 0x66) + (port >>> 3);
+    if (at + 1 > t.limit) this.faultCode(GP, 0);
+    const bits = this.sysRd(2, t.base + at);
+    if (((bits >>> (port & 7)) & ((1 << size) - 1)) !== 0) this.faultCode(GP, 0);
+  }
+
+  /** CPL-0-only instructions (HLT, LGDT, MOV CR ...): #GP(0) at CPL > 0, virtual-8086 mode included. */
+  private needCpl0(): void {
+    if (this.cpl !== 0) this.faultCode(GP, 0);
+  }
+
+  // ---- system instructions
+
+  /** Group 6 (0F 00): SLDT, STR, LLDT, LTR, VERR, VERW (SDM Vol. 2); #UD in real and virtual-8086 mode. */
+  private grp6(): void {
+    if (!this.pm) this.fault(UD);
+    this.decodeModrm();
+    const reg = this.reg;
+    switch (reg) {
+      case 0: case 1: { // SLDT, STR: a register destination with a 32-bit operand is zero-extended
+        if (this.descExit(reg === 0 ? DescInsn.Sldt : DescInsn.Str)) return;
+        const v = reg === 0 ? this.ldtr.selector : this.tr.selector;
+        if (this.mod === 3) this.setReg(this.osz, this.rm, v); else this.wr16(this.eaSeg, this.eaOff, v);
+        return;
+      }
+      case 2: case 3: {
+        this.needCpl0();
+        if (this.descExit(reg === 2 ? DescInsn.Lldt : DescInsn.Ltr)) return;
+        const sel = this.readRM(2);
+        if (reg === 2) this.lldt(sel); else this.ltr(sel);
+        return;
+      }
+      case 4: case 5: this.verrw(this.readRM(2), reg === 5); return;
+      default: this.fault(UD);
+    }
+  }
+
+  /** LLDT (SDM Vol. 2): null makes LDTR unusable; else a present LDT descriptor in the GDT. */
+  private lldt(sel: number): void {
+    if ((sel & 0xfffc) === 0) { this.setSys(this.ldtr, sel, 0, 0, 0x10000); return; }
+    if ((sel & 4) !== 0 || !this.readDesc(sel)) this.selFault(GP, sel);
+    const a = this.descAttrib();
+    if ((a & 0x1f) !== 2) this.selFault(GP, sel);
+    if ((a & 0x80) === 0) this.selFault(NP_V, sel);
+    this.setSys(this.ldtr, sel, this.descBase(), this.descLimit(), a);
+  }
+
+  /** LTR (SDM Vol. 2): an available TSS in the GDT, marked busy. */
+  private ltr(sel: number): void {
+    if ((sel & 0xfffc) === 0) this.faultCode(GP, 0);
+    if ((sel & 4) !== 0 || !this.readDesc(sel)) this.selFault(GP, sel);
+    const a = this.descAttrib();
+    if ((a & 0x1f) !== 1 && (a & 0x1f) !== 9) this.selFault(GP, sel);
+    if ((a & 0x80) === 0) this.selFault(NP_V, sel);
+    this.dHi |= 0x200;
+    this.sysWr(1, this.dAddr + 5, (this.dHi >>> 8) & 0xff);
+    this.setSys(this.tr, sel, this.descBase(), this.descLimit(), a | 2);
+  }
+
+  /**
+   * Whether `sel` names a descriptor visible at the current CPL for LAR/LSL/VERR/VERW
+   * (SDM Vol. 2): not null, inside its table, DPL >= CPL and >= RPL unless conforming code.
+   */
+  private descVisible(sel: number): boolean {
+    if ((sel & 0xfffc) === 0 || !this.readDesc(sel)) return false;
+    const a = this.descAttrib(), dpl = (a >>> 5) & 3;
+    if ((a & 0x1c) === 0x1c) return true; // conforming code
+    return dpl >= this.cpl && dpl >= (sel & 3);
+  }
+
+  /** VERR/VERW: ZF = the segment is readable / writable at the current CPL. */
+  private verrw(sel: number, write: boolean): void {
+    let ok = this.descVisible(sel);
+    if (ok) {
+      const a = this.descAttrib();
+      if ((a & 0x10) === 0) ok = false;
+      else if (write) ok = (a & 0xa) === 0x2; // writable data
+      else ok = (a & 0xa) !== 0x8; // data, or readable code
+    }
+    this.setFlags(ZF, ok ? ZF : 0);
+  }
+
+  /** LAR (0F 02) / LSL (0F 03) (SDM Vol. 2): ZF=1 and the rights or the limit when the descriptor qualifies. */
+  private larLsl(lsl: boolean): void {
+    if (!this.pm) this.fault(UD);
+    this.decodeModrm();
+    const sel = this.readRM(2);
+    let ok = this.descVisible(sel);
+    if (ok) {
+      const a = this.descAttrib();
+      if ((a & 0x10) === 0) {
+        // System types: TSS and LDT for both; call and task gates for LAR only.
+        const t = a & 0xf;
+        ok = t === 1 || t === 2 || t === 3 || t === 9 || t === 11 || (!lsl && (t === 4 || t === 5 || t === 12));
+      }
+    }
+    if (!ok) { this.setFlags(ZF, 0); return; }
+    const osz = this.osz;
+    const v = lsl ? this.descLimit() : this.dHi & (osz === 4 ? 0x00f0ff00 : 0xff00); // bits 19:16 undefined (SDM); QEMU's 0
+    this.setReg(osz, this.reg, v);
+    this.setFlags(ZF, ZF);
+  }
+
+  /** ARPL r/m16, r16 (63): #UD outside protected mode. */
+  private arpl(): void {
+    if (!this.pm) this.fault(UD);
+    this.decodeModrm();
+    const d = this.readRM(2), s = this.getReg(2, this.reg);
+    if ((d & 3) < (s & 3)) { this.writeRM(2, (d & ~3) | (s & 3)); this.setFlags(ZF, ZF); }
+    else this.setFlags(ZF, 0);
+  }
+
   // ---------------------------------------------------------------- intercepts
 
   private ioIntercepted(port: number, size: number): boolean {
@@ -929,13 +2084,15 @@ export class X86Cpu implements Cpu {
   }
 
   /**
-   * RDTSCP (0F 01 F9): EDX:EAX = TSC, ECX = IA32_TSC_AUX. The intercept (VMX RDTSCP with
-   * "enable RDTSCP", SVM RDTSCP) is checked first; without it the instruction runs when
-   * `rdtscpEnabled` (the engine clears it under VMX when "enable RDTSCP" is 0: #UD, SDM 25.6.2).
+   * RDTSCP (0F 01 F9): EDX:EAX = TSC, ECX = IA32_TSC_AUX. #UD unless `rdtscpEnabled` (the
+   * engine clears it under VMX when "enable RDTSCP" is 0, SDM 25.6.2) and the TSD #GP come
+   * before the intercept (VMX RDTSC exiting with "enable RDTSCP", SVM RDTSCP).
    */
   private rdtscp(): void {
-    if (this.insnExit(InsnIntercept.Rdtscp)) return;
     if (!this.rdtscpEnabled) this.fault(UD);
+    // CR4.TSD: #GP(0) at CPL > 0, before the VM exit (SDM 26.1.1, Vol. 2 RDTSCP).
+    if ((this.cr4 & CR4_TSD) !== 0 && this.cpl !== 0) this.faultCode(GP, 0);
+    if (this.insnExit(InsnIntercept.Rdtscp)) return;
     this.rdtsc();
     this.regs[1] = this.tscAux;
   }
@@ -947,6 +2104,7 @@ export class X86Cpu implements Cpu {
   }
 
   private ioExit(port: number, size: number, isIn: boolean, str: boolean, imm: boolean): boolean {
+    this.ioPermCheck(port, size); // the IOPL/bitmap #GP comes before the I/O exit (SDM 26.1.1)
     if (!this.ioIntercepted(port, size)) return false;
     const e = this.exit;
     e.ioPort = port; e.ioSize = size as AccessSize; e.ioIn = isIn; e.ioString = str;
@@ -980,6 +2138,9 @@ export class X86Cpu implements Cpu {
   deliverEvent(type: EventType, vector: number, errorCode: number, hasErrorCode: boolean): void {
     if (this.activity === Activity.Shutdown) return;
     this.syncMem();
+    this.mmu.checkA20();
+    this.cplChanged();
+    this.pfPending = false; // an injected #PF does not load CR2 (the monitor sets it)
     // Any delivered event leaves the HLT state (SDM 27.6: injection into a halted guest).
     if (this.activity === Activity.Hlt) this.activity = Activity.Active;
     if (type === EventType.ExtInt || type === EventType.Nmi) {
@@ -1011,6 +2172,8 @@ export class X86Cpu implements Cpu {
     for (;;) {
       if (checkBitmap && type === EventType.HardwareException && vector < 32 && (this.intercepts.exceptionBitmap & (1 << vector)) !== 0) {
         e.vector = vector; e.errorCode = code; e.hasErrorCode = hasCode;
+        // An intercepted #PF leaves CR2 alone; the exit qualification has the address (SDM 27.1, 28.2.1).
+        if (vector === PF_V && this.pfPending) { e.linear = this.pfLa; this.pfPending = false; }
         if (!nested) e.instrLen = 0;
         e.vectoringValid = nested;
         e.reason = CpuExitReason.Exception;
@@ -1018,7 +2181,18 @@ export class X86Cpu implements Cpu {
         return;
       }
       try {
-        this.vectorReal(vector);
+        // A #PF the core raised loads CR2 as it is delivered (SDM 6.15 interrupt 14); an injected one does not.
+        if (vector === PF_V && this.pfPending && type === EventType.HardwareException) { this.cr2 = this.pfLa; this.pfPending = false; }
+        if ((this.cr0 & CR0_PE) === 0) this.vectorReal(vector);
+        else if (this.vectorProt(vector, code, hasCode, type)) {
+          // A task gate stopped the core for a task-switch exit (SDM 27.2.4): this event is
+          // the IDT-vectoring information; INT n through the gate reports its length.
+          e.vectoringType = type; e.vectoringVector = vector;
+          e.vectoringErrorCode = code; e.vectoringHasErrorCode = hasCode;
+          e.vectoringValid = true;
+          if (insnLen > 0 && !nested) { e.instrLen = insnLen; this.eip = this.startEip; } else if (!nested) e.instrLen = 0;
+          return;
+        }
         e.vectoringValid = false;
         return;
       } catch (x) {
@@ -1150,6 +2324,7 @@ export class X86Cpu implements Cpu {
     let avail = Math.min(15, ramLen - pa, this.segLimit[CS] - ip + 1);
     if (!code32) avail = Math.min(avail, 0x10000 - ip);
     if (this.a20Mask !== 0xffffffff) avail = Math.min(avail, 0x100000 - (pa & 0xfffff));
+    if (this.pgOn) avail = Math.min(avail, 0x1000 - (pa & 0xfff)); // the next page may map anywhere
     const slot = pa & ICACHE_MASK;
     let d = this.icache[slot];
     if (d === undefined) { d = new DecodedInsn(); this.icache[slot] = d; }
@@ -1178,7 +2353,8 @@ export class X86Cpu implements Cpu {
       if (d.kind === Kind.Exec || i + d.len - 1 > ipMax || p + d.len - pa > MAX_BYTES) break;
       insns.push(d); ips.push(i);
       const ni = code32 ? (i + d.len) >>> 0 : i + d.len;
-      const np = ((csBase + ni) & a20) >>> 0;
+      // With paging a block stays inside its page: its start address is all the run loop checks.
+      const np = this.pgOn ? ((p + d.len) >>> 12 === pa >>> 12 ? p + d.len : -1) : ((csBase + ni) & a20) >>> 0;
       if (endsBlock(d.kind) || (!code32 && ni > 0xffff) || np !== p + d.len) break;
       p = np; i = ni;
     }
@@ -1364,6 +2540,8 @@ export class X86Cpu implements Cpu {
 
   run(budget: number): CpuExitReason {
     this.syncMem();
+    this.mmu.checkA20();
+    this.cplChanged();
     this.flushCodeCache(); // RAM may have been written behind the core since the last run
     this.stop = CpuExitReason.None;
     this.exit.vectoringValid = false;
@@ -1382,14 +2560,21 @@ export class X86Cpu implements Cpu {
           // Fast loop: runs of decoded instructions (execDecoded). Those never load CS, never
           // change TF, IF or the interrupt shadow and never stop the core (faults unwind to the
           // catch), so CS and the per-instruction event bookkeeping are read once per run of them.
-          if ((this.flags & TF) === 0 && (this.interruptibility & SHADOW_BITS) === 0) {
+          if ((this.flags & TF) === 0 && (this.interruptibility & SHADOW_BITS) === 0 && !this.dbgOn) {
             this.shadow = 0;
             this.inFast = true;
             const csBase = this.segBase[CS], a20 = this.a20Mask, d32 = (this.segAttrib[CS] >>> 14) & 1;
             const ipMax = d32 !== 0 ? this.segLimit[CS] : Math.min(this.segLimit[CS], 0xffff);
+            const pg = this.pgOn, tlb = this.tlb, xm = this.tlbX;
             while (n < budget) {
               const ip = this.eip;
-              const pa = ((csBase + ip) & a20) >>> 0;
+              let pa: number;
+              if (!pg) pa = ((csBase + ip) & a20) >>> 0;
+              else { // paging: a TLB hit, else the slow path below walks with the full bookkeeping
+                const la = (csBase + ip) >>> 0, te = tlb[la >>> 12];
+                if ((te & xm) !== TLB_VALID) break;
+                pa = ((te & -4096) | (la & 4095)) >>> 0;
+              }
               const slot = pa & ICACHE_MASK;
               // A compiled block (compiler.ts) runs when it was compiled for this CS:IP, its bytes
               // are unchanged, they lie inside the CS limit and the budget covers all of it.
@@ -1429,8 +2614,9 @@ export class X86Cpu implements Cpu {
           this.startEsp = this.regs[4];
           this.ilen = 0;
           this.iterLeft = budget - n;
+          if (this.dbgOn) this.dbgBefore();
           const ip = this.eip;
-          const pa = ((this.segBase[CS] + ip) & this.a20Mask) >>> 0;
+          const pa = this.codePa(ip);
           let d = this.icache[pa & ICACHE_MASK];
           if (d === undefined || d.pa !== pa || d.gtag !== (this.genTag | ((this.segAttrib[CS] >>> 14) & 1))) d = this.decodeAt(pa, ip);
           // The same bytes may be reached through another CS:IP: recheck the limit and the IP wrap.
@@ -1443,6 +2629,7 @@ export class X86Cpu implements Cpu {
             n = budget - this.iterLeft; // REP iterations after the first count against the budget
           }
           if (!this.code32) this.eip &= 0xffff;
+          if (this.dbgHit !== 0) this.dataBreakTrap(tf !== 0);
           if (tf !== 0) this.singleStepTrap();
           if (this.stop !== CpuExitReason.None) { this.retired += n - 1; return this.stop; }
         }
@@ -1664,7 +2851,7 @@ export class X86Cpu implements Cpu {
         this.decodeModrm();
         if (this.reg > 5 || this.reg === CS) this.fault(UD);
         const v = this.readRM(2);
-        this.loadSegReal(this.reg, v);
+        this.loadSeg(this.reg, v);
         if (this.reg === SS) this.interruptibility |= Interruptibility.BlockingByMovSs;
         return;
       }
@@ -1697,22 +2884,22 @@ export class X86Cpu implements Cpu {
         return;
       case 0x9a: { // CALL ptr16:16
         const off = this.fetchImm(osz), sel = this.fetch16();
-        this.push(osz, this.segSel[CS]);
-        this.push(osz, this.eip);
-        this.jumpFar(sel, off);
+        this.farCall(sel, off);
         return;
       }
-      case 0x9b: // WAIT: #NM when CR0.MP and CR0.TS (SDM Vol. 2 WAIT)
-        if ((this.cr0 & 0xa) === 0xa) this.fault(NM);
+      case 0x9b: // WAIT: #NM when CR0.MP and CR0.TS, then pending x87 exceptions (SDM Vol. 2 WAIT)
+        this.fpu.wait(this.fpuHost);
         return;
       case 0x9c: { // PUSHF: in real mode the image has VM and RF clear (SDM Vol. 2 PUSHF)
         if (this.insnExit(InsnIntercept.Pushf)) return;
+        if ((this.flags & VM) !== 0 && this.iopl < 3) this.faultCode(GP, 0); // IOPL-sensitive in v8086 mode (SDM 20.2.7)
         const f = this.getEflags();
         this.push(osz, osz === 2 ? f & 0xffff : f & 0x00fcffff);
         return;
       }
       case 0x9d: { // POPF
         if (this.insnExit(InsnIntercept.Popf)) return;
+        if ((this.flags & VM) !== 0 && this.iopl < 3) this.faultCode(GP, 0);
         const v = this.pop(osz);
         this.popFlags(osz, v);
         return;
@@ -1776,9 +2963,7 @@ export class X86Cpu implements Cpu {
       }
       case 0xca: case 0xcb: { // RET far
         const n = op === 0xca ? this.fetch16() : 0;
-        const ip = this.peek(osz, 0), cs = this.peek(osz, osz) & 0xffff;
-        this.jumpFar(cs, ip);
-        this.addSp(osz * 2 + n);
+        this.farRet(n);
         return;
       }
       case 0xcc:
@@ -1787,6 +2972,7 @@ export class X86Cpu implements Cpu {
         return;
       case 0xcd: {
         const v = this.fetch8();
+        if ((this.flags & VM) !== 0 && this.iopl < 3) this.faultCode(GP, 0); // IOPL-sensitive in v8086 mode (no VME)
         if (this.softIntExit(v, SoftIntKind.IntN)) return;
         this.softInt(v, false);
         return;
@@ -1799,10 +2985,7 @@ export class X86Cpu implements Cpu {
       case 0xcf: { // IRET; it also ends NMI blocking (SDM 6.7.1)
         if (this.insnExit(InsnIntercept.Iret)) return;
         this.interruptibility &= ~Interruptibility.BlockingByNmi;
-        const ip = this.peek(osz, 0), cs = this.peek(osz, osz) & 0xffff, fl = this.peek(osz, osz * 2);
-        this.jumpFar(cs, ip);
-        this.addSp(osz * 3);
-        this.popFlags(osz, fl);
+        this.iret();
         return;
       }
       case 0xd4: { // AAM
@@ -1831,12 +3014,10 @@ export class X86Cpu implements Cpu {
         return;
       }
       case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
-        // ESC: no FPU. CR0.EM or CR0.TS gives #NM (SDM 2.5); otherwise the operand is decoded and ignored.
+        // ESC: the x87 unit. CR0.EM or CR0.TS gives #NM before the operand (SDM 2.5, table 2-2).
         if (this.cr0 & 0xc) this.fault(NM);
         this.decodeModrm();
-        // The memory operand is still limit-checked as a 386 with a coprocessor transfers
-        // it (SDM Vol. 2 FADD etc., real-address mode #GP/#SS); its value is not used.
-        if (this.mod !== 3) this.escLimit(op);
+        this.fpu.exec(op, (this.mod << 6) | (this.reg << 3) | this.rm, this.fpuHost);
         return;
       case 0xe0: case 0xe1: case 0xe2: { // LOOPNE, LOOPE, LOOP
         const d = sext8(this.fetch8());
@@ -1880,7 +3061,7 @@ export class X86Cpu implements Cpu {
       }
       case 0xea: {
         const off = this.fetchImm(osz), sel = this.fetch16();
-        this.jumpFar(sel, off);
+        this.farJmp(sel, off);
         return;
       }
       case 0xeb: {
@@ -1907,6 +3088,7 @@ export class X86Cpu implements Cpu {
         this.deliver(DB, 0, false, EventType.PrivilegedSoftwareException, this.ilen);
         return;
       case 0xf4: // HLT
+        this.needCpl0();
         if (this.intercepts.hlt) { this.stopHere(CpuExitReason.Hlt); return; }
         this.activity = Activity.Hlt;
         this.stop = CpuExitReason.Halted;
@@ -1926,8 +3108,12 @@ export class X86Cpu implements Cpu {
       }
       case 0xf8: this.setFlags(CF, 0); return;
       case 0xf9: this.setFlags(CF, CF); return;
-      case 0xfa: this.flags &= ~IF; return;
+      case 0xfa: // CLI/STI: #GP(0) at CPL > IOPL, v8086 mode included (SDM Vol. 2 CLI; no PVI/VME)
+        if (this.cpl > this.iopl) this.faultCode(GP, 0);
+        this.flags &= ~IF;
+        return;
       case 0xfb: // STI: interrupts stay blocked for one more instruction if IF was clear (SDM Vol. 2 STI)
+        if (this.cpl > this.iopl) this.faultCode(GP, 0);
         if (!(this.flags & IF)) this.interruptibility |= Interruptibility.BlockingBySti;
         this.flags |= IF;
         return;
@@ -1940,26 +3126,11 @@ export class X86Cpu implements Cpu {
         return;
       }
       case 0xff: this.grp5(); return;
+      case 0x63: this.arpl(); return; // #UD in real and v8086 mode
       default:
-        // 0F handled above; 63 (ARPL) is #UD in real mode; D6/F1 handled; remaining holes are #UD.
+        // 0F handled above; D6/F1 handled; remaining holes are #UD.
         this.fault(UD);
     }
-  }
-
-  /** Segment-limit check of an ESC (x87) memory operand, sized by opcode and ModR/M reg (SDM Vol. 2 ch. 3, x87 forms). */
-  private escLimit(op: number): void {
-    const reg = this.reg;
-    let size: number;
-    switch (op) {
-      case 0xd8: case 0xda: size = 4; break; // m32real / m32int
-      case 0xdc: size = 8; break; // m64real
-      case 0xde: size = 2; break; // m16int
-      case 0xd9: size = reg < 4 ? 4 : reg === 4 || reg === 6 ? (this.osz === 2 ? 14 : 28) : 2; break; // FLDENV/FSTENV, FLDCW/FSTCW
-      case 0xdb: size = reg === 5 || reg === 7 ? 10 : 4; break; // m80real
-      case 0xdd: size = reg === 4 || reg === 6 ? (this.osz === 2 ? 94 : 108) : reg === 7 ? 2 : 8; break; // FRSTOR/FSAVE, FSTSW
-      default: size = reg === 4 || reg === 6 ? 10 : reg === 5 || reg === 7 ? 8 : 2; // DF: FBLD/FBSTP, m64int
-    }
-    if (this.eaOff + size - 1 > this.segLimit[this.eaSeg]) this.segFault(this.eaSeg);
   }
 
   private offPlus(n: number): number {
@@ -1969,14 +3140,14 @@ export class X86Cpu implements Cpu {
   private checkLock(op: number): void {
     // Peek the next bytes without consuming them: LOCK is valid only on RMW memory forms.
     let op0f = false, o = op, at = this.eip;
-    if (op === 0x0f) { op0f = true; o = this.mem.read8(this.lin(CS, at)); at++; }
-    const modrm = this.mem.read8(this.lin(CS, at));
+    if (op === 0x0f) { op0f = true; o = this.codeByte(at); at++; }
+    const modrm = this.codeByte(at);
     if (!isLockable(o, modrm, op0f)) this.fault(UD);
   }
 
   private popSeg(i: number): void {
     const v = this.peek(this.osz, 0) & 0xffff;
-    this.loadSegReal(i, v);
+    this.loadSeg(i, v);
     this.addSp(this.osz);
   }
 
@@ -1985,6 +3156,10 @@ export class X86Cpu implements Cpu {
     let f: number;
     if (osz === 2) f = (cur & 0xffff0000) | (v & 0xffff);
     else f = (v & ~(VM | RF | 0x180000)) | (cur & (VM | 0x180000)); // VM, VIF, VIP unchanged (SDM Vol. 2 POPF)
+    // IOPL changes only at CPL 0, IF only at CPL <= IOPL; no fault otherwise (SDM Vol. 2 POPF).
+    const cpl = this.cpl;
+    if (cpl !== 0) f = (f & ~0x3000) | (cur & 0x3000);
+    if (cpl > ((cur >>> 12) & 3)) f = (f & ~IF) | (cur & IF);
     this.setEflags(f & (ARITH | TF | IF | DF | IOPL_NT | AC | ID | VM | 0x180000 | 2));
   }
 
@@ -2007,7 +3182,7 @@ export class X86Cpu implements Cpu {
     const off = this.rd(osz, this.eaSeg, this.eaOff);
     const sel = this.rd16(this.eaSeg, this.offPlus(osz));
     this.setReg(osz, this.reg, off);
-    this.loadSegReal(seg, sel); // LSS does not open a MOV SS shadow (SDM Vol. 2 MOV)
+    this.loadSeg(seg, sel); // LSS does not open a MOV SS shadow (SDM Vol. 2 MOV)
   }
 
   private softInt(vector: number, isException: boolean): void {
@@ -2065,11 +3240,7 @@ export class X86Cpu implements Cpu {
         this.needMem();
         const off = this.rd(osz, this.eaSeg, this.eaOff);
         const sel = this.rd16(this.eaSeg, this.offPlus(osz));
-        if (this.reg === 3) {
-          this.push(osz, this.segSel[CS]);
-          this.push(osz, this.eip);
-        }
-        this.jumpFar(sel, off);
+        if (this.reg === 3) this.farCall(sel, off); else this.farJmp(sel, off);
         return;
       }
       case 4: this.jumpNear(this.readRM(osz)); return;
@@ -2140,7 +3311,7 @@ export class X86Cpu implements Cpu {
     for (;;) {
       const off = this.idx(7);
       // Check the destination before reading the port so a fault does not lose input.
-      if (off + size - 1 > this.segLimit[ES]) this.segFault(ES);
+      this.segCheck(ES, off, size, true);
       this.wr(size, ES, off, this.portIn(port, size));
       this.advance(7, size);
       if (this.rep === 0) return;
@@ -2235,9 +3406,11 @@ export class X86Cpu implements Cpu {
     }
     switch (op) {
       // SLDT/STR/LLDT/LTR/VERR/VERW and LAR/LSL "are not recognized in real-address mode" (SDM Vol. 2): #UD.
-      case 0x00: case 0x02: case 0x03: this.fault(UD); return;
+      case 0x00: this.grp6(); return;
+      case 0x02: case 0x03: this.larLsl(op === 0x03); return;
       case 0x01: this.grp7(); return;
       case 0x06: { // CLTS (SDM 26.1.3, 26.3): TS owned by the host exits if its shadow is 1, else is left alone
+        this.needCpl0();
         const ic = this.intercepts;
         if ((ic.crWriteExit & 1) !== 0) { this.crExit(0, CrAccessType.Clts, 0); return; } // APM 15.9: a CR0 write
         if ((ic.cr0Mask & CR0_TS) !== 0) {
@@ -2248,8 +3421,8 @@ export class X86Cpu implements Cpu {
         return;
       }
       // INVD, WBINVD: no caches are modelled
-      case 0x08: this.insnExit(InsnIntercept.Invd); return;
-      case 0x09: this.insnExit(InsnIntercept.Wbinvd); return;
+      case 0x08: this.needCpl0(); this.insnExit(InsnIntercept.Invd); return;
+      case 0x09: this.needCpl0(); this.insnExit(InsnIntercept.Wbinvd); return;
       case 0x18: case 0x19: case 0x1a: case 0x1b: case 0x1c: case 0x1d: case 0x1e: case 0x1f:
         // Hint NOPs / NOP Ev (P6 family, SDM Vol. 2 NOP): the operand is decoded, never accessed.
         this.decodeModrm();
@@ -2257,7 +3430,8 @@ export class X86Cpu implements Cpu {
       case 0x20: case 0x22: this.movCr(op === 0x22); return;
       case 0x21: case 0x23: this.movDr(op === 0x23); return;
       case 0x30: case 0x32: this.msrOp(op === 0x30); return;
-      case 0x31: // CR4.TSD only restricts CPL > 0, which real mode never has
+      case 0x31: // RDTSC: CR4.TSD makes it #GP(0) at CPL > 0, before the VM exit (SDM 26.1.1)
+        if ((this.cr4 & CR4_TSD) !== 0 && this.cpl !== 0) this.faultCode(GP, 0);
         if (!this.insnExit(InsnIntercept.Rdtsc)) this.rdtsc();
         return;
       case 0x33: if (!this.insnExit(InsnIntercept.Rdpmc)) this.fault(UD); return; // RDPMC: no counters are modelled
@@ -2273,11 +3447,20 @@ export class X86Cpu implements Cpu {
         this.decodeModrm();
         this.vmxInsnExit(op === 0x78 ? VmxInsn.Vmread : VmxInsn.Vmwrite, true, false);
         return;
-      case 0x34: case 0x35: this.faultCode(GP, 0); return; // SYSENTER/SYSEXIT: #GP(0) outside protected mode
+      case 0x34: this.sysenter32(); return;
+      case 0x35: this.sysexit32(); return;
       case 0xa0: this.push(osz, this.segSel[FS]); return;
       case 0xa1: this.popSeg(FS); return;
       case 0xa8: this.push(osz, this.segSel[GS]); return;
       case 0xa9: this.popSeg(GS); return;
+      case 0xae: // FXSAVE /0, FXRSTOR /1 (SDM Vol. 2); the other forms need SSE: #UD
+        this.decodeModrm();
+        if (this.mod === 3 || this.reg > 1) this.fault(UD);
+        if (this.cr0 & 0xc) this.fault(NM);
+        if ((this.lin(this.eaSeg, this.eaOff) & 15) !== 0) this.faultCode(GP, 0); // 16-byte aligned
+        this.fpuHost.checkOperand(512);
+        if (this.reg === 0) this.fpu.fxsave(this.fpuHost); else this.fpu.fxrstor(this.fpuHost);
+        return;
       case 0xa2: // CPUID
         if (this.intercepts.cpuid) { this.stopHere(CpuExitReason.Cpuid); return; }
         this.cpuid();
@@ -2330,6 +3513,8 @@ export class X86Cpu implements Cpu {
         this.decodeModrm();
         const d = this.readRM(size), s = this.getReg(size, this.reg);
         const sum = this.alu(0, size, d, s);
+        // SDM Vol. 2 XADD: SRC <- DEST, then DEST <- TEMP: with one register as both, the sum wins.
+        if (this.mod === 3) { this.setReg(size, this.reg, d); this.setReg(size, this.rm, sum); return; }
         this.writeRM(size, sum);
         this.setReg(size, this.reg, d);
         return;
@@ -2377,6 +3562,7 @@ export class X86Cpu implements Cpu {
           if (this.rm === 1) { this.xsetbv(); return; } // 0F 01 D1; D0 XGETBV is #UD without CR4.OSXSAVE as well
           this.fault(UD);
         }
+        this.needCpl0();
         if (this.descExit(reg === 2 ? DescInsn.Lgdt : DescInsn.Lidt)) return;
         const limit = this.rd16(this.eaSeg, this.eaOff);
         let base = this.rd32(this.eaSeg, this.offPlus(2));
@@ -2390,6 +3576,7 @@ export class X86Cpu implements Cpu {
         else this.wr16(this.eaSeg, this.eaOff, this.readCr0());
         return;
       case 6: { // LMSW: loads PE, MP, EM, TS; cannot clear PE
+        this.needCpl0();
         const v = this.readRM(2);
         const ic = this.intercepts, m = ic.cr0Mask & 0xf, sh = ic.cr0Shadow;
         // APM 15.9, 15.9.1: LMSW is a CR0 write; the selective intercept sees a change of PE or EM.
@@ -2414,15 +3601,17 @@ export class X86Cpu implements Cpu {
         // SDM 26.3: masked bits are left unmodified.
         const next = (this.cr0 & ~0xe) | (v & 0xf);
         this.cr0 = ((next & ~m) | (this.cr0 & m)) >>> 0;
+        this.modeChanged(); // PE may have been set
         return;
       }
-      case 7: // INVLPG m: no TLB is modelled; the register form is #UD (before any VM exit, SDM 26.1.1)
+      case 7: // INVLPG m; the register form is #UD, and CPL > 0 #GP(0), before any VM exit (SDM 26.1.1)
         if (!mem) {
           if (this.rm === 1) { this.rdtscp(); return; } // 0F 01 F9
           this.fault(UD);
         }
+        this.needCpl0();
         if ((this.intercepts.insn & InsnIntercept.Invlpg) !== 0) this.exit.linear = this.lin(this.eaSeg, this.eaOff);
-        this.insnExit(InsnIntercept.Invlpg);
+        if (!this.insnExit(InsnIntercept.Invlpg)) this.invlpg((this.segBase[this.eaSeg] + this.eaOff) >>> 0);
         return;
       default: this.fault(UD);
     }
@@ -2432,6 +3621,7 @@ export class X86Cpu implements Cpu {
   private movCr(toCr: boolean): void {
     const b = this.fetch8(), cr = (b >> 3) & 7, rm = b & 7;
     if (cr === 1 || cr > 4) this.fault(UD);
+    this.needCpl0();
     const ic = this.intercepts;
     // APM 15.9: the SVM CR read/write intercepts, after #UD (and the CPL check), before operand checks.
     if (((toCr ? ic.crWriteExit : ic.crReadExit) & (1 << cr)) !== 0) {
@@ -2466,15 +3656,26 @@ export class X86Cpu implements Cpu {
         // PG without PE and NW without CD are invalid combinations (#GP(0)). ET is hardwired to 1.
         if ((v & CR0_PG) !== 0 && (v & CR0_PE) === 0) this.faultCode(GP, 0);
         if ((v & CR0_NW) !== 0 && (v & CR0_CD) === 0) this.faultCode(GP, 0);
-        // Setting PE is the caller's protected-mode handover: stored, not acted on (issue 7).
-        this.cr0 = ((v & CR0_DEFINED) | CR0_ET) >>> 0;
+        const nv = ((v & CR0_DEFINED) | CR0_ET) >>> 0;
+        // SDM 4.4.1: a MOV to CR0 that enables PAE paging, or changes PG, CD or NW under it,
+        // loads the PDPTE registers; a reserved bit in one is #GP(0) and CR0 is unchanged.
+        if ((nv & CR0_PG) !== 0 && (this.cr4 & CR4_PAE) !== 0 && ((nv ^ this.cr0) & (CR0_PG | CR0_CD | CR0_NW)) !== 0
+          && !this.mmu.loadPdptes(this.cr3)) this.faultCode(GP, 0);
+        this.cr0 = nv;
+        this.pagingChanged(); // PG, WP, PE (the CPL) may have changed
+        this.modeChanged(); // PE: segment access windows
         return;
       }
       case 2: this.cr2 = v; return;
-      case 3: this.cr3 = v; return;
-      default:
-        if ((v & ~CR4_DEFINED) !== 0) this.faultCode(GP, 0); // reserved CR4 bits
+      case 3: if (!this.loadCr3(v)) this.faultCode(GP, 0); return;
+      default: {
+        if ((v & ~this.cr4Allowed()) !== 0) this.faultCode(GP, 0); // reserved CR4 bits
+        // SDM 4.4.1: changing PAE, PGE or PSE with PAE paging in effect afterwards loads the PDPTEs.
+        if ((this.cr0 & CR0_PG) !== 0 && (v & CR4_PAE) !== 0 && ((v ^ this.cr4) & (CR4_PAE | CR4_PGE | CR4_PSE)) !== 0
+          && !this.mmu.loadPdptes(this.cr3)) this.faultCode(GP, 0);
         this.cr4 = v;
+        this.pagingChanged();
+      }
     }
   }
 
@@ -2486,6 +3687,9 @@ export class X86Cpu implements Cpu {
       if (this.cr4 & CR4_DE) this.fault(UD); // before the VM exit (SDM 26.1.1)
       dr += 2;
     }
+    this.needCpl0();
+    // DR7.GD: any debug-register access is a #DB fault with DR6.BD, GD cleared (SDM 17.2.4).
+    if ((this.dr7 & DR7_GD) !== 0) { this.dr6 |= DR6_BD; this.dr7 &= ~DR7_GD; this.fault(DB); }
     if ((this.intercepts.insn & InsnIntercept.MovDr) !== 0) {
       const e = this.exit;
       e.drNumber = (b >> 3) & 7; e.drRead = !toDr; e.drGpr = rm;
@@ -2500,6 +3704,53 @@ export class X86Cpu implements Cpu {
     if (dr < 4) this.drAddr[dr] = v;
     else if (dr === 6) this.dr6 = ((v & 0xe00f) | 0xffff0ff0) >>> 0;
     else this.dr7 = ((v & 0xffff2fff) | 0x400) >>> 0;
+    this.armDebug();
+  }
+
+  /**
+   * DR7 or DR0-DR3 changed: which breakpoints are armed (SDM 17.2.4, 17.2.5). L or G
+   * enables; R/W 00 execute, 01 write, 11 read/write; 10 (I/O, CR4.DE) is not supported.
+   * Armed breakpoints send every instruction through run()'s slow path.
+   */
+  private armDebug(): void {
+    let ex = 0, data = 0;
+    const d7 = this.dr7;
+    for (let i = 0; i < 4; i++) {
+      if (((d7 >>> (i * 2)) & 3) === 0) continue;
+      const rw = (d7 >>> (16 + i * 4)) & 3;
+      if (rw === 0) ex |= 1 << i; else if (rw !== 2) data |= 1 << i;
+    }
+    this.dbgExec = ex; this.dbgData = data;
+    this.dbgOn = (ex | data) !== 0;
+  }
+  /** Before an instruction (slow path): an execute breakpoint at CS:EIP is a #DB fault unless EFLAGS.RF (SDM 17.3.1.1). */
+  private dbgBefore(): void {
+    this.dbgHit = 0;
+    if (this.dbgExec !== 0 && (this.flags & RF) === 0) {
+      const la = (this.segBase[CS] + this.eip) >>> 0;
+      let hit = 0;
+      for (let i = 0; i < 4; i++) if ((this.dbgExec & (1 << i)) !== 0 && this.drAddr[i] === la) hit |= 1 << i;
+      if (hit !== 0) { this.dr6 = ((this.dr6 & ~0xf) | hit) >>> 0; this.fault(DB); }
+    }
+    this.flags &= ~RF; // RF lasts one instruction; IRET and POPF may set it again for the next
+  }
+  /** A data access of `size` bytes at `la` against the armed data breakpoints (length 1, 2, 4 or 8 from DR7.LENn). */
+  private dataBp(la: number, size: number, write: boolean): void {
+    const d7 = this.dr7;
+    for (let i = 0; i < 4; i++) {
+      if ((this.dbgData & (1 << i)) === 0) continue;
+      const rw = (d7 >>> (16 + i * 4)) & 3;
+      if (rw === 1 && !write) continue;
+      const lenCode = (d7 >>> (18 + i * 4)) & 3, len = lenCode === 2 ? 8 : lenCode + 1;
+      const base = (this.drAddr[i] & ~(len - 1)) >>> 0;
+      if (la < base + len && base < la + size) this.dbgHit |= 1 << i;
+    }
+  }
+  /** Data breakpoints hit by the instruction that just completed: a #DB trap (SDM 17.2.4); with TF the single-step #DB carries it. */
+  private dataBreakTrap(tf: boolean): void {
+    this.dr6 = ((this.dr6 & ~0xf) | this.dbgHit) >>> 0;
+    this.dbgHit = 0;
+    if (!tf && this.stop === CpuExitReason.None) this.deliver(DB, 0, false, EventType.HardwareException, 0);
   }
 
   /** Instructions retired so far, the current one included: the TSC's time base. */
@@ -2521,6 +3772,7 @@ export class X86Cpu implements Cpu {
    * Every other index is #GP(0) (SDM Vol. 2 RDMSR/WRMSR).
    */
   private msrOp(write: boolean): void {
+    this.needCpl0();
     const r = this.regs, idx = r[1];
     const ic = this.intercepts;
     if (ic.msr && (ic.msrBitmap === null || msrBitmapExits(ic.msrBitmap, idx, write))) {
@@ -2536,7 +3788,14 @@ export class X86Cpu implements Cpu {
         case MSR_TSC_AUX: lo = this.tscAux; hi = 0; break;
         case MSR_SYSENTER_CS: case MSR_SYSENTER_ESP: case MSR_SYSENTER_EIP:
           lo = this.sysenter[idx - MSR_SYSENTER_CS]; hi = 0; break;
-        default: this.faultCode(GP, 0);
+        case MSR_EFER: lo = this.efer; hi = 0; break;
+        case MSR_MTRRCAP: lo = MTRRCAP; hi = 0; break;
+        case MSR_BIOS_SIGN: lo = 0; hi = 0; break; // no microcode update loaded
+        default: {
+          const slot = storedMsrSlot(idx);
+          if (slot < 0) this.faultCode(GP, 0);
+          lo = this.msrStore[slot * 2]; hi = this.msrStore[slot * 2 + 1];
+        }
       }
       r[0] = lo; r[2] = hi;
       return;
@@ -2548,8 +3807,55 @@ export class X86Cpu implements Cpu {
       case MSR_TSC_AUX: if (hi !== 0) this.faultCode(GP, 0); this.tscAux = lo; return; // bits 63:32 reserved
       case MSR_SYSENTER_CS: case MSR_SYSENTER_ESP: case MSR_SYSENTER_EIP:
         this.sysenter[idx - MSR_SYSENTER_CS] = lo; return; // the 32-bit core keeps the low half
-      default: this.faultCode(GP, 0);
+      case MSR_EFER: // only NXE: no SYSCALL (SCE) on Intel in 32-bit mode, no long mode (LME) on this i686
+        if ((lo & ~((this.cpuidMask.ext1Edx & CPUID_EXT1_EDX) !== 0 ? EFER_NXE : 0)) !== 0 || hi !== 0) this.faultCode(GP, 0);
+        this.efer = lo >>> 0;
+        this.pagingChanged();
+        return;
+      case MSR_BIOS_SIGN: return; // writing it before CPUID asks for the microcode revision (0 here)
+      default: {
+        const slot = storedMsrSlot(idx);
+        if (slot < 0 || !storedMsrValid(idx, lo >>> 0, hi >>> 0)) this.faultCode(GP, 0);
+        this.msrStore[slot * 2] = idx === MSR_MISC_ENABLE ? ((lo & MISC_ENABLE_RW) | MISC_ENABLE_RO) >>> 0 : lo;
+        this.msrStore[slot * 2 + 1] = hi;
+      }
     }
+  }
+
+  /**
+   * SYSENTER (SDM Vol. 2 SYSENTER): #GP(0) in real mode or with SYSENTER_CS[15:2] = 0;
+   * else CPL 0 with the flat 4 GiB CS = SYSENTER_CS & FFFCh and SS = CS + 8 the SDM
+   * defines (no descriptor is read), ESP/EIP from the MSRs, VM, IF and RF cleared.
+   */
+  private sysenter32(): void {
+    const cs = this.sysenter[0] & 0xfffc;
+    if ((this.cr0 & CR0_PE) === 0 || cs === 0) this.faultCode(GP, 0);
+    const fl = this.getEflags();
+    this.setEflags(fl & ~(VM | IF | RF));
+    this.segSet(CS, cs, 0, 0xffffffff, 0xc09b);
+    this.segSet(SS, (cs + 8) & 0xffff, 0, 0xffffffff, 0xc093);
+    this.regs[4] = this.sysenter[1];
+    this.eip = this.sysenter[2];
+    this.code32 = true;
+    this.cpl = 0;
+    if ((fl & VM) !== 0) this.modeChanged(); else this.cplChanged();
+  }
+
+  /**
+   * SYSEXIT (SDM Vol. 2 SYSEXIT, 32-bit form): #GP(0) unless CPL 0 in protected mode with
+   * SYSENTER_CS[15:2] != 0; else CPL 3 with flat CS = SYSENTER_CS + 16 and SS = + 24
+   * (RPL 3), ESP = ECX, EIP = EDX.
+   */
+  private sysexit32(): void {
+    const cs = this.sysenter[0] & 0xfffc;
+    if ((this.cr0 & CR0_PE) === 0 || cs === 0 || this.cpl !== 0 || (this.flags & VM) !== 0) this.faultCode(GP, 0);
+    this.segSet(CS, ((cs + 16) | 3) & 0xffff, 0, 0xffffffff, 0xc0fb);
+    this.segSet(SS, ((cs + 24) | 3) & 0xffff, 0, 0xffffffff, 0xc0f3);
+    this.regs[4] = this.regs[1];
+    this.eip = this.regs[2];
+    this.code32 = true;
+    this.cpl = 3;
+    this.cplChanged();
   }
 
   /**
@@ -2644,13 +3950,18 @@ export class X86Cpu implements Cpu {
   }
 
   /**
-   * CPUID when not intercepted: a minimal, honest profile. Leaf 0 names the
-   * vendor "hvkitSoftx86"; leaf 1 reports family 3 and exactly the features this
-   * core implements: TSC, MSR, CX8 (CMPXCHG8B), CMOV. No FPU.
+   * CPUID when not intercepted: an honest i686 profile. Leaf 0 names the vendor
+   * "hvkitSoftx86" (max basic leaf 1); leaf 1 reports family 6 model 13 stepping 8 (a
+   * Pentium M-class P6 with PAE and NX; model >= 3 so SEP is believed, SDM Vol. 2
+   * SYSENTER) and exactly what this core implements (CPUID1_EDX); 80000001h EDX reports
+   * NX; 80000008h: 32 physical and 32 linear address bits (MAXPHYADDR 32, mmu.ts).
+   * `cpuidMask` narrows every feature word; CR4 bits and EFER.NXE of masked features
+   * are reserved (#GP(0)), so the core stays what it reports.
    */
   private cpuid(): void {
-    const r = this.regs;
+    const r = this.regs, m = this.cpuidMask;
     const leaf = r[0];
+    r[0] = 0; r[3] = 0; r[1] = 0; r[2] = 0;
     if (leaf === 0) {
       r[0] = 1;
       // EBX, EDX, ECX spell "hvkitSoftx86" in little-endian order.
@@ -2658,9 +3969,26 @@ export class X86Cpu implements Cpu {
       r[2] = 0x666f5374; // "tSof"
       r[1] = 0x36387874; // "tx86"
     } else if (leaf === 1) {
-      r[0] = 0x300; r[3] = 0; r[1] = 0; r[2] = CPUID1_EDX;
-    } else {
-      r[0] = 0; r[3] = 0; r[1] = 0; r[2] = 0;
+      r[0] = CPUID_SIGNATURE; r[2] = (CPUID1_EDX & m.leaf1Edx) >>> 0; // ECX: no SSE3-era feature
+    } else if (leaf === 0x80000000) {
+      r[0] = 0x80000008;
+    } else if (leaf === 0x80000001) {
+      r[2] = (CPUID_EXT1_EDX & m.ext1Edx) >>> 0;
+    } else if (leaf === 0x80000008) {
+      r[0] = 0x2020;
     }
   }
+  /** CR4 bits this core accepts under the current cpuidMask (movCr). */
+  private cr4Allowed(): number {
+    const f = CPUID1_EDX & this.cpuidMask.leaf1Edx;
+    let ok = CR4_DEFINED;
+    if ((f & (1 << 2)) === 0) ok &= ~CR4_DE;
+    if ((f & (1 << 3)) === 0) ok &= ~CR4_PSE;
+    if ((f & (1 << 4)) === 0) ok &= ~CR4_TSD;
+    if ((f & (1 << 6)) === 0) ok &= ~CR4_PAE;
+    if ((f & (1 << 13)) === 0) ok &= ~CR4_PGE;
+    if ((f & (1 << 24)) === 0) ok &= ~CR4_OSFXSR;
+    return ok;
+  }
+
 }

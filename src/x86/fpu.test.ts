@@ -1,0 +1,306 @@
+import { describe, expect, it } from "vitest";
+import { X86Cpu } from "./cpu.js";
+import { IE, PE, ZE } from "./float80.js";
+import { FlatMemory } from "./memory.js";
+import { realModeState, resetState } from "./state.js";
+import { CpuExitReason } from "./types.js";
+import type { X86State } from "./types.js";
+import { NO_IO } from "./testing.js";
+
+const CODE = 0x1000, DATA = 0x2000; // CS:0 at 0x10000, DS:0 at 0x20000
+const SW_SF = 0x40, SW_ES = 0x80, SW_C0 = 0x100, SW_C1 = 0x200, SW_C2 = 0x400, SW_C3 = 0x4000, SW_B = 0x8000;
+const CR0_MP = 0x2, CR0_EM = 0x4, CR0_TS = 0x8, CR0_NE = 0x20;
+
+/** ModR/M memory form [disp16] (mod 00, rm 110) with a reg field. */
+const mem = (op: number, reg: number, addr: number): number[] => [op, (reg << 3) | 6, addr & 0xff, addr >>> 8];
+const HLT = 0xf4;
+
+function machine(code: number[], init?: (s: X86State) => void) {
+  const m = new FlatMemory(0x40000);
+  const cpu = new X86Cpu(m, NO_IO);
+  m.bytes.set([...code, HLT], CODE * 16);
+  const s = realModeState(CODE, 0);
+  s.ds = { selector: DATA, base: DATA * 16, limit: 0xffff, attrib: 0x93 };
+  s.ss = { selector: 0x3000, base: 0x30000, limit: 0xffff, attrib: 0x93 }; s.esp = 0x100;
+  init?.(s);
+  cpu.setState(s);
+  const fpu = cpu.fpu, f = fpu.f;
+  const st = (i: number) => f.toNumber(fpu.stSlot(i));
+  const state = () => { const o = resetState(); cpu.getState(o); return o; };
+  const d = (off: number) => DATA * 16 + off;
+  const f64 = (off: number, v: number) => new DataView(m.bytes.buffer).setFloat64(d(off), v, true);
+  const f32 = (off: number, v: number) => new DataView(m.bytes.buffer).setFloat32(d(off), v, true);
+  const getF64 = (off: number) => new DataView(m.bytes.buffer).getFloat64(d(off), true);
+  const u16 = (off: number) => m.read16(d(off));
+  const u32 = (off: number) => m.read32(d(off));
+  const runToHlt = () => cpu.run(1000);
+  return { m, cpu, fpu, f, st, state, d, f64, f32, getF64, u16, u32, runToHlt };
+}
+
+describe("x87 through the core (real mode)", () => {
+  it("FLD m32, FADD m32, FSTP m64, FNSTSW AX, WAIT compute 1.5 + 2.25 = 3.75", () => {
+    const x = machine([
+      ...mem(0xd9, 0, 0x200), // FLD dword [200]
+      ...mem(0xd8, 0, 0x204), // FADD dword [204]
+      ...mem(0xdd, 3, 0x208), // FSTP qword [208]
+      0xdf, 0xe0, // FNSTSW AX
+      0x9b, // WAIT
+    ]);
+    x.f32(0x200, 1.5); x.f32(0x204, 2.25); x.f64(0x208, -1);
+    expect(x.runToHlt()).toBe(CpuExitReason.Halted);
+    expect(x.getF64(0x208)).toBe(3.75);
+    expect(x.state().eax & 0xffff).toBe(0); // TOP back to 0, no exception, no condition code
+    expect(x.fpu.stEmpty(0)).toBe(true);
+    // FIP/FDP describe the last non-control instruction: FSTP at CS:8, operand DS:208.
+    expect([x.fpu.fcs, x.fpu.fip, x.fpu.fds, x.fpu.fdp, x.fpu.fop]).toEqual([CODE, 8, DATA, 0x208, (5 << 8) | 0x1e]);
+  });
+
+  it("integer loads, FIMUL and FISTP m16/m32/m64 round per RC; overflow stores the integer indefinite with IE", () => {
+    const x = machine([
+      ...mem(0xdf, 0, 0x200), // FILD word [200] = -7
+      ...mem(0xda, 1, 0x204), // FIMUL dword [204] = 3 -> -21
+      ...mem(0xdb, 2, 0x210), // FIST dword [210]
+      ...mem(0xdf, 7, 0x218), // FISTP qword [218]
+      ...mem(0xdb, 0, 0x208), // FILD dword [208] = 40000
+      ...mem(0xdf, 3, 0x220), // FISTP word [220]: overflow
+    ]);
+    x.m.write16(x.d(0x200), 0xfff9); x.m.write32(x.d(0x204), 3); x.m.write32(x.d(0x208), 40000);
+    x.runToHlt();
+    expect(x.u32(0x210) | 0).toBe(-21);
+    expect([x.u32(0x218), x.u32(0x21c)]).toEqual([0xffffffeb, 0xffffffff]);
+    expect(x.u16(0x220)).toBe(0x8000);
+    expect(x.fpu.sw & 0x3f).toBe(IE);
+    expect(x.fpu.stEmpty(0)).toBe(true); // masked: FISTP still pops
+  });
+
+  it("the ninth push overflows: IE|SF with C1=1 and the indefinite in ST0 (masked)", () => {
+    const x = machine(Array(9).fill([0xd9, 0xe8]).flat()); // FLD1 x 9
+    x.runToHlt();
+    const sw = x.fpu.sw;
+    expect(sw & (IE | SW_SF | SW_C1)).toBe(IE | SW_SF | SW_C1);
+    expect((sw >>> 11) & 7).toBe(7);
+    expect([x.f.signOf(x.fpu.stSlot(0)), x.f.expOf(x.fpu.stSlot(0)), x.f.hiOf(x.fpu.stSlot(0))]).toEqual([1, 0x7fff, 0xc0000000]);
+    expect(x.st(1)).toBe(1);
+  });
+
+  it("an empty operand underflows: IE|SF with C1=0, and the masked response writes the indefinite", () => {
+    const x = machine([0xd9, 0xe8, 0xd9, 0xe0 /* FCHS: set C1 cleared */, 0xd8, 0xc1]); // FLD1; FCHS; FADD ST0, ST1 (empty)
+    x.runToHlt();
+    expect(x.fpu.sw & (IE | SW_SF | SW_C1)).toBe(IE | SW_SF);
+    expect(Number.isNaN(x.st(0))).toBe(true);
+  });
+
+  it("an unmasked division by zero sets ES/B, keeps the operands, and the next waiting instruction raises #MF (CR0.NE=1)", () => {
+    const x = machine([
+      ...mem(0xd9, 5, 0x200), // FLDCW [200]: ZM clear
+      0xd9, 0xe8, 0xd9, 0xee, // FLD1, FLDZ
+      0xde, 0xf9, // FDIVP ST1, ST0 -> 1/0
+      0x90,
+      0xd9, 0xe8, // FLD1: waiting -> #MF
+    ], (s) => { s.cr0 = 0x10 | CR0_NE; });
+    x.m.write16(x.d(0x200), 0x037f & ~ZE);
+    x.cpu.intercepts.exceptionBitmap = 1 << 16;
+    expect(x.runToHlt()).toBe(CpuExitReason.Exception);
+    expect(x.cpu.exit.vector).toBe(16);
+    expect(x.state().eip).toBe(4 + 4 + 2 + 1); // at the FLD1 that found the pending exception
+    expect(x.fpu.sw & (ZE | SW_ES | SW_B)).toBe(ZE | SW_ES | SW_B);
+    expect([x.st(0), x.st(1)]).toEqual([0, 1]); // not popped, not written
+  });
+
+  it("with CR0.NE=0 a pending exception asserts FERR# (IRQ 13 path) and the instruction runs; FNCLEX deasserts", () => {
+    const x = machine([
+      ...mem(0xd9, 5, 0x200), 0xd9, 0xee, 0xd9, 0xee, 0xde, 0xf9, // FLDCW; FLDZ; FLDZ; FDIVP: 0/0 unmasked IE
+      0x9b, // WAIT: FERR#
+      0xd9, 0xe8, // FLD1 runs
+      0xdb, 0xe2, // FNCLEX
+    ]);
+    x.m.write16(x.d(0x200), 0x037f & ~IE);
+    const ferr: boolean[] = [];
+    x.fpu.onFerr = (v) => ferr.push(v);
+    expect(x.runToHlt()).toBe(CpuExitReason.Halted);
+    expect(ferr).toEqual([true, false]);
+    expect(x.st(0)).toBe(1);
+    expect(x.fpu.sw & (SW_ES | 0x3f)).toBe(0);
+  });
+
+  it("CR0.EM gives #NM on ESC; CR0.TS gives #NM on ESC, and on WAIT only with CR0.MP (SDM table 2-2)", () => {
+    const nm = (code: number[], cr0: number) => {
+      const x = machine(code, (s) => { s.cr0 = 0x10 | cr0; });
+      x.cpu.intercepts.exceptionBitmap = 1 << 7;
+      return x.runToHlt() === CpuExitReason.Exception && x.cpu.exit.vector === 7;
+    };
+    expect(nm([0xd9, 0xe8], CR0_EM)).toBe(true);
+    expect(nm([0xd9, 0xe8], CR0_TS)).toBe(true);
+    expect(nm([0x9b], CR0_TS)).toBe(false);
+    expect(nm([0x9b], CR0_TS | CR0_MP)).toBe(true);
+    expect(nm([0x9b], CR0_EM)).toBe(false);
+    expect(nm([0x0f, 0xae, 0x06, 0x00, 0x02], CR0_TS)).toBe(true); // FXSAVE
+  });
+
+  it("FISTTP (SSE3) and reserved ESC encodings are #UD on this P6-class core", () => {
+    for (const code of [mem(0xdb, 1, 0x200), mem(0xdd, 1, 0x200), [0xd9, 0xd1], [0xde, 0xd8]]) {
+      const x = machine(code);
+      x.cpu.intercepts.exceptionBitmap = 1 << 6;
+      expect(x.runToHlt(), code.join(",")).toBe(CpuExitReason.Exception);
+      expect(x.cpu.exit.vector).toBe(6);
+    }
+  });
+
+  it("register forms follow the reversed DC/DE encodings: DE E8+i is ST(i)-ST0, DE F0+i is ST0/ST(i), DC E0+i is ST0-ST(i)", () => {
+    const x = machine([
+      ...mem(0xdf, 0, 0x200), ...mem(0xdf, 0, 0x202), // FILD 10; FILD 4
+      0xde, 0xe9, // FSUBP ST1, ST0: 10 - 4 = 6
+      ...mem(0xdf, 0, 0x204), 0xde, 0xf1, // FILD 3; FDIVRP ST1, ST0: 3 / 6
+      ...mem(0xdf, 0, 0x202), 0xdc, 0xe1, // FILD 4; FSUBR ST1, ST0: 4 - 0.5
+      0xd8, 0xe1, // FSUB ST0, ST1: 4 - 3.5
+      0xd8, 0xe9, // FSUBR ST0, ST1: 3.5 - 0.5
+      0xdc, 0xf9, // FDIV ST1, ST0: 3.5 / 3
+    ]);
+    x.m.write16(x.d(0x200), 10); x.m.write16(x.d(0x202), 4); x.m.write16(x.d(0x204), 3);
+    x.runToHlt();
+    expect([x.st(0), x.st(1)]).toEqual([3, 3.5 / 3]);
+    expect(x.fpu.stEmpty(2)).toBe(true);
+  });
+
+  it("FCOMI sets ZF/PF/CF and FCMOVB moves only when CF is set", () => {
+    const x = machine([
+      0xd9, 0xe8, 0xd9, 0xee, // FLD1; FLDZ: ST0 = 0, ST1 = 1
+      0xdb, 0xf1, // FCOMI ST0, ST1: 0 < 1 -> CF
+      0x9c, // PUSHF
+      0xda, 0xc1, // FCMOVB ST0, ST1
+    ]);
+    x.runToHlt();
+    const fl = x.m.read16(0x30000 + 0xfe);
+    expect(fl & 0x45).toBe(0x01);
+    expect(x.st(0)).toBe(1);
+  });
+
+  it("FCOM, FUCOM, FTST and FXAM set C3/C2/C0 (and C1 = sign for FXAM)", () => {
+    const x = machine([
+      0xd9, 0xe8, 0xd9, 0xee, // ST0 = 0, ST1 = 1
+      0xd8, 0xd1, // FCOM ST1: 0 < 1
+      0xdf, 0xe0, 0x89, 0xc3, // FNSTSW AX; MOV BX, AX
+      0xd9, 0xe4, // FTST: 0 = 0
+      0xdf, 0xe0, 0x89, 0xc1, // -> CX
+      0xd9, 0xe0, 0xd9, 0xe5, // FCHS; FXAM: -0 -> zero class, C1 = 1
+      0xdf, 0xe0, 0x89, 0xc2, // -> DX
+    ]);
+    x.runToHlt();
+    const s = x.state();
+    expect(s.ebx & (SW_C3 | SW_C2 | SW_C0)).toBe(SW_C0);
+    expect(s.ecx & (SW_C3 | SW_C2 | SW_C0)).toBe(SW_C3);
+    expect(s.edx & (SW_C3 | SW_C2 | SW_C1 | SW_C0)).toBe(SW_C3 | SW_C1);
+  });
+
+  it("FLDPI rounds per RC: ...C235 to nearest, ...C234 toward zero (SDM 8.3.8)", () => {
+    const x = machine([0xd9, 0xeb, ...mem(0xd9, 5, 0x200), 0xd9, 0xeb]);
+    x.m.write16(x.d(0x200), 0x0f7f); // RC = toward zero
+    x.runToHlt();
+    expect([x.f.hiOf(x.fpu.stSlot(1)), x.f.loOf(x.fpu.stSlot(1))]).toEqual([0xc90fdaa2, 0x2168c235]);
+    expect([x.f.hiOf(x.fpu.stSlot(0)), x.f.loOf(x.fpu.stSlot(0))]).toEqual([0xc90fdaa2, 0x2168c234]);
+  });
+
+  it("FDIV with PC=24 rounds 1/3 to single precision and FSQRT gives sqrt(2)", () => {
+    const x = machine([
+      ...mem(0xd9, 5, 0x200), // FLDCW: PC = 24 bits
+      0xd9, 0xe8, ...mem(0xda, 6, 0x204), // FLD1; FIDIV dword [204] = 3
+      ...mem(0xd9, 3, 0x208), // FSTP dword [208]
+      ...mem(0xd9, 5, 0x20c), // FLDCW: PC = 64
+      ...mem(0xdf, 0, 0x210), 0xd9, 0xfa, // FILD word [210] = 2; FSQRT
+    ]);
+    x.m.write16(x.d(0x200), 0x007f); x.m.write32(x.d(0x204), 3); x.m.write16(x.d(0x20c), 0x037f); x.m.write16(x.d(0x210), 2);
+    x.runToHlt();
+    expect(x.u32(0x208)).toBe(0x3eaaaaab); // 1/3 in float32, round to nearest
+    expect([x.f.hiOf(x.fpu.stSlot(0)), x.f.loOf(x.fpu.stSlot(0))]).toEqual([0xb504f333, 0xf9de6484]);
+    expect(x.fpu.sw & PE).toBe(PE);
+  });
+
+  it("FBSTP and FBLD round-trip a packed BCD value", () => {
+    const x = machine([...mem(0xdf, 4, 0x200), ...mem(0xdf, 6, 0x210)]);
+    const bcd = [0x21, 0x43, 0x65, 0x87, 0x09, 0, 0, 0, 0, 0x80];
+    x.m.bytes.set(bcd, x.d(0x200));
+    x.runToHlt();
+    expect(Array.from(x.m.bytes.subarray(x.d(0x210), x.d(0x21a)))).toEqual(bcd);
+  });
+
+  it("FNSAVE writes the 94-byte real-mode image and reinitializes; FRSTOR brings it back", () => {
+    const x = machine([
+      0xd9, 0xe8, 0xd9, 0xeb, // FLD1; FLDPI
+      ...mem(0xdd, 6, 0x300), // FNSAVE [300]
+      0xdf, 0xe0, 0x89, 0xc3, // FNSTSW AX -> BX (after the implicit FNINIT)
+      ...mem(0xdd, 4, 0x300), // FRSTOR [300]
+    ]);
+    x.runToHlt();
+    expect(x.u16(0x300)).toBe(0x037f); // FCW
+    expect((x.u16(0x302) >>> 11) & 7).toBe(6); // TOP
+    expect(x.u16(0x304)).toBe(0x0fff); // R6 valid, R7 valid, others empty
+    // Real-mode format: FIP is the 20-bit linear address of FLDPI; FOP in bits 10:0 of word 4.
+    expect(x.u16(0x306) | ((x.u16(0x308) >>> 12) << 16)).toBe(CODE * 16 + 2);
+    expect(x.u16(0x308) & 0x7ff).toBe((1 << 8) | 0xeb);
+    expect(x.u32(0x30e + 4)).toBe(0xc90fdaa2); // ST0 significand high
+    expect(x.u16(0x30e + 10 + 8)).toBe(0x3fff); // ST1 = 1.0 exponent
+    expect(x.state().ebx & 0xffff).toBe(0);
+    expect([x.st(0), x.st(1)]).toEqual([Math.PI, 1]);
+    expect((x.fpu.sw >>> 11) & 7).toBe(6);
+  });
+
+  it("FSTENV with a 32-bit operand size uses the 28-byte layout and then masks all exceptions", () => {
+    const x = machine([
+      ...mem(0xd9, 5, 0x200), // FLDCW 0x0360 (all unmasked)
+      0x66, ...mem(0xd9, 6, 0x300), // FNSTENV (28 bytes)
+      ...mem(0xd9, 7, 0x220), // FNSTCW [220]
+    ]);
+    x.m.write16(x.d(0x200), 0x0360);
+    x.runToHlt();
+    expect(x.u32(0x300)).toBe(0x0360 | 0x40);
+    expect(x.u32(0x308)).toBe(0xffff);
+    expect(x.u16(0x220)).toBe(0x037f);
+  });
+
+  it("FXSAVE stores the SDM table 10-2 image (abridged tags, 16-byte register slots); misalignment is #GP", () => {
+    const x = machine([0xd9, 0xe8, 0xd9, 0xee, 0x0f, 0xae, 0x06, 0x00, 0x04, 0xdb, 0xe3, 0x0f, 0xae, 0x0e, 0x00, 0x04]);
+    x.runToHlt();
+    const b = x.d(0x400);
+    expect(x.m.read16(b)).toBe(0x037f);
+    expect((x.m.read16(b + 2) >>> 11) & 7).toBe(6);
+    expect(x.m.read8(b + 4)).toBe(0xc0); // R6, R7 in use
+    expect(x.m.read16(b + 32 + 16 + 8)).toBe(0x3fff); // ST1 = 1.0
+    expect(x.m.read32(b + 32 + 4)).toBe(0); // ST0 = +0
+    // FXRSTOR after FNINIT brought the stack back.
+    expect([x.st(0), x.st(1)]).toEqual([0, 1]);
+    const y = machine([0x0f, 0xae, 0x06, 0x08, 0x04]);
+    y.cpu.intercepts.exceptionBitmap = 1 << 13;
+    expect(y.runToHlt()).toBe(CpuExitReason.Exception);
+    expect(y.cpu.exit.vector).toBe(13);
+  });
+
+  it("FPTAN pushes 1.0 and FPREM reports quotient bits in C0/C3/C1", () => {
+    const x = machine([
+      0xd9, 0xee, 0xd9, 0xf2, // FLDZ; FPTAN -> ST0 = 1, ST1 = tan 0 = 0
+      ...mem(0xdf, 0, 0x200), ...mem(0xdf, 0, 0x202), // FILD 3; FILD 7
+      0xd9, 0xf8, // FPREM: 7 rem 3 = 1, quotient 2 -> C3 (Q1)
+    ]);
+    x.m.write16(x.d(0x200), 3); x.m.write16(x.d(0x202), 7);
+    x.runToHlt();
+    expect([x.st(0), x.st(1), x.st(2), x.st(3)]).toEqual([1, 3, 1, 0]);
+    expect(x.fpu.sw & (SW_C0 | SW_C1 | SW_C2 | SW_C3)).toBe(SW_C3);
+  });
+
+  it("CPUID.1:EDX reports FPU (bit 0) and FXSR (bit 24)", () => {
+    const x = machine([0x66, 0xb8, 1, 0, 0, 0, 0x0f, 0xa2]);
+    x.runToHlt();
+    expect(x.state().edx & 0x01000001).toBe(0x01000001);
+  });
+
+  it("saveState/loadState round-trips the unit as plain data", () => {
+    const x = machine([0xd9, 0xeb, 0xd9, 0xe8]);
+    x.runToHlt();
+    const s = JSON.parse(JSON.stringify(x.fpu.saveState()));
+    const y = machine([]);
+    y.fpu.loadState(s);
+    expect([y.st(0), y.st(1)]).toEqual([1, Math.PI]);
+    expect(y.fpu.sw).toBe(x.fpu.sw);
+    expect(y.fpu.tagWord).toBe(0x0fff);
+    expect(() => y.fpu.loadState({ ...s, v: 2 })).toThrow(/version/);
+  });
+});
