@@ -35,12 +35,12 @@ describe("CPUID policy", () => {
     expect(text(amd[1], amd[3], amd[2])).toBe("AuthenticAMD");
   });
 
-  it("leaf 1 reports family 6 and exactly the soft core's features: no FPU", () => {
+  it("leaf 1 reports family 6 and exactly the soft core's features, the FPU among them", () => {
     const [eax, , ecx, edx] = ask(new CpuidPolicy(defaultProfile("vmx")), 1);
     expect((eax >>> 8) & 0xf).toBe(6);
     expect(edx).toBe(coreLeaf1Edx());
     expect(edx).toBe(CORE_FEATURES_EDX);
-    expect(edx & FEATURE_FPU).toBe(0);
+    expect(edx & FEATURE_FPU).toBe(FEATURE_FPU);
     expect(ecx >>> 0).toBe(FEATURE_ECX_HYPERVISOR >>> 0);
   });
 
@@ -62,10 +62,11 @@ describe("CPUID policy", () => {
     }
   });
 
-  it("extended leaves give max 0x80000004 and the NUL-padded brand string", () => {
+  it("extended leaves give max 0x80000008 and the NUL-padded brand string", () => {
     for (const b of ["vmx", "svm"]) {
       const p = new CpuidPolicy(defaultProfile(b));
-      expect(ask(p, 0x80000000)[0]).toBe(0x80000004);
+      expect(ask(p, 0x80000000)[0]).toBe(0x80000008);
+      expect(ask(p, 0x80000008)[0]).toBe(0x2020);
       const words = [0x80000002, 0x80000003, 0x80000004].flatMap((l) => [...ask(p, l)]);
       const s = text(...words);
       expect(s.length).toBe(48);
@@ -73,18 +74,18 @@ describe("CPUID policy", () => {
     }
   });
 
-  it("AMD mirrors the core features in 80000001h EDX and the signature in EAX; Intel reports none", () => {
+  it("AMD mirrors the core features in 80000001h EDX (bit 11 is SYSCALL there, absent) and the signature in EAX; Intel reports only NX", () => {
     const amd = ask(new CpuidPolicy(defaultProfile("svm")), 0x80000001);
-    expect(amd[3]).toBe(CORE_FEATURES_EDX);
-    expect(amd[0]).toBe(0x610);
-    expect(ask(new CpuidPolicy(defaultProfile("vmx")), 0x80000001)).toEqual([0, 0, 0, 0]);
+    expect(amd[3]).toBe(((CORE_FEATURES_EDX & ~(1 << 11)) | (1 << 20)) >>> 0);
+    expect(amd[0]).toBe(0x6d8);
+    expect(ask(new CpuidPolicy(defaultProfile("vmx")), 0x80000001)).toEqual([0, 0, 0, 1 << 20]);
   });
 
   it("out-of-range leaves: Intel returns the highest basic leaf, AMD zeros", () => {
     const intel = new CpuidPolicy(defaultProfile("vmx"));
-    for (const l of [2, 7, 0x40000002, 0x80000005]) expect(ask(intel, l)).toEqual(ask(intel, 1));
+    for (const l of [2, 7, 0x40000002, 0x80000009]) expect(ask(intel, l)).toEqual(ask(intel, 1));
     const amd = new CpuidPolicy(defaultProfile("svm"));
-    for (const l of [2, 7, 0x40000002, 0x80000005]) expect(ask(amd, l)).toEqual([0, 0, 0, 0]);
+    for (const l of [2, 7, 0x40000002, 0x80000009]) expect(ask(amd, l)).toEqual([0, 0, 0, 0]);
   });
 
   it("a config mask narrows leaf 1, including the hypervisor bit", () => {

@@ -1,12 +1,13 @@
 // The CPUID answers the monitor gives a guest (CPUID exits).
 //
-// The profile is an honest i686 one: family 6 (CMOV makes a P6-class CPU, SDM Vol. 2A
-// CMOVcc "check CPUID.01H:EDX.CMOV"), and leaf 1 EDX reports exactly what the soft
-// engine's core implements: TSC, MSR, CX8, CMOV (src/x86/cpu.ts CPUID1_EDX). No FPU: the
-// core decodes ESC opcodes but has no x87, so FPU (EDX bit 0) stays clear.
+// The profile is an honest i686 one: family 6 model 13 (a P6-class CPU of the Pentium M
+// era, on which operating systems trust SEP), and leaf 1 EDX reports exactly what the soft
+// engine's core implements: FPU, DE, PSE, TSC, MSR, PAE, CX8, SEP, MTRR, PGE, CMOV, PAT,
+// FXSR (src/x86/cpu.ts CPUID1_EDX); 80000001h EDX adds NX (PAE execute-disable).
 //
 // Leaves: 0 and 1 (basic), 0x80000000-0x80000004 (extended: vendor-specific features and
-// the brand string "hvkit virtual CPU"), and the hypervisor range 0x40000000-0x40000001
+// the brand string "hvkit virtual CPU"), 0x80000008 (32 physical and 32 linear address
+// bits, SDM Vol. 2A CPUID), and the hypervisor range 0x40000000-0x40000001
 // (the convention of KVM, Hyper-V and Xen: CPUID.1:ECX bit 31 says "hypervisor present",
 // leaf 0x40000000 EAX is the highest hypervisor leaf and EBX/ECX/EDX a 12-byte signature).
 //
@@ -34,10 +35,20 @@ export interface CpuidProfile {
 
 /** CPUID.1:EDX bits (SDM Vol. 2A table 3-11). */
 export const FEATURE_FPU = 1 << 0;
+export const FEATURE_DE = 1 << 2;
+export const FEATURE_PSE = 1 << 3;
 export const FEATURE_TSC = 1 << 4;
 export const FEATURE_MSR = 1 << 5;
+export const FEATURE_PAE = 1 << 6;
 export const FEATURE_CX8 = 1 << 8;
+export const FEATURE_SEP = 1 << 11;
+export const FEATURE_MTRR = 1 << 12;
+export const FEATURE_PGE = 1 << 13;
 export const FEATURE_CMOV = 1 << 15;
+export const FEATURE_PAT = 1 << 16;
+export const FEATURE_FXSR = 1 << 24;
+/** CPUID.80000001h:EDX bit 20, execute disable (SDM table 3-8; APM E.4.2). */
+export const EXT_EDX_NX = 1 << 20;
 /** CPUID.1:ECX bits (SDM Vol. 2A table 3-10). */
 export const FEATURE_ECX_VMX = 1 << 5;
 /** Reserved for hypervisors: always 0 on real hardware (SDM table 3-10, bit 31 "Not Used"). */
@@ -46,7 +57,8 @@ export const FEATURE_ECX_HYPERVISOR = 1 << 31;
 export const EXT_ECX_SVM = 1 << 2;
 
 /** What the soft engine's core implements (keep equal to src/x86/cpu.ts CPUID1_EDX; tested). */
-export const CORE_FEATURES_EDX = FEATURE_TSC | FEATURE_MSR | FEATURE_CX8 | FEATURE_CMOV;
+export const CORE_FEATURES_EDX = FEATURE_FPU | FEATURE_DE | FEATURE_PSE | FEATURE_TSC | FEATURE_MSR | FEATURE_PAE
+  | FEATURE_CX8 | FEATURE_SEP | FEATURE_MTRR | FEATURE_PGE | FEATURE_CMOV | FEATURE_PAT | FEATURE_FXSR;
 
 export const HV_LEAF_BASE = 0x4000_0000;
 /** The highest hypervisor leaf (CPUID.40000000h:EAX). */
@@ -56,7 +68,9 @@ export const HV_SIGNATURE = "hvkitHVKITvm";
 /** CPUID.40000001h:EAX: the monitor's interface version (major 15:8, minor 7:0). Bump with any leaf change. */
 export const HV_INTERFACE_VERSION = 0x0100;
 export const BRAND = "hvkit virtual CPU";
-const EXT_MAX = 0x8000_0004;
+const EXT_MAX = 0x8000_0008;
+/** CPUID.80000008h:EAX: linear address bits 15:8, physical 7:0 (no PSE-36; MAXPHYADDR 32, mmu.ts). */
+const ADDRESS_SIZES = 0x2020;
 
 /** `cpuid:` in the machine config: bits cleared from what the profile reports. */
 export interface CpuidConfig {
@@ -70,12 +84,12 @@ export function defaultProfile(backendId: string, config: CpuidConfig = {}): Cpu
   const ecx = (FEATURE_ECX_HYPERVISOR & (m?.ecx ?? 0xffff_ffff)) >>> 0;
   return {
     vendor: amd ? "AuthenticAMD" : "GenuineIntel",
-    signature: 0x0000_0610, // family 6, model 1, stepping 0
+    signature: 0x0000_06d8, // family 6, model 13, stepping 8 (as the core reports)
     features1Edx: edx,
     features1Ecx: ecx,
-    // AMD mirrors the leaf-1 TSC/MSR/CX8/CMOV bits in 80000001h EDX (APM E.4.2); Intel reports
-    // only SYSCALL/NX/LM/RDTSCP there, none of which the core has.
-    ext1Edx: amd ? edx & CORE_FEATURES_EDX : 0,
+    // AMD mirrors most leaf-1 bits in 80000001h EDX, where bit 11 means SYSCALL, which the
+    // core lacks (APM E.4.2); Intel reports only SYSCALL/NX/LM/RDTSCP there. Both get NX.
+    ext1Edx: ((amd ? edx & ~FEATURE_SEP : 0) | EXT_EDX_NX) >>> 0,
     ext1Ecx: 0,
     brand: BRAND,
   };
@@ -140,6 +154,13 @@ export class CpuidPolicy {
         return;
       case 0x8000_0001:
         exit.eax = this.#ext1Eax; exit.ebx = 0; exit.ecx = this.#ext1Ecx; exit.edx = this.#ext1Edx;
+        return;
+      case 0x8000_0005: case 0x8000_0006: case 0x8000_0007:
+        // Cache/TLB descriptors and power management: none reported.
+        exit.eax = 0; exit.ebx = 0; exit.ecx = 0; exit.edx = 0;
+        return;
+      case 0x8000_0008:
+        exit.eax = ADDRESS_SIZES; exit.ebx = 0; exit.ecx = 0; exit.edx = 0;
         return;
       case 0x8000_0002: case 0x8000_0003: case 0x8000_0004: {
         const b = (leaf - 0x8000_0002) * 4;
