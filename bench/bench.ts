@@ -8,6 +8,7 @@ import { PioBus } from "../src/monitor/bus.js";
 import { ConsoleRecorder, VmConsole } from "../src/monitor/console.js";
 import { createMachine } from "../src/monitor/machine.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { benchPaging } from "./paging.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -54,6 +55,7 @@ function benchCore(rounds: number, instructions: number): void {
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 console.log(`hvkit bench (node ${process.version})`);
 benchCore(rounds, 50_000_000);
+benchPaging(rounds, 50_000_000);
 
 /** PIO bus dispatch: claimed writes and unclaimed reads per second. */
 function benchBus(n: number): void {
