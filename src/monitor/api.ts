@@ -180,6 +180,7 @@ export interface GuestMemory {
 
 export { IoAssist, IO_ASSIST_MAX_ELEMENTS, newStringIo, busPortAccess, stringIoUnsupported, type StringIo, type PortAccess } from "./assist/io-assist.js";
 export { MemAssist, MemAssistStatus, MEM_ASSIST_MAX_ELEMENTS, type MemAssistEnv } from "./assist/mem-assist.js";
+export { TaskSwitchAssist, type TaskGateEvent } from "./assist/task-switch.js";
 
 // ---------------------------------------------------------------------------
 // The backend-neutral vCPU (STYLE rule 11: libnvmm-like)
