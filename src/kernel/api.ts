@@ -112,6 +112,18 @@ export const enum GuestControlWord {
   /** Instructions the engine has retired for this guest, low and high 32 bits (read-only for the monitor). */
   RetiredLo = 9,
   RetiredHi = 10,
+  /**
+   * Events the monitor posts to the guest's logical processor, PendingEvent bits (SIPI
+   * vector in bits 15:8). The extension consumes a bit when it takes the event (a VM exit
+   * or delivery through the guest IDT) and clears it; a bit it cannot take yet stays set.
+   */
+  PendingEvents = 11,
+}
+/** Bits of GuestControlWord.PendingEvents: external signals a monitor can raise (VMX: SDM 26.2, 26.7.6). */
+export const enum PendingEvent {
+  Nmi = 1, Init = 2, Sipi = 4,
+  /** The SIPI vector sits in bits 15:8. */
+  SipiVectorShift = 8,
 }
 /** Size of the guestControl area the kernel uses; the Frame may be larger. */
 export const GUEST_CONTROL_BYTES = 64;
@@ -206,6 +218,13 @@ export interface Syscalls {
   vmwrite(dcb: CPtr, encoding: number, value: number): SysErr;
   vmlaunch(dcb: CPtr): SysErr;
   vmresume(dcb: CPtr): SysErr;
+  /**
+   * INVEPT (SDM 31.3) on the DCB's logical processor: `type` 1 single-context (the EPTP
+   * in `eptpLo`/`eptpHi`), 2 all-context. Outcomes as the instruction's: VMfailInvalid
+   * without a current VMCS, VMfailValid 28 for an unsupported type or a bad EPTP.
+   * Needs Write on the DCB. Optional: NoExtension where the extension has no EPT.
+   */
+  invept?(dcb: CPtr, type: number, eptpLo: number, eptpHi: number): SysErr;
   // SVM
   vmrun(dcb: CPtr): SysErr;
 }
@@ -242,11 +261,19 @@ export interface EngineVcpu {
    * (SDM 26.3). Set by the extension before run; exact while |TSC| < 2^53.
    */
   tscOffset: number;
+  /** Optional (engines that can): RDTSCP executes when set, else #UD (VMX "enable RDTSCP", SDM 25.6.2). */
+  rdtscpEnabled?: boolean;
   run(budget: number): CpuExitReason;
   getState(out: X86State): void;
   setState(state: X86State): void;
   deliverEvent(type: EventType, vector: number, errorCode: number, hasErrorCode: boolean): void;
   interruptible(): boolean;
+  /**
+   * Optional: the physical memory the core runs on from the next run on (EPT/NPT: a
+   * NestedPagingMemory over the GuestPhysSpace; without nested paging the space itself).
+   * An engine without it cannot honour nested paging.
+   */
+  setMemory?(memory: PhysMemory): void;
 }
 
 export interface Engine {
@@ -307,6 +334,8 @@ export interface VmxExtension extends ExtensionCommon {
   vmwrite(dcb: DispatcherObject, encoding: number, value: number, ret: SysRet): SysErr;
   vmlaunch(dcb: DispatcherObject, ret: SysRet): SysErr;
   vmresume(dcb: DispatcherObject, ret: SysRet): SysErr;
+  /** Optional: INVEPT (Syscalls.invept). */
+  invept?(dcb: DispatcherObject, type: number, eptpLo: number, eptpHi: number, ret: SysRet): SysErr;
 }
 
 export interface SvmExtension extends ExtensionCommon {
@@ -321,5 +350,11 @@ export interface KernelExtensionHost {
   install(ext: VirtExtension): SysErr;
   readonly engineName: string;
 }
+
+export {
+  NestedPagingMemory, NestedFormat, NestedAccess, NestedFaultKind, EptEntry, NptEntry, nestedPagingFor,
+  identityTablesBytes, writeIdentityTables,
+  type NestedPagingOptions, type HostPhysRam,
+} from "./nested-paging.js";
 
 export type { X86State, InterceptControls, CpuExit, CpuExitReason, EventType, PhysMemory, AccessSize };

@@ -48,6 +48,12 @@ export class SoftVcpu implements EngineVcpu {
   set tscOffset(v: number) {
     this.cpu.tscOffset = v;
   }
+  get rdtscpEnabled(): boolean {
+    return this.cpu.rdtscpEnabled;
+  }
+  set rdtscpEnabled(v: boolean) {
+    this.cpu.rdtscpEnabled = v;
+  }
   run(budget: number): CpuExitReason {
     return this.cpu.run(budget);
   }
@@ -62,6 +68,10 @@ export class SoftVcpu implements EngineVcpu {
   }
   interruptible(): boolean {
     return this.cpu.interruptible();
+  }
+  /** The core re-reads `mem.ram` at each run, so a new provider takes effect at the next run. */
+  setMemory(memory: PhysMemory): void {
+    this.cpu.mem = memory;
   }
 }
 

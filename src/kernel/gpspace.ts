@@ -121,6 +121,15 @@ export class GuestPhysMemory implements PhysMemory {
     return n;
   }
 
+  /**
+   * The RAM mapping that holds `pa` (no A20 masking), or null where `pa` is MMIO. No
+   * allocation: the nested-paging walker (nested-paging.ts) reads its tables through this,
+   * so a table address that is not RAM never reaches the monitor's MMIO handler.
+   */
+  mappingAt(pa: number): GpaMapping | null {
+    return this.maps[this.pageMap[(pa >>> 0) >>> PAGE_SHIFT]!] ?? null;
+  }
+
   /** The mappings, for inspection (not a hot path). */
   mappings(): GpaMapping[] {
     return this.maps.filter((m): m is GpaMapping => m !== null);

@@ -257,6 +257,13 @@ export class KernelSyscalls implements Syscalls {
     return typeof d === "number" ? d : worldSwitched(d.guest!, ext!.vmresume(d, this.ret));
   }
 
+  invept(dcb: CPtr, type: number, eptpLo: number, eptpHi: number): SysErr {
+    const ext = this.kernel.vmx;
+    if (ext !== null && typeof ext.invept !== "function") return SysErr.NoExtension;
+    const d = this.guestOf(this.dispatcher(dcb, Rights.Write), ext);
+    return typeof d === "number" ? d : ext!.invept!(d, type >>> 0, eptpLo >>> 0, eptpHi >>> 0, this.ret);
+  }
+
   // ---- SVM ----
 
   vmrun(dcb: CPtr): SysErr {
