@@ -40,7 +40,7 @@ describe("hvkit info (in-process)", () => {
     expect(await main(["info", "--backend", "vmx"], c)).toBe(0);
     const t = sysctl(c.outText());
     expect(t.get("hw.vmm.vmx.pinbased.external_interrupt_exiting")).toBe("required");
-    expect(t.get("hw.vmm.vmx.pinbased.nmi_exiting")).toBe("unsupported");
+    expect(t.get("hw.vmm.vmx.pinbased.nmi_exiting")).toBe("allowed");
     expect(t.get("hw.vmm.vmx.procbased.hlt_exiting")).toBe("allowed");
     expect(t.get("hw.vmm.vmx.procbased.use_msr_bitmaps")).toBe("allowed");
     // The TRUE MSR reports CR3-load exiting as optional-off, not the legacy default1.
@@ -53,7 +53,7 @@ describe("hvkit info (in-process)", () => {
     expect(t.get("hw.vmm.vmx.procbased.allowed1")).toBe(`0x${(SOFT_CAPS.proc.mayBe1 >>> 0).toString(16)}`);
     expect(t.get("hw.vmm.vmx.ept_vpid.ept_page_walk_4")).toBe("1");
     expect(t.get("hw.vmm.vmx.ept_vpid.ept_wb")).toBe("1");
-    expect(t.get("hw.vmm.vmx.ept_vpid.invept")).toBe("0");
+    expect(t.get("hw.vmm.vmx.ept_vpid.invept")).toBe("1");
     expect(t.get("hw.vmm.vmx.misc.activity_hlt")).toBe("1");
   });
 

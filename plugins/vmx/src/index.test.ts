@@ -21,6 +21,12 @@ describe("plugins/vmx module", () => {
     expect(() => plugin.parseConfig([], "backend.options")).toThrow(ConfigError);
   });
 
+  it("accepts ept as a boolean and rejects any other value with its path", () => {
+    expect(plugin.parseConfig({ ept: true }, "backend.options")).toEqual({ ept: true });
+    expect(plugin.parseConfig({ ept: false }, "backend.options")).toEqual({ ept: false });
+    try { plugin.parseConfig({ ept: "yes" }, "backend.options"); expect.unreachable(); } catch (e) { expect((e as ConfigError).path).toBe("backend.options.ept"); }
+  });
+
   it("installs the kernel half and binds VmxBackend as the VM's VcpuBackend", () => {
     const installed: VirtExtension[] = [];
     const host: KernelExtensionHost = { engineName: "soft", install: (e) => { installed.push(e); return SysErr.Ok; } };

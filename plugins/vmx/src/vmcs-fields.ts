@@ -222,7 +222,7 @@ export const Proc = {
 /** Secondary processor-based VM-execution controls (SDM 25.6.2, table 25-7). */
 export const Proc2 = { VirtApicAccesses: 1 << 0, EnableEpt: 1 << 1, DescTableExiting: 1 << 2, EnableRdtscp: 1 << 3, EnableVpid: 1 << 5, WbinvdExiting: 1 << 6, UnrestrictedGuest: 1 << 7 } as const;
 /** VM-exit controls (SDM 25.7.1, table 25-13). */
-export const ExitCtl = { SaveDebugControls: 1 << 2, HostAddrSpaceSize: 1 << 9, AckIntOnExit: 1 << 15, SavePat: 1 << 18, LoadPat: 1 << 19, SaveEfer: 1 << 20, LoadEfer: 1 << 21 } as const;
+export const ExitCtl = { SaveDebugControls: 1 << 2, HostAddrSpaceSize: 1 << 9, AckIntOnExit: 1 << 15, SavePreemptionTimer: 1 << 22, SavePat: 1 << 18, LoadPat: 1 << 19, SaveEfer: 1 << 20, LoadEfer: 1 << 21 } as const;
 /** VM-entry controls (SDM 25.8.1, table 25-15). */
 export const EntryCtl = { LoadDebugControls: 1 << 2, Ia32eModeGuest: 1 << 9, EntryToSmm: 1 << 10, LoadPat: 1 << 14, LoadEfer: 1 << 15 } as const;
 
@@ -238,6 +238,9 @@ export const ExitReason = {
   Vmptrst: 22, Vmread: 23, Vmresume: 24, Vmwrite: 25, Vmxoff: 26, Vmxon: 27, CrAccess: 28, MovDr: 29,
   IoInstruction: 30, Rdmsr: 31, Wrmsr: 32, EntryFailGuestState: 33, EntryFailMsrLoading: 34, Pause: 40,
   Invept: 50, Invvpid: 53, Wbinvd: 54,
+  EptViolation: 48, EptMisconfig: 49,
+  InitSignal: 3, Sipi: 4, NmiWindow: 8, TaskSwitch: 9, Mwait: 36, MonitorTrapFlag: 37, Monitor: 39,
+  GdtrIdtr: 46, LdtrTr: 47, Rdtscp: 51, PreemptionTimer: 52, Xsetbv: 55,
 } as const;
 /** Exit-reason bit 31: VM-entry failure (SDM 25.9.1). */
 export const EXIT_REASON_ENTRY_FAILURE = 0x80000000;
@@ -247,6 +250,8 @@ export const VmxError = {
   VmclearInvalidAddress: 2, VmlaunchNonClear: 4, VmresumeNonLaunched: 5,
   EntryInvalidControls: 7, EntryInvalidHostState: 8, VmptrldInvalidAddress: 9,
   VmptrldWrongRevision: 11, UnsupportedComponent: 12, VmwriteReadOnly: 13,
+  /** INVEPT/INVVPID with an unsupported type or a bad operand (SDM 31.4). */
+  InvalidInveptOperand: 28,
 } as const;
 
 // ---------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { F, Pin, Proc, Proc2, highestFieldIndex } from "../vmcs-fields.js";
+import { ExitCtl, F, Pin, Proc, Proc2, highestFieldIndex } from "../vmcs-fields.js";
 import { CapsReadError, DEFAULT1, SOFT_CAPS, VmxMsr, capsFromMsrs, controlValue, decodeBasic, vmxMsrValue } from "./caps.js";
 
 const lo = (v: bigint | undefined): number => Number(v! & 0xffffffffn);
@@ -33,11 +33,20 @@ describe("VMX capability MSRs (SDM appendix A)", () => {
     const proc = hi(vmxMsrValue(SOFT_CAPS, VmxMsr.TrueProcbasedCtls));
     for (const bit of [Proc.HltExiting, Proc.UncondIoExiting, Proc.InterruptWindow, Proc.ActivateSecondary,
       Proc.RdtscExiting, Proc.RdpmcExiting, Proc.InvlpgExiting, Proc.MovDrExiting, Proc.Cr3LoadExiting,
-      Proc.Cr3StoreExiting, Proc.PauseExiting, Proc.UseIoBitmaps, Proc.UseMsrBitmaps, Proc.TscOffsetting]) expect(proc & bit).not.toBe(0);
-    for (const bit of [Proc.Cr8LoadExiting, Proc.Cr8StoreExiting,
-      Proc.TprShadow, Proc.MwaitExiting, Proc.MonitorExiting, Proc.NmiWindow, Proc.MonitorTrapFlag]) expect(proc & bit).toBe(0);
-    expect(hi(vmxMsrValue(SOFT_CAPS, VmxMsr.ProcbasedCtls2))).toBe(Proc2.EnableEpt | Proc2.UnrestrictedGuest | Proc2.WbinvdExiting);
-    expect(lo(vmxMsrValue(SOFT_CAPS, VmxMsr.TruePinbasedCtls)) & Pin.ExtIntExiting).toBe(Pin.ExtIntExiting);
+      Proc.Cr3StoreExiting, Proc.PauseExiting, Proc.UseIoBitmaps, Proc.UseMsrBitmaps, Proc.TscOffsetting,
+      Proc.MwaitExiting, Proc.MonitorExiting, Proc.NmiWindow, Proc.MonitorTrapFlag]) expect(proc & bit).not.toBe(0);
+    for (const bit of [Proc.Cr8LoadExiting, Proc.Cr8StoreExiting, Proc.TprShadow]) expect(proc & bit).toBe(0);
+    const proc2 = hi(vmxMsrValue(SOFT_CAPS, VmxMsr.ProcbasedCtls2));
+    for (const bit of [Proc2.EnableEpt, Proc2.UnrestrictedGuest, Proc2.WbinvdExiting, Proc2.DescTableExiting, Proc2.EnableRdtscp]) {
+      expect(proc2 & bit).not.toBe(0);
+    }
+    expect(proc2 & (Proc2.VirtApicAccesses | Proc2.EnableVpid)).toBe(0);
+    const pin = vmxMsrValue(SOFT_CAPS, VmxMsr.TruePinbasedCtls);
+    expect(lo(pin) & Pin.ExtIntExiting).toBe(Pin.ExtIntExiting);
+    expect(hi(pin) & (Pin.NmiExiting | Pin.VirtualNmis | Pin.PreemptionTimer | Pin.PostedInterrupts))
+      .toBe(Pin.NmiExiting | Pin.VirtualNmis | Pin.PreemptionTimer);
+    expect(hi(vmxMsrValue(SOFT_CAPS, VmxMsr.TrueExitCtls)) & (ExitCtl.AckIntOnExit | ExitCtl.SavePreemptionTimer | ExitCtl.LoadPat))
+      .toBe(ExitCtl.AckIntOnExit | ExitCtl.SavePreemptionTimer);
   });
 
   it("reports CR fixed bits, VMCS_ENUM, EPT caps, MISC; nothing for other MSRs", () => {
@@ -47,7 +56,9 @@ describe("VMX capability MSRs (SDM appendix A)", () => {
     const ept = vmxMsrValue(SOFT_CAPS, VmxMsr.EptVpidCap)!;
     expect([(ept >> 6n) & 1n, (ept >> 8n) & 1n, (ept >> 14n) & 1n]).toEqual([1n, 1n, 1n]);
     const misc = vmxMsrValue(SOFT_CAPS, VmxMsr.Misc)!;
-    expect([(misc >> 6n) & 7n, (misc >> 30n) & 1n]).toEqual([1n, 1n]);
+    // Activity states HLT, shutdown, wait-for-SIPI (bits 8:6); timer rate (4:0); zero-length injection (30).
+    expect([(misc >> 6n) & 7n, misc & 0x1fn, (misc >> 30n) & 1n]).toEqual([7n, BigInt(SOFT_CAPS.preemptionTimerRate), 1n]);
+    expect(capsFromMsrs((m) => vmxMsrValue(SOFT_CAPS, m))).toEqual(SOFT_CAPS);
     expect(vmxMsrValue(SOFT_CAPS, 0x10)).toBeUndefined();
   });
 

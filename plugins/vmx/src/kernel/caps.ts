@@ -26,6 +26,11 @@ export interface VmxCaps {
   readonly cr4Fixed1: number;
   /** IA32_VMX_MISC bits 8:6: activity states beyond active (bit 6 of the MSR = HLT). */
   readonly activityHlt: boolean;
+  /** IA32_VMX_MISC bits 7 and 8: the shutdown and wait-for-SIPI activity states. */
+  readonly activityShutdown: boolean;
+  readonly activityWaitForSipi: boolean;
+  /** IA32_VMX_MISC bits 4:0: the VMX-preemption timer counts down when TSC bit X changes (SDM 26.5.1). */
+  readonly preemptionTimerRate: number;
   /** IA32_VMX_MISC bit 30: injecting a software event with instruction length 0 is allowed. */
   readonly zeroLengthInjection: boolean;
   /** IA32_VMX_EPT_VPID_CAP: allowed EPT paging-structure memory types (0 UC, 6 WB), and 4-level walks. */
@@ -47,7 +52,11 @@ export const SOFT_CAPS: VmxCaps = {
   revision: VMCS_REVISION,
   // External-interrupt exiting is required: the host's timeslice ending is modelled
   // as a host external interrupt, and the kernel must always get the CPU back.
-  pin: { mustBe1: PIN_RESERVED1 | Pin.ExtIntExiting, mayBe1: PIN_RESERVED1 | Pin.ExtIntExiting },
+  // NMI exiting, virtual NMIs and the preemption timer: enter() in vmx-extension.ts.
+  pin: {
+    mustBe1: PIN_RESERVED1 | Pin.ExtIntExiting,
+    mayBe1: PIN_RESERVED1 | Pin.ExtIntExiting | Pin.NmiExiting | Pin.VirtualNmis | Pin.PreemptionTimer,
+  },
   proc: {
     mustBe1: PROC_RESERVED1,
     // The core's instruction and CR intercepts (InterceptControls.insn, cr3LoadExit/StoreExit).
@@ -55,10 +64,12 @@ export const SOFT_CAPS: VmxCaps = {
     // bitmaps (InterceptControls.msrBitmap). Not: CR8, TPR shadow, MWAIT/MONITOR.
     mayBe1: PROC_RESERVED1 | Proc.InterruptWindow | Proc.HltExiting | Proc.UncondIoExiting | Proc.ActivateSecondary
       | Proc.InvlpgExiting | Proc.RdpmcExiting | Proc.RdtscExiting | Proc.Cr3LoadExiting | Proc.Cr3StoreExiting
-      | Proc.MovDrExiting | Proc.PauseExiting | Proc.TscOffsetting | Proc.UseIoBitmaps | Proc.UseMsrBitmaps,
+      | Proc.MovDrExiting | Proc.PauseExiting | Proc.TscOffsetting | Proc.UseIoBitmaps | Proc.UseMsrBitmaps
+      // NMI window, monitor trap flag (stepped by enter()), MWAIT/MONITOR (core intercepts).
+      | Proc.NmiWindow | Proc.MonitorTrapFlag | Proc.MwaitExiting | Proc.MonitorExiting,
   },
-  proc2: { mustBe1: 0, mayBe1: Proc2.EnableEpt | Proc2.UnrestrictedGuest | Proc2.WbinvdExiting },
-  exit: { mustBe1: EXIT_RESERVED1, mayBe1: EXIT_RESERVED1 | ExitCtl.SaveDebugControls | ExitCtl.SaveEfer },
+  proc2: { mustBe1: 0, mayBe1: Proc2.EnableEpt | Proc2.UnrestrictedGuest | Proc2.WbinvdExiting | Proc2.DescTableExiting | Proc2.EnableRdtscp },
+  exit: { mustBe1: EXIT_RESERVED1, mayBe1: EXIT_RESERVED1 | ExitCtl.SaveDebugControls | ExitCtl.SaveEfer | ExitCtl.AckIntOnExit | ExitCtl.SavePreemptionTimer },
   entry: { mustBe1: ENTRY_RESERVED1, mayBe1: ENTRY_RESERVED1 | EntryCtl.LoadDebugControls | EntryCtl.LoadEfer },
   // Hardware fixes CR0.NE and CR4.VMXE to 1; the soft engine has no such limitation and
   // honours no CR read shadows yet, so requiring them would make the guest see them.
@@ -68,9 +79,20 @@ export const SOFT_CAPS: VmxCaps = {
   cr4Fixed0: 0,
   cr4Fixed1: 0x000007ff, // VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT
   activityHlt: true,
+  activityShutdown: true,
+  activityWaitForSipi: true,
+  // One timer tick per 32 TSC ticks (instructions here): a small X, as on most parts.
+  preemptionTimerRate: 5,
   zeroLengthInjection: true,
   eptMemTypes: [0, 6],
 };
+
+/** IA32_VMX_EPT_VPID_CAP bits (SDM A.10). */
+export const EptCap = {
+  ExecuteOnly: 1n << 0n, WalkLength4: 1n << 6n, Uc: 1n << 8n, Wb: 1n << 14n, Pages2M: 1n << 16n, Pages1G: 1n << 17n,
+  Invept: 1n << 20n, AccessedDirty: 1n << 21n, InveptSingle: 1n << 25n, InveptAll: 1n << 26n,
+} as const;
+const EPT_CAP_NESTED = EptCap.ExecuteOnly | EptCap.Pages2M | EptCap.Pages1G | EptCap.Invept | EptCap.InveptSingle | EptCap.InveptAll;
 
 /** MSR numbers (SDM appendix A, table 2-2). */
 export const VmxMsr = {
@@ -147,6 +169,9 @@ export function capsFromMsrs(read: (msr: number) => bigint | undefined): VmxCaps
     cr4Fixed0: Number(get(VmxMsr.Cr4Fixed0) & 0xffffffffn) >>> 0,
     cr4Fixed1: Number(get(VmxMsr.Cr4Fixed1) & 0xffffffffn) >>> 0,
     activityHlt: ((misc >> 6n) & 1n) === 1n,
+    activityShutdown: ((misc >> 7n) & 1n) === 1n,
+    activityWaitForSipi: ((misc >> 8n) & 1n) === 1n,
+    preemptionTimerRate: Number(misc & 0x1fn),
     zeroLengthInjection: ((misc >> 30n) & 1n) === 1n,
     eptMemTypes: [...(((ept >> 8n) & 1n) === 1n ? [0] : []), ...(((ept >> 14n) & 1n) === 1n ? [6] : [])],
   };
@@ -183,7 +208,9 @@ export function vmxMsrValue(caps: VmxCaps, msr: number): bigint | undefined {
     case VmxMsr.ExitCtls: return ctlMsr(legacyMsr(caps.exit, DEFAULT1.exit));
     case VmxMsr.EntryCtls: return ctlMsr(legacyMsr(caps.entry, DEFAULT1.entry));
     case VmxMsr.Misc:
-      return (caps.activityHlt ? 1n << 6n : 0n) | (caps.zeroLengthInjection ? 1n << 30n : 0n);
+      return BigInt(caps.preemptionTimerRate & 0x1f) | (caps.activityHlt ? 1n << 6n : 0n)
+        | (caps.activityShutdown ? 1n << 7n : 0n) | (caps.activityWaitForSipi ? 1n << 8n : 0n)
+        | (caps.zeroLengthInjection ? 1n << 30n : 0n);
     case VmxMsr.Cr0Fixed0: return BigInt(caps.cr0Fixed0 >>> 0);
     case VmxMsr.Cr0Fixed1: return BigInt(caps.cr0Fixed1 >>> 0);
     case VmxMsr.Cr4Fixed0: return BigInt(caps.cr4Fixed0 >>> 0);
@@ -194,6 +221,10 @@ export function vmxMsrValue(caps: VmxCaps, msr: number): bigint | undefined {
     case VmxMsr.ProcbasedCtls2: return ctlMsr(caps.proc2);
     case VmxMsr.EptVpidCap: {
       let v = 1n << 6n; // 4-level page walk
+      // What src/kernel/nested-paging.ts walks: execute-only pages (bit 0), 2 MiB and 1 GiB
+      // pages (16, 17), INVEPT (20) with single-context (25) and all-context (26) types.
+      // No accessed/dirty flags (bit 21 clear: EPTP bit 6 must be 0).
+      if ((caps.proc2.mayBe1 & Proc2.EnableEpt) !== 0) v |= EPT_CAP_NESTED;
       if (caps.eptMemTypes.includes(0)) v |= 1n << 8n;
       if (caps.eptMemTypes.includes(6)) v |= 1n << 14n;
       return v;

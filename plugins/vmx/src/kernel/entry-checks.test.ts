@@ -11,7 +11,12 @@ import { KERNEL_HOST_STATE, eptPointerFor } from "./vmx-extension.js";
 const ROOT = 0x0004_2000;
 /** Host-physical addresses of the Frames bound as I/O bitmap A, B and MSR bitmap (GuestFrameRole order). */
 const IO_A = 0x0005_0000, IO_B = 0x0005_1000, MSR_BM = 0x0005_3000;
-const ENV = { eptRoot: ROOT, frames: [{ paddr: IO_A }, { paddr: IO_B }, { paddr: MSR_BM }, null, null] };
+/** A page directory pointer table whose third entry is present with reserved bit 1 set (SDM 4.4.1). */
+const PDPT_BAD = 0x2000;
+const ENV = {
+  eptRoot: ROOT, frames: [{ paddr: IO_A }, { paddr: IO_B }, { paddr: MSR_BM }, null, null],
+  memory: { read32: (pa: number) => (pa === PDPT_BAD + 16 ? 0x3 : 0) },
+};
 
 /** A VMCS that passes every check: the backend's controls, the kernel's host state, a real-mode guest. */
 function baseline(): VmcsView {
@@ -68,6 +73,10 @@ const CASES: Record<string, (v: VmcsView) => void> = {
   "entry-controls-vs-caps": (v) => or(v, F.EntryControls, EntryCtl.Ia32eModeGuest),
   "entry-intr-reserved": (v) => v.set(F.EntryIntrInfo, V | (1 << 12) | 0x20),
   "entry-intr-type": (v) => v.set(F.EntryIntrInfo, V | (1 << 8) | 0x20),
+  "entry-intr-other-event-vector": (v) => v.set(F.EntryIntrInfo, V | (7 << 8) | 1),
+  "virtual-nmis-need-nmi-exiting": (v) => or(v, F.PinControls, Pin.VirtualNmis),
+  "nmi-window-needs-virtual-nmis": (v) => or(v, F.ProcControls, Proc.NmiWindow),
+  "save-timer-needs-timer": (v) => or(v, F.ExitControls, ExitCtl.SavePreemptionTimer),
   "entry-intr-vector": (v) => v.set(F.EntryIntrInfo, V | (2 << 8) | 3),
   // real mode with unrestricted guest: no error code may be delivered
   "entry-intr-error-code": (v) => v.set(F.EntryIntrInfo, V | (3 << 8) | 13 | IntrInfo.DeliverErrorCode),
@@ -108,7 +117,25 @@ const CASES: Record<string, (v: VmcsView) => void> = {
   "guest-rflags-reserved": (v) => v.set(F.GuestRflags, 0x0a),
   "guest-rflags-vm-needs-pe": (v) => { v86Segments(v); v.set(F.GuestRflags, 0x20002); },
   "guest-rflags-if-for-extint": (v) => v.set(F.EntryIntrInfo, V | 0x20),
-  "guest-activity-valid": (v) => v.set(F.GuestActivity, 2),
+  "guest-activity-valid": (v) => v.set(F.GuestActivity, 4),
+  "guest-activity-blocking": (v) => { v.set(F.GuestRflags, 0x202); v.set(F.GuestInterruptibility, 1); v.set(F.GuestActivity, 1); },
+  "guest-activity-injection": (v) => { v.set(F.GuestRflags, 0x202); v.set(F.GuestActivity, 3); v.set(F.EntryIntrInfo, V | 0x20); },
+  "guest-nmi-injection-movss": (v) => { v.set(F.EntryIntrInfo, V | (2 << 8) | 2); v.set(F.GuestInterruptibility, 2); },
+  "guest-nmi-injection-sti": (v) => { v.set(F.GuestRflags, 0x202); v.set(F.EntryIntrInfo, V | (2 << 8) | 2); v.set(F.GuestInterruptibility, 1); },
+  "guest-virtual-nmi-blocking": (v) => {
+    or(v, F.PinControls, Pin.NmiExiting | Pin.VirtualNmis); v.set(F.EntryIntrInfo, V | (2 << 8) | 2); v.set(F.GuestInterruptibility, 8);
+  },
+  "guest-pending-dbg-reserved": (v) => v.set(F.GuestPendingDbg, 0x10),
+  "guest-pending-dbg-bs": (v) => { v.set(F.GuestActivity, 1); v.set(F.GuestPendingDbg, 0x4000); },
+  "guest-debugctl-reserved": (v) => v.set(F.GuestDebugCtl, 4),
+  "guest-ss-dpl-rpl": (v) => {
+    v.set(F.Proc2Controls, Proc2.EnableEpt); v.set(F.GuestCr0, 0x80000011); v.set(F.GuestSsSel, 3); v.set(F.GuestCsSel, 3);
+  },
+  "guest-data-seg-dpl-rpl": (v) => { v.set(F.Proc2Controls, Proc2.EnableEpt); v.set(F.GuestCr0, 0x80000011); v.set(F.GuestDsSel, 3); },
+  "guest-pdpte-fields": (v) => { v.set(F.GuestCr0, 0x80000011); v.set(F.GuestCr4, 0x20); v.set(F.GuestPdpte2, 0x3); },
+  "guest-pdpte-load": (v) => {
+    v.set(F.Proc2Controls, 0); v.set(F.GuestCr0, 0x80000011); v.set(F.GuestCr4, 0x20); v.set(F.GuestCr3, PDPT_BAD);
+  },
   "guest-activity-hlt-ss-dpl": (v) => {
     v.set(F.GuestCr0, 0x11); v.set(F.GuestCsAr, 0xbb); v.set(F.GuestSsAr, 0xb3); v.set(F.GuestActivity, 1);
   },
@@ -147,6 +174,29 @@ describe("VM-entry checks", () => {
     expect(f?.kind).toBe(x.kind);
     expect(f?.code).toBe(x.code);
     expect(x.c.rule).toMatch(/^(SDM 27\.|hvkit:)/);
+  });
+
+  it("gives the PDPTE-load failure qualification 2 and the NMI-with-STI-blocking one 3 (SDM 27.8)", () => {
+    const a = baseline();
+    CASES["guest-pdpte-load"]!(a);
+    expect(runEntryChecks(a, SOFT_CAPS, ENV)?.qualification).toBe(2);
+    // Same PDPT, all entries valid: passes.
+    expect(runEntryChecks(a, SOFT_CAPS, { ...ENV, memory: { read32: (pa: number) => (pa === PDPT_BAD + 16 ? 0x1001 : 0) } })?.check.name)
+      .toBeUndefined();
+    const b = baseline();
+    CASES["guest-nmi-injection-sti"]!(b);
+    expect(runEntryChecks(b, SOFT_CAPS, ENV)?.qualification).toBe(3);
+  });
+
+  it("accepts the shutdown and wait-for-SIPI activity states and a pending MTF injection (type 7, vector 0)", () => {
+    for (const a of [2, 3]) {
+      const v = baseline();
+      v.set(F.GuestActivity, a);
+      expect(runEntryChecks(v, SOFT_CAPS, ENV)?.check.name).toBeUndefined();
+    }
+    const v = baseline();
+    v.set(F.EntryIntrInfo, V | (7 << 8));
+    expect(runEntryChecks(v, SOFT_CAPS, ENV)?.check.name).toBeUndefined();
   });
 
   it("gives the VMCS-link-pointer failure qualification 4 and other guest failures 0 (SDM 27.8)", () => {

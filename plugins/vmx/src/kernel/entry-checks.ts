@@ -4,7 +4,7 @@
 // (reason 33 | bit 31) carrying the qualification (SDM 27.8).
 // Only the rules for the fields this slice supports are here; the README lists the rest.
 import {
-  EntryCtl, F, IntrInfo, IntrType, Proc, Proc2, SEGMENT_FIELDS, VmxError, type VmcsView,
+  EntryCtl, ExitCtl, F, IntrInfo, IntrType, Pin, Proc, Proc2, SEGMENT_FIELDS, VmxError, type VmcsView,
 } from "../vmcs-fields.js";
 import { GuestFrameRole } from "../../../../src/kernel/api.js";
 import type { CtlCap, VmxCaps } from "./caps.js";
@@ -12,8 +12,15 @@ import type { CtlCap, VmxCaps } from "./caps.js";
 export interface EntryEnv {
   /** Host-physical address of the GuestPhysSpace the DCB was set up with. */
   readonly eptRoot: number;
+  /**
+   * Whether host-physical `pa` is a RAM page of that GuestPhysSpace, where a monitor-built
+   * EPT may live (src/kernel/nested-paging.ts); absent: only `eptRoot` is accepted.
+   */
+  readonly eptTableRam?: (pa: number) => boolean;
   /** Frames bound with dispatcherBindFrame, indexed by GuestFrameRole (GuestBinding.frames); absent: none. */
   readonly frames?: readonly ({ readonly paddr: number } | null)[];
+  /** Guest-physical memory, for the PDPTEs loaded from CR3 without EPT (SDM 27.3.1.6); absent: not checked. */
+  readonly memory?: { read32(pa: number): number };
 }
 
 export interface EntryCheck {
@@ -109,16 +116,29 @@ export const CONTROL_CHECKS: readonly EntryCheck[] = [
     fails: (v) => eptOn(v) && ((eptp(v) >>> 3) & 7) !== 3 },
   { name: "eptp-reserved", rule: "SDM 27.2.1.1: EPTP bit 6 must be 0 without accessed/dirty support, bits 11:7 and bits beyond the physical-address width must be 0",
     fails: (v) => eptOn(v) && ((eptp(v) & 0xfc0) !== 0 || v.get(F.EptPointer | 1) !== 0) },
-  { name: "eptp-is-bound-gpspace", rule: "hvkit: the EPTP must name the GuestPhysSpace the DCB was set up with (capability rule, no SDM equivalent)",
-    fails: (v, _c, env) => eptOn(v) && ((eptp(v) & ~0xfff) >>> 0) !== env.eptRoot >>> 0 },
+  { name: "eptp-is-bound-gpspace", rule: "hvkit: the EPTP must name the GuestPhysSpace the DCB was set up with (its root: the kernel-managed EPT) or a RAM page mapped in it (tables the monitor built there) (capability rule, no SDM equivalent)",
+    fails: (v, _c, env) => {
+      if (!eptOn(v)) return false;
+      const root = (eptp(v) & ~0xfff) >>> 0;
+      return root !== env.eptRoot >>> 0 && !(env.eptTableRam?.(root) ?? false);
+    } },
+  { name: "virtual-nmis-need-nmi-exiting", rule: "SDM 27.2.1.1: if NMI exiting is 0, virtual NMIs must be 0",
+    fails: (v) => (v.get(F.PinControls) & (Pin.NmiExiting | Pin.VirtualNmis)) === Pin.VirtualNmis },
+  { name: "nmi-window-needs-virtual-nmis", rule: "SDM 27.2.1.1: if virtual NMIs is 0, NMI-window exiting must be 0",
+    fails: (v) => (v.get(F.PinControls) & Pin.VirtualNmis) === 0 && (v.get(F.ProcControls) & Proc.NmiWindow) !== 0 },
   { name: "exit-controls-vs-caps", rule: "SDM 27.2.1.2: reserved VM-exit controls set as IA32_VMX_TRUE_EXIT_CTLS allows",
     fails: (v, c) => ctlBad(v.get(F.ExitControls), c.exit) },
+  { name: "save-timer-needs-timer", rule: "SDM 27.2.1.2: if activate VMX-preemption timer is 0, save VMX-preemption timer value must be 0",
+    fails: (v) => (v.get(F.PinControls) & Pin.PreemptionTimer) === 0 && (v.get(F.ExitControls) & ExitCtl.SavePreemptionTimer) !== 0 },
   { name: "entry-controls-vs-caps", rule: "SDM 27.2.1.3: reserved VM-entry controls set as IA32_VMX_TRUE_ENTRY_CTLS allows",
     fails: (v, c) => ctlBad(v.get(F.EntryControls), c.entry) },
   { name: "entry-intr-reserved", rule: "SDM 27.2.1.3: if the VM-entry interruption information is valid, bits 30:12 must be 0",
     fails: (v) => intrValid(v) && (intrInfo(v) & 0x7ffff000) !== 0 },
-  { name: "entry-intr-type", rule: "SDM 27.2.1.3: interruption type 1 is reserved; type 7 (other event) needs monitor-trap-flag support (not supported)",
-    fails: (v) => intrValid(v) && (intrType(v) === IntrType.Reserved || intrType(v) === IntrType.OtherEvent) },
+  { name: "entry-intr-type", rule: "SDM 27.2.1.3: interruption type 1 is reserved; type 7 (other event) needs the 1-setting of monitor trap flag in IA32_VMX_TRUE_PROCBASED_CTLS",
+    fails: (v, c) => intrValid(v) && (intrType(v) === IntrType.Reserved
+      || (intrType(v) === IntrType.OtherEvent && (c.proc.mayBe1 & Proc.MonitorTrapFlag) === 0)) },
+  { name: "entry-intr-other-event-vector", rule: "SDM 27.2.1.3: type other event (7) needs vector 0 (pending MTF VM exit)",
+    fails: (v) => intrValid(v) && intrType(v) === IntrType.OtherEvent && (intrInfo(v) & IntrInfo.VectorMask) !== 0 },
   { name: "entry-intr-vector", rule: "SDM 27.2.1.3: type NMI needs vector 2; type hardware exception needs vector <= 31",
     fails: (v) => {
       if (!intrValid(v)) return false;
@@ -191,6 +211,42 @@ const granularitySegBad = (v: VmcsView, s: SegFields): boolean => {
   return checked(s, ar) && granularityBad(v.get(s.limit), ar);
 };
 
+const dataDplBad = (v: VmcsView, s: SegFields): boolean => {
+  const ar = segAr(v, s);
+  return usable(ar) && (ar & AR.Type) <= 11 && dpl(ar) < (v.get(s.sel) & 3);
+};
+/** IA32_DEBUGCTL bits a guest may set: LBR, BTF, 6-15 (SDM Vol. 3B 17.4.1; the rest reserved here). */
+const DEBUGCTL_ALLOWED = 0x0000ffc3;
+/** Pending debug exceptions (SDM 25.4.2 table 25-4): B3-B0, enabled breakpoint (12), BS (14), RTM (16). */
+const PENDING_DBG_ALLOWED = 0x0001500f;
+const ACT = { Active: 0, Hlt: 1, Shutdown: 2, WaitForSipi: 3 } as const;
+const activity = (v: VmcsView): number => v.get(F.GuestActivity);
+const intrState = (v: VmcsView): number => v.get(F.GuestInterruptibility);
+const injectingNmi = (v: VmcsView): boolean => intrValid(v) && intrType(v) === IntrType.Nmi;
+/**
+ * SDM 27.3.1.5 table: events an activity state lets VM entry inject. HLT: external
+ * interrupts, NMI, #DB and #MC hardware exceptions, and a pending MTF (type 7);
+ * shutdown: NMI and #MC; wait-for-SIPI: nothing.
+ */
+function injectionBlockedByActivity(v: VmcsView): boolean {
+  if (!intrValid(v)) return false;
+  const a = activity(v), t = intrType(v), vec = intrInfo(v) & IntrInfo.VectorMask;
+  if (a === ACT.Hlt) {
+    return !(t === IntrType.ExtInt || t === IntrType.Nmi || t === IntrType.OtherEvent
+      || (t === IntrType.HardwareException && (vec === 1 || vec === 18)));
+  }
+  if (a === ACT.Shutdown) return !(t === IntrType.Nmi || (t === IntrType.HardwareException && vec === 18));
+  return a === ACT.WaitForSipi;
+}
+/** PAE paging without IA-32e mode (SDM 27.3.1.6): CR0.PG = 1, CR4.PAE = 1 (the IA-32e mode guest control is not supported). */
+const paePaging = (v: VmcsView): boolean => (v.get(F.GuestCr0) & 0x80000000) !== 0 && (v.get(F.GuestCr4) & 0x20) !== 0;
+/**
+ * A present PDPTE with reserved bits set (SDM 4.4.1 table 4-8): bits 2:1, 8:5, and bits
+ * 63:MAXPHYADDR with MAXPHYADDR 36 (CPUID 8000_0008 of a PAE-era 32-bit part).
+ */
+const pdpteBad = (lo: number, hi: number): boolean => (lo & 1) !== 0 && ((lo & 0x1e6) !== 0 || (hi & 0xfffffff0) !== 0);
+const PDPTE_FIELDS = [F.GuestPdpte0, F.GuestPdpte1, F.GuestPdpte2, F.GuestPdpte3];
+
 export const GUEST_CHECKS: readonly EntryCheck[] = [
   // 27.3.1.1 control registers, debug registers, MSRs
   { name: "guest-cr0-fixed", rule: "SDM 27.3.1.1: guest CR0 bits set as IA32_VMX_CR0_FIXED0/FIXED1 require, except PE and PG when unrestricted guest is 1",
@@ -206,6 +262,9 @@ export const GUEST_CHECKS: readonly EntryCheck[] = [
       return (efer & ~0xd01) !== 0 || v.get(F.GuestEfer | 1) !== 0 || (efer & 0x400) !== 0
         || ((v.get(F.GuestCr0) & 0x80000000) !== 0 && (efer & 0x100) !== 0);
     } },
+  { name: "guest-debugctl-reserved", rule: "SDM 27.3.1.1: with load debug controls, reserved IA32_DEBUGCTL bits must be 0 (allowed: 0, 1, 6-15)",
+    fails: (v) => (v.get(F.EntryControls) & EntryCtl.LoadDebugControls) !== 0
+      && ((v.get(F.GuestDebugCtl) & ~DEBUGCTL_ALLOWED) !== 0 || v.get(F.GuestDebugCtl | 1) !== 0) },
   // 27.3.1.2 segment registers
   { name: "guest-v86-segments", rule: "SDM 27.3.1.2: with RFLAGS.VM = 1, each of CS SS DS ES FS GS has base = selector << 4, limit FFFFH, access rights F3H",
     fails: (v) => v86(v) && anySeg(v, CODE_DATA_SEGS, v86SegBad) },
@@ -215,6 +274,10 @@ export const GUEST_CHECKS: readonly EntryCheck[] = [
     fails: (v) => usable(segAr(v, LDTR)) && (v.get(LDTR.sel) & 4) !== 0 },
   { name: "guest-ss-rpl", rule: "SDM 27.3.1.2: without virtual-8086 and unrestricted guest, SS.RPL must equal CS.RPL",
     fails: (v) => !v86(v) && !unrestricted(v) && (v.get(SS.sel) & 3) !== (v.get(CS.sel) & 3) },
+  { name: "guest-ss-dpl-rpl", rule: "SDM 27.3.1.2: without virtual-8086 and unrestricted guest, SS.DPL must equal SS.RPL",
+    fails: (v) => !v86(v) && !unrestricted(v) && dpl(segAr(v, SS)) !== (v.get(SS.sel) & 3) },
+  { name: "guest-data-seg-dpl-rpl", rule: "SDM 27.3.1.2: without virtual-8086 and unrestricted guest, a usable DS ES FS GS of type 0-11 has DPL >= RPL",
+    fails: (v) => !v86(v) && !unrestricted(v) && anySeg(v, DATA_SEGS, dataDplBad) },
   { name: "guest-cs-type", rule: "SDM 27.3.1.2: CS type must be 9, 11, 13 or 15 (accessed code), or 3 if unrestricted guest is 1",
     fails: (v) => {
       if (v86(v)) return false;
@@ -270,10 +333,18 @@ export const GUEST_CHECKS: readonly EntryCheck[] = [
   { name: "guest-rflags-if-for-extint", rule: "SDM 27.3.1.4: RFLAGS.IF must be 1 if a valid external interrupt is being injected",
     fails: (v) => intrValid(v) && intrType(v) === IntrType.ExtInt && (v.get(F.GuestRflags) & 0x200) === 0 },
   // 27.3.1.5 non-register state
-  { name: "guest-activity-valid", rule: "SDM 27.3.1.5: the activity state must be 0-3 and one IA32_VMX_MISC[8:6] supports (here: active, HLT)",
-    fails: (v, c) => { const a = v.get(F.GuestActivity); return !(a === 0 || (a === 1 && c.activityHlt)); } },
+  { name: "guest-activity-valid", rule: "SDM 27.3.1.5: the activity state must be 0-3 and one IA32_VMX_MISC[8:6] supports (here: all)",
+    fails: (v, c) => {
+      const a = activity(v);
+      return !(a === ACT.Active || (a === ACT.Hlt && c.activityHlt) || (a === ACT.Shutdown && c.activityShutdown)
+        || (a === ACT.WaitForSipi && c.activityWaitForSipi));
+    } },
   { name: "guest-activity-hlt-ss-dpl", rule: "SDM 27.3.1.5: the activity state must not be HLT if SS.DPL is not 0",
     fails: (v) => v.get(F.GuestActivity) === 1 && dpl(segAr(v, SS)) !== 0 },
+  { name: "guest-activity-blocking", rule: "SDM 27.3.1.5: the activity state must be active if the interruptibility state shows blocking by STI or by MOV SS",
+    fails: (v) => activity(v) !== ACT.Active && (intrState(v) & 3) !== 0 },
+  { name: "guest-activity-injection", rule: "SDM 27.3.1.5: an injected event must be one the activity state does not block (HLT: ext. interrupt, NMI, #DB, #MC, MTF; shutdown: NMI, #MC; wait-for-SIPI: none)",
+    fails: injectionBlockedByActivity },
   { name: "guest-interruptibility-reserved", rule: "SDM 27.3.1.5: interruptibility bits 31:5 must be 0, and bit 4 (enclave) without SGX",
     fails: (v) => (v.get(F.GuestInterruptibility) & 0xfffffff0) !== 0 },
   { name: "guest-sti-and-movss", rule: "SDM 27.3.1.5: blocking by STI and blocking by MOV SS must not both be 1",
@@ -282,11 +353,41 @@ export const GUEST_CHECKS: readonly EntryCheck[] = [
     fails: (v) => (v.get(F.GuestInterruptibility) & 1) !== 0 && (v.get(F.GuestRflags) & 0x200) === 0 },
   { name: "guest-extint-not-blocked", rule: "SDM 27.3.1.5: blocking by STI and by MOV SS must be 0 when injecting an external interrupt",
     fails: (v) => intrValid(v) && intrType(v) === IntrType.ExtInt && (v.get(F.GuestInterruptibility) & 3) !== 0 },
+  { name: "guest-nmi-injection-movss", rule: "SDM 27.3.1.5: blocking by MOV SS must be 0 when injecting an NMI",
+    fails: (v) => injectingNmi(v) && (intrState(v) & 2) !== 0 },
+  { name: "guest-nmi-injection-sti", rule: "SDM 27.3.1.5 / 27.8: blocking by STI must be 0 when injecting an NMI (implementation-specific; exit qualification 3)",
+    qualification: 3,
+    fails: (v) => injectingNmi(v) && (intrState(v) & 1) !== 0 },
+  { name: "guest-virtual-nmi-blocking", rule: "SDM 27.3.1.5: with virtual NMIs, blocking by NMI (virtual-NMI blocking) must be 0 when injecting an NMI",
+    fails: (v) => injectingNmi(v) && (v.get(F.PinControls) & Pin.VirtualNmis) !== 0 && (intrState(v) & 8) !== 0 },
   { name: "guest-smi-blocking", rule: "SDM 27.3.1.5: blocking by SMI must be 0 outside SMM",
     fails: (v) => (v.get(F.GuestInterruptibility) & 4) !== 0 },
+  { name: "guest-pending-dbg-reserved", rule: "SDM 27.3.1.5: pending debug exceptions bits 11:4, 13, 15 and 63:17 must be 0",
+    fails: (v) => (v.get(F.GuestPendingDbg) & ~PENDING_DBG_ALLOWED) !== 0 },
+  { name: "guest-pending-dbg-bs", rule: "SDM 27.3.1.5: with STI/MOV SS blocking or activity HLT, BS (bit 14) must be 1 if RFLAGS.TF = 1 and DEBUGCTL.BTF = 0, and 0 if TF = 0 or BTF = 1",
+    fails: (v) => {
+      if ((intrState(v) & 3) === 0 && activity(v) !== ACT.Hlt) return false;
+      const single = (v.get(F.GuestRflags) & 0x100) !== 0 && (v.get(F.GuestDebugCtl) & 2) === 0;
+      return ((v.get(F.GuestPendingDbg) & 0x4000) !== 0) !== single;
+    } },
   { name: "guest-vmcs-link-pointer", rule: "SDM 27.3.1.5: a VMCS link pointer other than FFFFFFFF_FFFFFFFFH must name a valid VMCS (not supported here: only all-ones)",
     qualification: 4,
     fails: (v) => (v.get(F.VmcsLinkPtr) >>> 0) !== 0xffffffff || (v.get(F.VmcsLinkPtr | 1) >>> 0) !== 0xffffffff },
+  // 27.3.1.6 PDPTEs
+  { name: "guest-pdpte-fields", rule: "SDM 27.3.1.6: with enable EPT and PAE paging, present PDPTE fields must have no reserved bit set",
+    fails: (v) => {
+      if (!eptOn(v) || !paePaging(v)) return false;
+      for (let i = 0; i < 4; i++) if (pdpteBad(v.get(PDPTE_FIELDS[i]!), v.get(PDPTE_FIELDS[i]! | 1))) return true;
+      return false;
+    } },
+  { name: "guest-pdpte-load", rule: "SDM 27.3.1.6 / 27.8: without EPT and with PAE paging, the four PDPTEs at CR3[31:5] are loaded and must have no reserved bit set (exit qualification 2)",
+    qualification: 2,
+    fails: (v, _c, env) => {
+      if (eptOn(v) || !paePaging(v) || env.memory === undefined) return false;
+      const base = (v.get(F.GuestCr3) & ~0x1f) >>> 0;
+      for (let i = 0; i < 4; i++) if (pdpteBad(env.memory.read32(base + i * 8), env.memory.read32(base + i * 8 + 4))) return true;
+      return false;
+    } },
 ];
 
 /** Run the three lists in SDM order; the first failure wins. Allocates nothing on success. */

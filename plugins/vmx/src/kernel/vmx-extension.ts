@@ -2,20 +2,23 @@
 // VMX instructions' outcomes (SDM Vol. 3C 31.2-31.4), the VM-entry checks (27.2-27.3),
 // event injection (27.6), the world switch through the engine vCPU and exit
 // encoding (chapter 28, appendix C). Emulated: the fields and exits listed in
-// README.md. Not emulated: MSR-load/store areas, CR3-target values, CR8 exiting,
-// shadow VMCS, IDT-vectoring information (always invalid), the VMX-preemption timer, SMM.
+// README.md; events (NMI, INIT/SIPI, windows, MTF, preemption timer) at instruction
+// boundaries in runGuest/boundaryExit. Not emulated: MSR-load/store areas, CR3-target
+// values, CR8 exiting, shadow VMCS, SMM.
 import {
-  GuestFrameRole, SysErr, type DispatcherObject, type ExtensionContext, type GuestBinding, type SysRet,
-  type VmControlObject, type VmxExtension as VmxExtensionApi, type VmxonRegion,
+  GuestControlWord, GuestFrameRole, NestedAccess, NestedFaultKind, NestedFormat, nestedPagingFor, PendingEvent, SysErr,
+  type NestedPagingMemory, type DispatcherObject, type EngineVcpu, type ExtensionContext,
+  type GuestBinding, type SysRet, type VmControlObject, type VmxExtension as VmxExtensionApi, type VmxonRegion,
 } from "../../../../src/kernel/api.js";
 import {
-  CpuExitReason, Gpr, InsnIntercept, VmxInsn, type CpuExit, type EventType, type SegmentReg, type X86State,
+  Activity, CpuExitReason, DescInsn, EventType, Gpr, InsnIntercept, Interruptibility, TaskSwitchSource, VmxInsn,
+  type CpuExit, type SegmentReg, type X86State,
 } from "../../../../src/x86/types.js";
 import {
-  EntryCtl, EXIT_REASON_ENTRY_FAILURE, ExitCtl, ExitReason, F, IntrInfo, IntrType, Proc, Proc2,
+  EntryCtl, EXIT_REASON_ENTRY_FAILURE, ExitCtl, ExitReason, F, IntrInfo, IntrType, Pin, Proc, Proc2,
   SEGMENT_FIELDS, VmcsType, VmcsView, VmxError, existingFields, lookupField, VMCS_REGION_BYTES,
 } from "../vmcs-fields.js";
-import { FeatureControl, SOFT_CAPS, VmxMsr, vmxMsrValue, type VmxCaps } from "./caps.js";
+import { EptCap, FeatureControl, SOFT_CAPS, VmxMsr, vmxMsrValue, type VmxCaps } from "./caps.js";
 import { runEntryChecks, type EntryEnv, type EntryFailure } from "./entry-checks.js";
 
 /** Per-VMCS private state, kept in `VmControlObject.ext`. */
@@ -29,8 +32,36 @@ export class VmcsState {
   constructor(readonly view: VmcsView) {}
 }
 
+/**
+ * The vector an acknowledged host interrupt reports (exit 1 with "acknowledge interrupt on
+ * exit", SDM 28.2.2): the host's timeslice ends on the kernel's timer interrupt, which a
+ * host 8259 remapped to 0x20 would deliver as vector 0x20.
+ */
+export const HOST_TIMER_VECTOR = 0x20;
+
+/** What enter() tracks about events between instruction boundaries (reused; no allocation per entry). */
+class EventState {
+  /** A basic exit reason the extension decided (MTF, NMI, windows, INIT, SIPI, timer), or -1: the core's exit. */
+  synth = -1;
+  synthQual = 0;
+  synthIntr = 0;
+  pin = 0;
+  proc = 0;
+  /** GuestControlWord.PendingEvents as read at entry; written back at exit. */
+  posted = 0;
+  mtfPending = false;
+  /** vcpu.retired at which the preemption timer reaches 0 (Infinity: timer off). */
+  timerDeadline = Infinity;
+  timerRate = 1;
+  set(reason: number, qual: number, intr: number): true {
+    this.synth = reason; this.synthQual = qual; this.synthIntr = intr;
+    return true;
+  }
+}
+
 /** Per-guest private state, kept in `GuestBinding.ext`. */
 class GuestState {
+  readonly events = new EventState();
   /** Reused for every entry/exit: no allocation on the world-switch path. */
   readonly state: X86State = blankState();
   readonly env: EntryEnv;
@@ -44,7 +75,12 @@ class GuestState {
   ioA: Uint8Array | null = null;
   ioB: Uint8Array | null = null;
   ioView: Uint8Array | null = null;
-  constructor(eptRoot: number, frames: GuestBinding["frames"]) { this.env = { eptRoot, frames }; }
+  /** The EPT walker over the bound GuestPhysSpace (null: the engine cannot install one), and whether it is installed. */
+  nested: NestedPagingMemory | null = null;
+  nestedOn = false;
+  constructor(eptRoot: number, frames: GuestBinding["frames"], eptTableRam?: (pa: number) => boolean, memory?: EntryEnv["memory"]) {
+    this.env = { eptRoot, frames, eptTableRam, memory };
+  }
 
   /** The 8 KiB bitmap for the core, from the bound frames (the entry checks made sure both are bound). */
   ioBitmap(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -123,6 +159,8 @@ export class VmxExtension implements VmxExtensionApi {
   /** VMX operation (SDM 24.1): entered by VMXON, left by VMXOFF. One per kernel (the modelled host CPU). */
   private inVmx = false;
   private vmxonRegion: VmxonRegion | null = null;
+  /** Every guest's EPT walker, for all-context INVEPT. */
+  private readonly nestedWalkers = new Set<NestedPagingMemory>();
 
   constructor(readonly caps: VmxCaps = SOFT_CAPS, host: Partial<VmxHostCpu> = {}) {
     this.exists = new Set(existingFields(caps));
@@ -204,7 +242,14 @@ export class VmxExtension implements VmxExtensionApi {
     for (const [enc, value] of KERNEL_HOST_STATE) st.view.set(enc, value);
     st.hostOwned = true;
     st.view.set(F.EptPointer, eptPointerFor(guest.gpspace.paddr));
-    guest.ext = new GuestState(guest.gpspace.paddr, guest.frames);
+    // A monitor-built EPT needs an engine that takes a new PhysMemory (EngineVcpu.setMemory).
+    const nested = typeof guest.vcpu?.setMemory === "function" ? nestedPagingFor(guest.gpspace.memory) : null;
+    const host = nested?.host;
+    const gs = new GuestState(guest.gpspace.paddr, guest.frames,
+      host === undefined ? undefined : (pa) => host.mappingAt(pa) !== null, guest.gpspace.memory);
+    gs.nested = nested;
+    if (nested !== null) this.nestedWalkers.add(nested);
+    guest.ext = gs;
     return SysErr.Ok;
   }
 
@@ -258,6 +303,68 @@ export class VmxExtension implements VmxExtensionApi {
   vmlaunch(dcb: DispatcherObject, ret: SysRet): SysErr { return this.enter(dcb, ret, true); }
   vmresume(dcb: DispatcherObject, ret: SysRet): SysErr { return this.enter(dcb, ret, false); }
 
+  /**
+   * INVEPT (SDM 31.3): type 1 flushes the translations derived from the EPTP operand,
+   * type 2 all of them. Types the capability MSR does not report and, for type 1, an
+   * EPTP that VM entry would reject (SDM 27.2.1.1) are VMfailValid 28.
+   */
+  invept(dcb: DispatcherObject, type: number, eptpLo: number, eptpHi: number, ret: SysRet): SysErr {
+    if (!this.inVmx) return SysErr.NotInVmxOperation;
+    if (this.current.get(dcb) === undefined) return SysErr.VmFailInvalid;
+    const cap = vmxMsrValue(this.caps, VmxMsr.EptVpidCap) ?? 0n;
+    const supported = type === 1 ? (cap & EptCap.InveptSingle) !== 0n : type === 2 ? (cap & EptCap.InveptAll) !== 0n : false;
+    if (!supported || (cap & EptCap.Invept) === 0n) return this.fail(dcb, VmxError.InvalidInveptOperand, ret);
+    if (type === 1 && (!this.caps.eptMemTypes.includes(eptpLo & 7) || ((eptpLo >>> 3) & 7) !== 3
+      || (eptpLo & 0xfc0) !== 0 || eptpHi !== 0)) {
+      return this.fail(dcb, VmxError.InvalidInveptOperand, ret);
+    }
+    const root = (eptpLo & ~0xfff) >>> 0;
+    for (const w of this.nestedWalkers) {
+      if (type === 2 || (w.format === NestedFormat.Ept && w.root === root)) w.flush();
+    }
+    return SysErr.Ok;
+  }
+
+  /**
+   * The guest's physical memory for this entry: with "enable EPT" and an EPTP naming tables
+   * in the bound space, the EPT walker (a new EPTP flushes its one cache, which stands for
+   * the EPTP-tagged ones of SDM 29.4); with the EPTP naming the space's root (the
+   * kernel-managed EPT), or EPT off, the space itself.
+   */
+  private installEpt(v: VmcsView, guest: GuestBinding, gs: GuestState, proc2: number): void {
+    const w = gs.nested;
+    if (w === null) return;
+    const root = (v.get(F.EptPointer) & ~0xfff) >>> 0;
+    const on = (proc2 & Proc2.EnableEpt) !== 0 && root !== guest.gpspace.paddr >>> 0;
+    if (on) w.setRoot(NestedFormat.Ept, root);
+    if (on !== gs.nestedOn) {
+      guest.vcpu.setMemory!(on ? w : guest.gpspace.memory);
+      gs.nestedOn = on;
+    }
+  }
+
+  /**
+   * The exit qualification of an EPT violation (SDM 28.2.1 table 28-7): bits 2:0 the
+   * access, 5:3 the AND of the entries' R/W/X, 7 guest-linear address valid, 8 the access
+   * translated a linear address (0: a guest paging-structure access). Writes the
+   * guest-physical and guest-linear address fields (also for a misconfiguration, 28.2.1).
+   * Bit 12 (NMI unblocking due to IRET) is not reported: the core does not say so.
+   */
+  private eptQualification(v: VmcsView, gs: GuestState, e: CpuExit): number {
+    const w = gs.nested;
+    const own = w !== null && w.faultKind !== NestedFaultKind.None;
+    const gpa = own ? w.faultGpa : e.memGpa;
+    v.set(F.GuestPhysAddr, gpa >>> 0);
+    v.set(F.GuestPhysAddr | 1, 0);
+    const access = own ? w.faultAccess : e.memFetch ? NestedAccess.Fetch : e.memWrite ? NestedAccess.Write : NestedAccess.Read;
+    let qual = access | ((own ? w.faultPerms : 0) << 3);
+    if (e.memLinearValid) {
+      qual |= (1 << 7) | (e.memWalk ? 0 : 1 << 8);
+      v.set(F.GuestLinearAddr, (e.memLinear + (gpa - e.memGpa)) >>> 0);
+    }
+    return qual >>> 0;
+  }
+
   /** The current VMCS of a DCB (for the kernel's diagnostics and tests). */
   currentVmcs(dcb: DispatcherObject): VmControlObject | undefined { return this.current.get(dcb); }
 
@@ -306,6 +413,9 @@ export class VmxExtension implements VmxExtensionApi {
     const vcpu = guest.vcpu;
     vcpu.setState(gs.state);
     const proc = v.get(F.ProcControls);
+    const pin = v.get(F.PinControls);
+    const proc2 = (proc & Proc.ActivateSecondary) !== 0 ? v.get(F.Proc2Controls) : 0;
+    this.installEpt(v, guest, gs, proc2);
     const ic = vcpu.intercepts;
     ic.hlt = (proc & Proc.HltExiting) !== 0;
     ic.cpuid = true; // CPUID exits unconditionally in VMX non-root operation (SDM 26.1.2)
@@ -318,48 +428,200 @@ export class VmxExtension implements VmxExtensionApi {
       ic.ioBitmap = null;
     }
     ic.softIntBitmap = null;
-    programInsnIntercepts(v, proc, ic);
+    programInsnIntercepts(v, proc, proc2, ic);
+    // SDM 25.6.2: without "enable RDTSCP", RDTSCP is #UD.
+    vcpu.rdtscpEnabled = (proc2 & Proc2.EnableRdtscp) !== 0;
+    // SDM 26.1.2: task switches exit unconditionally in VMX non-root operation; with the
+    // hvkit task-switch assist posted after an exit 9, the first one is performed instead.
     // SDM 25.6.9: the entry checks made sure the MSR-bitmap frame is bound.
     ic.msrBitmap = (proc & Proc.UseMsrBitmaps) !== 0 ? guest.frames[GuestFrameRole.VmxMsrBitmap]!.bytes : null;
     // SDM 26.3: RDTSC and RDMSR IA32_TSC return TSC + offset (a signed 64-bit field; a
     // double is exact up to 2^53, far beyond the instruction-count TSC).
     vcpu.tscOffset = (proc & Proc.TscOffsetting) !== 0
       ? (v.get(F.TscOffset | 1) | 0) * 4294967296 + (v.get(F.TscOffset) >>> 0) : 0;
-    // SDM 27.6.1: an injected event is delivered without consulting the exception bitmap.
-    ic.exceptionBitmap = 0;
+    // SDM 27.6.1: an injected event is delivered without consulting the exception bitmap
+    // (deliverEvent skips it for that event); faults while delivering it consult it.
+    ic.exceptionBitmap = coreExceptionBitmap(v);
 
+    const ev = gs.events;
+    ev.synth = -1;
+    ev.pin = pin; ev.proc = proc;
+    ev.mtfPending = false;
+    ev.posted = guest.guestControl.length > GuestControlWord.PendingEvents ? guest.guestControl[GuestControlWord.PendingEvents]! : 0;
+    // SDM 26.1.2: task switches always exit; the monitor performs them (TaskSwitchAssist).
+    ic.taskSwitchExit = true;
+    let reason: CpuExitReason = CpuExitReason.None;
+    let injectExit = false;
     // SDM 27.6: event injection after the guest state is loaded; VM entry clears the valid bit.
     if ((info & IntrInfo.Valid) !== 0) {
       v.set(F.EntryIntrInfo, info & ~IntrInfo.Valid);
-      const hasErr = (info & IntrInfo.DeliverErrorCode) !== 0;
-      vcpu.deliverEvent(eventTypeOf(infoType), info & 0xff, hasErr ? v.get(F.EntryExceptionErrorCode) : 0, hasErr);
-    }
-    ic.exceptionBitmap = v.get(F.ExceptionBitmap) >>> 0;
-
-    const timeslice = this.ctx?.timeslice ?? 100_000;
-    let reason: CpuExitReason;
-    if ((proc & Proc.InterruptWindow) !== 0) {
-      // SDM 26.7.5: with interrupt-window exiting, an exit occurs before any instruction
-      // at which RFLAGS.IF = 1 and there is no STI/MOV-SS blocking: at entry, or as soon
-      // as the guest opens the window. The core has no window intercept, so step it.
-      reason = CpuExitReason.None;
-      if (!vcpu.interruptible()) {
-        reason = CpuExitReason.Budget;
-        for (let n = 0; n < timeslice; n++) {
-          reason = vcpu.run(1);
-          if (reason !== CpuExitReason.Budget) break;
-          if (vcpu.interruptible()) { reason = CpuExitReason.None; break; }
-        }
+      if (infoType === IntrType.OtherEvent) {
+        ev.mtfPending = true; // SDM 27.6.4: type 7 vector 0 is a pending MTF VM exit
+      } else {
+        const hasErr = (info & IntrInfo.DeliverErrorCode) !== 0;
+        vcpu.deliverEvent(eventTypeOf(infoType), info & 0xff, hasErr ? v.get(F.EntryExceptionErrorCode) : 0, hasErr);
+        // SDM 27.7.? / 26.5.2: with the monitor trap flag, an MTF exit is pending before the
+        // first instruction of the handler of an injected event.
+        ev.mtfPending = (proc & Proc.MonitorTrapFlag) !== 0;
+        // An exit while delivering it (an intercepted nested exception, a refused access,
+        // a triple fault) ends the entry there, with IDT-vectoring information (SDM 27.2.4).
+        reason = vcpu.exit.reason;
+        if (reason !== CpuExitReason.None) injectExit = true;
       }
-    } else {
-      reason = vcpu.run(timeslice);
     }
+    // SDM 26.5.1: the timer counts down by 1 each time TSC bit X changes (X = IA32_VMX_MISC[4:0]).
+    const rate = 2 ** this.caps.preemptionTimerRate;
+    ev.timerDeadline = (pin & Pin.PreemptionTimer) !== 0
+      ? (Math.floor(vcpu.retired / rate) + (v.get(F.PreemptionTimerValue) >>> 0)) * rate : Infinity;
+    ev.timerRate = rate;
+
+    // An injected event performed the assisted task switch (through a task gate), if any.
+    if ((info & IntrInfo.Valid) !== 0 && infoType !== IntrType.OtherEvent) ic.taskSwitchExit = true;
+    if (!injectExit) reason = this.runGuest(v, gs, vcpu, proc);
+    ic.taskSwitchExit = true;
 
     vcpu.getState(gs.state);
     this.saveGuest(v, guest, gs.state);
-    this.encodeExit(v, guest, reason, (proc & Proc.InterruptWindow) !== 0);
+    this.encodeExit(v, guest, reason);
+    if (guest.guestControl.length > GuestControlWord.PendingEvents) guest.guestControl[GuestControlWord.PendingEvents] = ev.posted;
+    // SDM 28.2.3: a VM exit during delivery of a software event injected by this entry
+    // reports the VM-entry instruction length and leaves RIP on the instruction (before
+    // injection the kernel advanced it for the return address).
+    if (injectExit && vcpu.exit.vectoringValid && infoType >= IntrType.SoftwareInt && infoType <= IntrType.SoftwareException) {
+      const elen = v.get(F.EntryInstrLen);
+      v.set(F.GuestRip, (v.get(F.GuestRip) - elen) >>> 0);
+      v.set(F.ExitInstrLen, elen);
+    }
+    // SDM 28.3.2 / 25.7.1: "save VMX-preemption timer value" stores what is left.
+    if ((pin & Pin.PreemptionTimer) !== 0 && (v.get(F.ExitControls) & ExitCtl.SavePreemptionTimer) !== 0) {
+      v.set(F.PreemptionTimerValue, Math.max(0, Math.ceil((ev.timerDeadline - vcpu.retired) / rate)));
+    }
     if (launch) st.launched = true;
     return SysErr.Ok;
+  }
+
+  /**
+   * Run the guest until an exit: the core runs free when nothing can happen at an
+   * instruction boundary; with the interrupt/NMI window, the monitor trap flag or an NMI
+   * waiting for its blocking to end it is stepped one instruction at a time and the
+   * boundary conditions are checked after each (SDM 26.7). Returns the core's reason, or
+   * None with `gs.events.synth` naming an exit the extension decided itself.
+   */
+  private runGuest(v: VmcsView, gs: GuestState, vcpu: EngineVcpu, proc: number): CpuExitReason {
+    const ev = gs.events;
+    const timeslice = this.ctx?.timeslice ?? 100_000;
+    if (this.boundaryExit(v, gs, vcpu)) return ev.synth >= 0 ? CpuExitReason.None : vcpu.exit.reason;
+    // SDM 25.4.2: in the shutdown state no instruction runs; only INIT, an exiting NMI or
+    // the preemption timer (above) end it, else the host's timeslice does.
+    if (gs.state.activity === Activity.Shutdown && vcpu.exit.reason === CpuExitReason.None) {
+      vcpu.getState(gs.state);
+      if (gs.state.activity === Activity.Shutdown) return CpuExitReason.Halted;
+    }
+    const mtf = (proc & Proc.MonitorTrapFlag) !== 0;
+    let reason: CpuExitReason = CpuExitReason.Budget;
+    if (!vcpu.intercepts.taskSwitchExit) {
+      // Task-switch assist: the instruction that exited with reason 9 runs once with the
+      // switch performed by the engine; every later task switch exits again.
+      reason = vcpu.run(1);
+      vcpu.intercepts.taskSwitchExit = true;
+      if (reason !== CpuExitReason.Budget && reason !== CpuExitReason.Halted) return reason;
+      if (mtf) ev.mtfPending = true;
+      if (this.boundaryExit(v, gs, vcpu)) return ev.synth >= 0 ? CpuExitReason.None : vcpu.exit.reason;
+    }
+    for (let used = 0; used < timeslice;) {
+      const stepping = (proc & (Proc.InterruptWindow | Proc.NmiWindow | Proc.MonitorTrapFlag)) !== 0
+        || (ev.posted & PendingEvent.Nmi) !== 0;
+      const left = Math.min(timeslice - used, ev.timerDeadline - vcpu.retired);
+      const budget = stepping ? 1 : Math.max(1, left);
+      const before = vcpu.retired;
+      reason = vcpu.run(budget);
+      used += Math.max(1, vcpu.retired - before);
+      if (reason === CpuExitReason.Exception && vcpu.exit.vector === 14) {
+        if (!this.pageFaultExits(v, gs, vcpu)) continue;
+        return vcpu.exit.reason;
+      }
+      if (reason !== CpuExitReason.Budget && reason !== CpuExitReason.Halted) return reason;
+      // Halted with nothing retired: the guest was already waiting (HLT, wait-for-SIPI).
+      const progressed = vcpu.retired !== before || reason === CpuExitReason.Budget;
+      if (mtf && progressed) ev.mtfPending = true; // SDM 26.5.2: after each instruction
+      if (this.boundaryExit(v, gs, vcpu)) return ev.synth >= 0 ? CpuExitReason.None : vcpu.exit.reason;
+      if (reason === CpuExitReason.Halted) return reason;
+    }
+    return reason;
+  }
+
+  /**
+   * SDM 26.2, 26.5, 26.7: the exits and NMI delivery that happen at an instruction
+   * boundary, in priority order: INIT, SIPI (wait-for-SIPI only; ignored otherwise), a
+   * pending MTF exit, the preemption timer, an NMI (exit 0 with NMI exiting, else
+   * delivered through the guest IDT), NMI window, interrupt window. True: an exit is
+   * in `gs.events.synth` (or the core stopped while delivering the NMI).
+   */
+  private boundaryExit(v: VmcsView, gs: GuestState, vcpu: EngineVcpu): boolean {
+    const ev = gs.events;
+    const pin = ev.pin, proc = ev.proc;
+    if ((ev.posted & PendingEvent.Init) !== 0) {
+      ev.posted &= ~PendingEvent.Init;
+      return ev.set(ExitReason.InitSignal, 0, 0);
+    }
+    const needState = (ev.posted & (PendingEvent.Sipi | PendingEvent.Nmi)) !== 0 || (proc & Proc.NmiWindow) !== 0;
+    if (needState) vcpu.getState(gs.state);
+    const s = gs.state;
+    if ((ev.posted & PendingEvent.Sipi) !== 0) {
+      const vec = (ev.posted >>> PendingEvent.SipiVectorShift) & 0xff;
+      ev.posted &= ~(PendingEvent.Sipi | (0xff << PendingEvent.SipiVectorShift));
+      if (s.activity === Activity.WaitForSipi) return ev.set(ExitReason.Sipi, vec, 0);
+    }
+    if (ev.mtfPending) { ev.mtfPending = false; return ev.set(ExitReason.MonitorTrapFlag, 0, 0); }
+    if (vcpu.retired >= ev.timerDeadline) return ev.set(ExitReason.PreemptionTimer, 0, 0);
+    const waitSipi = needState && s.activity === Activity.WaitForSipi;
+    if ((ev.posted & PendingEvent.Nmi) !== 0 && !waitSipi) {
+      const intr = s.interruptibility;
+      if ((pin & Pin.NmiExiting) !== 0) {
+        // SDM 26.2: an NMI exits; with virtual NMIs, bit 3 is virtual-NMI blocking and does
+        // not block it. MOV SS blocking holds it one instruction (a choice the SDM leaves open).
+        if (((pin & Pin.VirtualNmis) !== 0 || (intr & Interruptibility.BlockingByNmi) === 0)
+          && (intr & Interruptibility.BlockingByMovSs) === 0) {
+          ev.posted &= ~PendingEvent.Nmi;
+          return ev.set(ExitReason.ExceptionOrNmi, 0, (IntrInfo.Valid | (IntrType.Nmi << IntrInfo.TypeShift) | 2) >>> 0);
+        }
+      } else if ((intr & (Interruptibility.BlockingByNmi | Interruptibility.BlockingByMovSs | Interruptibility.BlockingBySti)) === 0
+        && s.activity !== Activity.Shutdown) {
+        ev.posted &= ~PendingEvent.Nmi;
+        vcpu.deliverEvent(EventType.Nmi, 2, 0, false);
+        if (vcpu.exit.reason !== CpuExitReason.None) return true;
+        vcpu.getState(s);
+      }
+    }
+    // SDM 26.7.6: NMI-window exiting: no (virtual-)NMI blocking and no STI/MOV SS blocking
+    // (STI: a choice the SDM leaves to the implementation).
+    if ((proc & Proc.NmiWindow) !== 0 && !waitSipi && s.activity !== Activity.Shutdown
+      && (s.interruptibility & (Interruptibility.BlockingByNmi | Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs)) === 0) {
+      return ev.set(ExitReason.NmiWindow, 0, 0);
+    }
+    // SDM 26.7.5: interrupt-window exiting: IF = 1 and no STI/MOV SS blocking (also wakes HLT).
+    if ((proc & Proc.InterruptWindow) !== 0 && !waitSipi && vcpu.interruptible()) {
+      if (!needState) vcpu.getState(s);
+      if (s.activity !== Activity.WaitForSipi) return ev.set(ExitReason.InterruptWindow, 0, 0);
+    }
+    return false;
+  }
+
+  /**
+   * SDM 26.2: a #PF exits iff exception-bitmap bit 14 equals ((PFEC & PFEC_MASK) ==
+   * PFEC_MATCH). The core stops on every #PF the rule might select (coreExceptionBitmap);
+   * one that must not exit is delivered to the guest here, with CR2 loaded from the
+   * faulting address, which a #PF that exits leaves alone (SDM 28.1).
+   */
+  private pageFaultExits(v: VmcsView, gs: GuestState, vcpu: EngineVcpu): boolean {
+    const e = vcpu.exit;
+    if (pfExits(v.get(F.ExceptionBitmap), e.errorCode, v.get(F.PfErrorCodeMask), v.get(F.PfErrorCodeMatch))) return true;
+    const s = gs.state;
+    vcpu.getState(s);
+    s.cr2 = e.linear >>> 0;
+    vcpu.setState(s);
+    vcpu.deliverEvent(EventType.HardwareException, 14, e.errorCode, true);
+    return vcpu.exit.reason !== CpuExitReason.None;
   }
 
   /** VMCS guest-state area + guestControl GPRs → engine state (SDM 27.3.2). */
@@ -404,16 +666,35 @@ export class VmxExtension implements VmxExtensionApi {
     v.set(F.GuestInterruptibility, s.interruptibility);
   }
 
-  /** Exit-information fields (SDM 28.2) from the engine's exit. */
-  private encodeExit(v: VmcsView, guest: GuestBinding, reason: CpuExitReason, windowExit: boolean): void {
+  /** Exit-information fields (SDM 28.2) from the engine's exit, or the one enter() decided (events.synth). */
+  private encodeExit(v: VmcsView, guest: GuestBinding, reason: CpuExitReason): void {
     const e = guest.vcpu.exit;
+    const ev = (guest.ext as GuestState).events;
     let basic: number = ExitReason.ExternalInterrupt;
-    let qual = 0, intr = 0, intrErr = 0, len = 0;
+    let qual = 0, intr = 0, intrErr = 0, len = 0, vect = 0, vectErr = 0;
+    if (ev.synth >= 0) {
+      v.set(F.ExitReason, ev.synth);
+      v.set(F.ExitQualification, ev.synthQual >>> 0);
+      v.set(F.ExitIntrInfo, ev.synthIntr >>> 0);
+      v.set(F.ExitIntrErrorCode, 0);
+      v.set(F.IdtVectoringInfo, 0);
+      v.set(F.ExitInstrLen, 0);
+      return;
+    }
+    // SDM 27.2.4: the event whose delivery this exit interrupted. The core clears
+    // vectoringValid at every run and on every exit that is not during delivery.
+    // Real mode delivers no error codes (SDM 20.1.4): the core may still report one for
+    // the fault; the VMX fields say "no error code", as entry injection requires (27.2.1.3).
+    const pe = ((guest.ext as GuestState).state.cr0 & 1) !== 0;
+    if (e.vectoringValid) {
+      const vHasErr = e.vectoringHasErrorCode && pe;
+      vect = (IntrInfo.Valid | ((e.vectoringType & 7) << IntrInfo.TypeShift) | (e.vectoringVector & 0xff)
+        | (vHasErr ? IntrInfo.DeliverErrorCode : 0)) >>> 0;
+      vectErr = vHasErr ? e.vectoringErrorCode : 0;
+      // SDM 28.2.5: during delivery of a software event, the length of its instruction.
+      if (e.vectoringType >= IntrType.SoftwareInt) len = e.instrLen;
+    }
     switch (reason) {
-      case CpuExitReason.None:
-        // Only reached when the interrupt window opened (see enter()).
-        basic = windowExit ? ExitReason.InterruptWindow : ExitReason.ExternalInterrupt;
-        break;
       case CpuExitReason.Cpuid:
         basic = ExitReason.Cpuid; len = e.instrLen; break;
       case CpuExitReason.Hlt:
@@ -438,15 +719,24 @@ export class VmxExtension implements VmxExtensionApi {
       case CpuExitReason.Exception: {
         basic = ExitReason.ExceptionOrNmi;
         // #BP and #OF come from INT3/INTO: software exceptions (SDM 25.9.2), with a length.
-        const soft = e.vector === 3 || e.vector === 4;
+        // A #PF that exits leaves CR2 alone; its address is the qualification (SDM 28.2.1).
+        const soft = (e.vector === 3 || e.vector === 4) && !e.vectoringValid;
+        if (e.vector === 14) qual = e.linear;
+        const hasErr = e.hasErrorCode && pe;
         intr = IntrInfo.Valid | ((soft ? IntrType.SoftwareException : IntrType.HardwareException) << IntrInfo.TypeShift)
-          | (e.vector & 0xff) | (e.hasErrorCode ? IntrInfo.DeliverErrorCode : 0);
-        intrErr = e.hasErrorCode ? e.errorCode : 0;
+          | (e.vector & 0xff) | (hasErr ? IntrInfo.DeliverErrorCode : 0);
+        intrErr = hasErr ? e.errorCode : 0;
         if (soft) len = e.instrLen;
         break;
       }
       case CpuExitReason.TripleFault:
         basic = ExitReason.TripleFault; break;
+      case CpuExitReason.TaskSwitch:
+        // SDM 28.2.1 table 28-2: selector 15:0, source 31:30 (0 CALL, 1 IRET, 2 JMP, 3 IDT gate).
+        basic = ExitReason.TaskSwitch;
+        qual = (e.tsSelector & 0xffff) | ((e.tsSource & 3) << 30);
+        if (e.tsSource !== TaskSwitchSource.Gate) len = e.instrLen;
+        break;
       case CpuExitReason.Msr: // SDM 26.1.3: every RDMSR/WRMSR, or those the MSR bitmap selects
         basic = e.msrWrite ? ExitReason.Wrmsr : ExitReason.Rdmsr; len = e.instrLen; break;
       case CpuExitReason.CrAccess:
@@ -466,6 +756,12 @@ export class VmxExtension implements VmxExtensionApi {
         len = e.instrLen;
         basic = insnExitReason(e);
         if (e.insn === InsnIntercept.Invlpg) qual = e.linear; // SDM 28.2.1: the linear-address operand
+        else if (e.insn === InsnIntercept.DescTable) {
+          // SDM 28.2.1: the displacement (reported as the effective offset, base and index
+          // marked invalid, as for the VMX instructions); 28.2.5 tables 28-10/28-11.
+          qual = e.insnMem ? e.insnOffset : 0;
+          v.set(F.ExitInstrInfo, descInstrInfo(e));
+        }
         else if (e.insn === InsnIntercept.MovDr) {
           // SDM 28.2.1 table 28-4: DR number 2:0, direction 4 (1 = MOV from DR), GPR 11:8.
           qual = (e.drNumber & 7) | (e.drRead ? 1 << 4 : 0) | ((e.drGpr & 0xf) << 8);
@@ -482,18 +778,31 @@ export class VmxExtension implements VmxExtensionApi {
       // The host's timeslice ended: modelled as a host external interrupt (exit 1, SDM 25.6.1
       // external-interrupt exiting, which the capabilities make mandatory). HLT without HLT
       // exiting leaves the guest in the HLT activity state until then. SoftInt cannot occur:
-      // VMX never sets softIntBitmap.
+      // VMX never sets softIntBitmap. With "acknowledge interrupt on exit" the interrupt is
+      // acknowledged and reported as HOST_TIMER_VECTOR (SDM 28.2.2).
+      case CpuExitReason.MemAbort: {
+        // The EPT walker refused the access (SDM 29.3.3): violation 48 or misconfiguration 49.
+        const gs = guest.ext as GuestState;
+        const q = this.eptQualification(v, gs, e);
+        const misconfig = gs.nested !== null && gs.nested.faultKind === NestedFaultKind.Misconfig;
+        basic = misconfig ? ExitReason.EptMisconfig : ExitReason.EptViolation;
+        qual = misconfig ? 0 : q;
+        break;
+      }
       case CpuExitReason.Budget:
       case CpuExitReason.Halted:
       case CpuExitReason.SoftInt:
       default:
-        basic = ExitReason.ExternalInterrupt; break;
+        basic = ExitReason.ExternalInterrupt;
+        if ((v.get(F.ExitControls) & ExitCtl.AckIntOnExit) !== 0) intr = (IntrInfo.Valid | HOST_TIMER_VECTOR) >>> 0;
+        break;
     }
     v.set(F.ExitReason, basic);
     v.set(F.ExitQualification, qual >>> 0);
     v.set(F.ExitIntrInfo, intr >>> 0);
     v.set(F.ExitIntrErrorCode, intrErr >>> 0);
-    v.set(F.IdtVectoringInfo, 0);
+    v.set(F.IdtVectoringInfo, vect);
+    v.set(F.IdtVectoringErrorCode, vectErr >>> 0);
     v.set(F.ExitInstrLen, len);
   }
 }
@@ -504,15 +813,22 @@ export class VmxExtension implements VmxExtensionApi {
  * instructions; RDMSR/WRMSR too, unless "use MSR bitmaps" narrows them (enter()). CR3 loads
  * exit with CR3-load exiting: the CR3-target count is 0 (IA32_VMX_MISC[24:16] = 0).
  */
-function programInsnIntercepts(v: VmcsView, proc: number, ic: InterceptControlsLike): void {
-  const proc2 = (proc & Proc.ActivateSecondary) !== 0 ? v.get(F.Proc2Controls) : 0;
-  ic.insn = InsnIntercept.Invd | InsnIntercept.Vmcall | InsnIntercept.VmxInsn
+function programInsnIntercepts(v: VmcsView, proc: number, proc2: number, ic: InterceptControlsLike): void {
+  // XSETBV exits unconditionally (SDM 26.1.2); the core has no XSAVE, so its #UD comes first.
+  ic.insn = InsnIntercept.Invd | InsnIntercept.Vmcall | InsnIntercept.VmxInsn | InsnIntercept.Xsetbv
     | ((proc & Proc.RdtscExiting) !== 0 ? InsnIntercept.Rdtsc : 0)
     | ((proc & Proc.RdpmcExiting) !== 0 ? InsnIntercept.Rdpmc : 0)
     | ((proc & Proc.InvlpgExiting) !== 0 ? InsnIntercept.Invlpg : 0)
     | ((proc & Proc.MovDrExiting) !== 0 ? InsnIntercept.MovDr : 0)
     | ((proc & Proc.PauseExiting) !== 0 ? InsnIntercept.Pause : 0)
-    | ((proc2 & Proc2.WbinvdExiting) !== 0 ? InsnIntercept.Wbinvd : 0);
+    | ((proc2 & Proc2.WbinvdExiting) !== 0 ? InsnIntercept.Wbinvd : 0)
+    | ((proc & Proc.MonitorExiting) !== 0 ? InsnIntercept.Monitor : 0)
+    | ((proc & Proc.MwaitExiting) !== 0 ? InsnIntercept.Mwait : 0)
+    // SDM 26.1.3: RDTSCP exits when both "RDTSC exiting" and "enable RDTSCP" are 1.
+    | ((proc & Proc.RdtscExiting) !== 0 && (proc2 & Proc2.EnableRdtscp) !== 0 ? InsnIntercept.Rdtscp : 0)
+    | ((proc2 & Proc2.DescTableExiting) !== 0 ? InsnIntercept.DescTable : 0);
+  // SDM 26.1.3: descriptor-table exiting covers LGDT LIDT LLDT LTR SGDT SIDT SLDT STR.
+  ic.descExitMask = (proc2 & Proc2.DescTableExiting) !== 0 ? 0xff : 0;
   ic.msr = true;
   ic.cr3LoadExit = (proc & Proc.Cr3LoadExiting) !== 0;
   ic.cr3StoreExit = (proc & Proc.Cr3StoreExiting) !== 0;
@@ -522,6 +838,49 @@ function programInsnIntercepts(v: VmcsView, proc: number, ic: InterceptControlsL
   ic.cr4Shadow = v.get(F.Cr4ReadShadow) >>> 0;
 }
 type InterceptControlsLike = GuestBinding["vcpu"]["intercepts"];
+
+/**
+ * SDM 26.2: whether a #PF with error code `pfec` exits: exception-bitmap bit 14 set and
+ * (PFEC & PFEC_MASK) == PFEC_MATCH, or bit 14 clear and they differ.
+ */
+export function pfExits(bitmap: number, pfec: number, mask: number, match: number): boolean {
+  return ((bitmap & (1 << 14)) !== 0) === ((pfec & mask) >>> 0 === match >>> 0);
+}
+
+/**
+ * The core's exception bitmap: the VMCS one, with bit 14 set whenever the #PF rule could
+ * select an exit (runGuest filters those that must not exit) and clear when no error
+ * code can: bit 14 = 1 with MATCH outside MASK, or bit 14 = 0 with MASK = MATCH = 0.
+ */
+function coreExceptionBitmap(v: VmcsView): number {
+  const bitmap = v.get(F.ExceptionBitmap) >>> 0;
+  const mask = v.get(F.PfErrorCodeMask) >>> 0, match = v.get(F.PfErrorCodeMatch) >>> 0;
+  const bit14 = (bitmap & (1 << 14)) !== 0;
+  const never = bit14 ? (match & ~mask) >>> 0 !== 0 : mask === 0 && match === 0;
+  return never ? (bitmap & ~(1 << 14)) >>> 0 : (bitmap | (1 << 14)) >>> 0;
+}
+
+/**
+ * VM-exit instruction information of LGDT/LIDT/SGDT/SIDT (SDM 28.2.5 table 28-10) and
+ * LLDT/LTR/SLDT/STR (table 28-11): address size 9:7, segment 17:15, index (22) and
+ * base (27) invalid (the offset is the qualification), identity 29:28; table 28-11 adds
+ * the register form (bit 10) with Reg1 in 6:3. Table 28-10 bit 11 (operand size) is 0:
+ * the core does not report the operand size.
+ */
+function descInstrInfo(e: CpuExit): number {
+  const k = e.descInsn;
+  let info = ((e.insnAddrSize === 4 ? 1 : 0) << 7) | ((e.insnSeg & 7) << 15) | (1 << 22) | (1 << 27);
+  if (k <= DescInsn.Lidt) {
+    // Identity: 0 SGDT, 1 SIDT, 2 LGDT, 3 LIDT (DescInsn order).
+    info |= (k & 3) << 28;
+  } else {
+    // Identity: 0 SLDT, 1 STR, 2 LLDT, 3 LTR (DescInsn order from Sldt).
+    info |= ((k - DescInsn.Sldt) & 3) << 28;
+    // Register form: Reg1 and bit 10; the segment field is undefined (left 0).
+    if (!e.insnMem) info = (info & ~(7 << 15)) | (1 << 10) | ((e.insnRm & 0xf) << 3);
+  }
+  return info >>> 0;
+}
 
 /** VMX basic exit reasons of the VMX instructions, indexed by VmxInsn. */
 const VMX_INSN_EXIT: readonly number[] = [
@@ -540,6 +899,11 @@ function insnExitReason(e: CpuExit): number {
     case InsnIntercept.Vmcall: return ExitReason.Vmcall;
     case InsnIntercept.MovDr: return ExitReason.MovDr;
     case InsnIntercept.Pause: return ExitReason.Pause;
+    case InsnIntercept.Monitor: return ExitReason.Monitor;
+    case InsnIntercept.Mwait: return ExitReason.Mwait;
+    case InsnIntercept.Rdtscp: return ExitReason.Rdtscp;
+    case InsnIntercept.Xsetbv: return ExitReason.Xsetbv;
+    case InsnIntercept.DescTable: return e.descInsn <= DescInsn.Lidt ? ExitReason.GdtrIdtr : ExitReason.LdtrTr;
     case InsnIntercept.VmxInsn: return VMX_INSN_EXIT[e.vmxInsn] ?? ExitReason.Vmcall;
     default: return ExitReason.ExternalInterrupt;
   }

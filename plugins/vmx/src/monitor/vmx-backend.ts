@@ -6,16 +6,18 @@
 // String I/O (INS/OUTS, REP) runs through the shared IoAssist against the PIO bus and
 // guest memory, and is reported as one `io` exit with `count` (README "String I/O").
 // Not supported yet: MMIO/EPT-violation exits.
-import { inject, injectable } from "tsyringe";
+import { inject, injectable, type InjectionToken } from "tsyringe";
 import {
-  GuestControlWord, ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls,
+  MapPerm, NestedFormat, identityTablesBytes, writeIdentityTables,
+  GuestControlWord, ObjType, PendingEvent, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls,
 } from "../../../../src/kernel/api.js";
 import {
-  IoAssist, StateParts, Tokens, busPortAccess, newStringIo, stringIoUnsupported, type Bus, type CpuidExit, type GuestMemory, type PortAccess, type StringIo, type EntryFailureExit, type ExceptionExit, type HltExit,
+  MemAssist, MemAssistStatus,
+  IoAssist, StateParts, TaskSwitchAssist, Tokens, busPortAccess, type TaskGateEvent, newStringIo, stringIoUnsupported, type Bus, type CpuidExit, type GuestMemory, type PortAccess, type StringIo, type EntryFailureExit, type ExceptionExit, type HltExit,
   type InterruptWindowExit, type IoExit, type MachineCaps, type PreemptExit, type ShutdownExit,
   type MsrExit, type UnhandledExit, type VcpuBackend, type VcpuEvent, type VmExit,
 } from "../../../../src/monitor/api.js";
-import { EventType, Gpr, type X86State } from "../../../../src/x86/types.js";
+import { EventType, Gpr, TaskSwitchSource, type X86State } from "../../../../src/x86/types.js";
 import { resetState } from "../../../../src/x86/state.js";
 import { VmxMsr, capsFromMsrs, controlValue, type VmxCaps } from "../kernel/caps.js";
 import {
@@ -31,6 +33,23 @@ export class VmxBackendError extends Error {
   }
 }
 
+/** Options of the vmx plugin that the backend reads (index.ts registers them). */
+export interface VmxBackendOptions {
+  /**
+   * true: the backend builds 4-level EPT tables mapping guest RAM identically and points the
+   * EPTP at them; accesses outside RAM exit as EPT violations and go through the MemAssist
+   * to the MMIO bus. false: the EPTP names the GuestPhysSpace itself (the kernel-managed
+   * EPT), and the kernel hands MMIO to the bus synchronously.
+   */
+  readonly ept: boolean;
+}
+export const VmxBackendOptions: InjectionToken<VmxBackendOptions> = Symbol.for("hvkit:vmx:BackendOptions");
+/** Default when no options are registered (see README "EPT"). */
+export const VMX_DEFAULT_OPTIONS: VmxBackendOptions = { ept: false };
+const TWO_MIB = 0x20_0000;
+/** MMIO instructions one run() may complete through the MemAssist before it returns. */
+const ASSISTS_PER_RUN = 256;
+
 const enum Completion { None = 0, Advance = 1, IoIn = 2, Cpuid = 3, MsrRead = 4 }
 
 /**
@@ -45,7 +64,17 @@ const UNEMULATED_EXITS: Readonly<Record<number, string>> = {
   [ExitReason.Vmresume]: "VMRESUME", [ExitReason.Vmwrite]: "VMWRITE", [ExitReason.Vmxoff]: "VMXOFF",
   [ExitReason.Vmxon]: "VMXON", [ExitReason.CrAccess]: "control-register access", [ExitReason.MovDr]: "MOV DR",
   [ExitReason.Pause]: "PAUSE", [ExitReason.Invept]: "INVEPT", [ExitReason.Invvpid]: "INVVPID", [ExitReason.Wbinvd]: "WBINVD",
+  [ExitReason.InitSignal]: "INIT signal", [ExitReason.Sipi]: "SIPI", [ExitReason.NmiWindow]: "NMI window",
+  [ExitReason.TaskSwitch]: "task switch", [ExitReason.Mwait]: "MWAIT", [ExitReason.MonitorTrapFlag]: "monitor trap flag",
+  [ExitReason.Monitor]: "MONITOR", [ExitReason.GdtrIdtr]: "GDTR/IDTR access", [ExitReason.LdtrTr]: "LDTR/TR access",
+  [ExitReason.Rdtscp]: "RDTSCP", [ExitReason.PreemptionTimer]: "VMX-preemption timer", [ExitReason.Xsetbv]: "XSETBV",
 };
+/**
+ * Exits that can happen while an event is being delivered, so the IDT-vectoring
+ * information may be valid (SDM 27.2.4): exception or NMI, task switch, EPT violation
+ * and misconfiguration. Other exits never read it (one VMREAD saved per exit).
+ */
+const VECTORING_EXITS: ReadonlySet<number> = new Set([ExitReason.ExceptionOrNmi, ExitReason.TaskSwitch, 48, 49]);
 const EFLAGS_DF = 1 << 10;
 const IO_MASK = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 /** Index of CR2 in the guestControl frame when the kernel maps more than the 8 GPRs. */
@@ -73,6 +102,13 @@ export class VmxBackend implements VcpuBackend {
   private eventPending = false;
   private eventInfo = 0;
   private eventError = 0;
+  private eventLen = 0;
+  /** IDT-vectoring information of the last exit, re-injected at the next entry unless an event was queued. */
+  private taskAssist: TaskSwitchAssist | null = null;
+  private readonly taskEvent: TaskGateEvent = { type: EventType.ExtInt, vector: 0, errorCode: 0, hasErrorCode: false };
+  private reinjectInfo = 0;
+  private reinjectError = 0;
+  private reinjectLen = 0;
 
   private completion = Completion.None;
   private completionLen = 0;
@@ -91,6 +127,8 @@ export class VmxBackend implements VcpuBackend {
   private readonly msrExit: MsrExit = { kind: "msr", write: false, index: 0, lo: 0, hi: 0 };
   private readonly stringIo: StringIo = newStringIo();
   private readonly ioAssist = new IoAssist();
+  /** With `ept: true`: MMIO instructions behind EPT violations. */
+  private memAssist: MemAssist | null = null;
   private readonly portAccess: PortAccess | null;
 
   constructor(
@@ -99,6 +137,8 @@ export class VmxBackend implements VcpuBackend {
     // Optional so a bare backend (tests, tools) still builds; string I/O needs both.
     @inject(Tokens.PioBus, { isOptional: true }) pio?: Bus,
     @inject(Tokens.GuestMemory, { isOptional: true }) private readonly memory?: GuestMemory,
+    @inject(Tokens.MmioBus, { isOptional: true }) mmio?: Bus,
+    @inject(VmxBackendOptions, { isOptional: true }) options: VmxBackendOptions = VMX_DEFAULT_OPTIONS,
   ) {
     this.portAccess = pio === undefined ? null : busPortAccess(pio);
     this.dcb = machine.dispatcher;
@@ -124,6 +164,7 @@ export class VmxBackend implements VcpuBackend {
     this.write(F.EntryIntrInfo, 0);
     this.write(F.VmcsLinkPtr, 0xffffffff);
     this.write(F.VmcsLinkPtr | 1, 0xffffffff);
+    if (options.ept) this.enableEpt(machine, mmio);
     // The power-on state (SDM 10.1.1) until a BootContribution sets another.
     this.valid = StateParts.All;
     this.dirty = StateParts.All;
@@ -190,7 +231,22 @@ export class VmxBackend implements VcpuBackend {
     this.eventInfo = (IntrInfo.Valid | ((event.type & 7) << IntrInfo.TypeShift) | (event.vector & 0xff)
       | (hasErr ? IntrInfo.DeliverErrorCode : 0)) >>> 0;
     this.eventError = hasErr ? event.errorCode! >>> 0 : 0;
+    this.eventLen = 0; // zero-length injection (IA32_VMX_MISC[30])
     this.eventPending = true;
+  }
+
+  /**
+   * Post an NMI, INIT or SIPI to the guest's logical processor (GuestControlWord.PendingEvents):
+   * the kernel takes it at the next entry as hardware would (an exit under "NMI exiting", an
+   * INIT exit, a SIPI exit in wait-for-SIPI; SDM 26.2), or keeps it pending while blocked.
+   */
+  postEvent(kind: "nmi" | "init" | "sipi", sipiVector = 0): void {
+    const r = this.regs;
+    if (r.length <= GuestControlWord.PendingEvents) throw new RangeError("vmx backend: the guestControl mapping is too short to post events");
+    const bit = kind === "nmi" ? PendingEvent.Nmi : kind === "init" ? PendingEvent.Init : PendingEvent.Sipi;
+    let w = r[GuestControlWord.PendingEvents]! | bit;
+    if (kind === "sipi") w = (w & ~(0xff << PendingEvent.SipiVectorShift)) | ((sipiVector & 0xff) << PendingEvent.SipiVectorShift);
+    r[GuestControlWord.PendingEvents] = w >>> 0;
   }
 
   setInterruptWindow(enabled: boolean): void {
@@ -208,14 +264,32 @@ export class VmxBackend implements VcpuBackend {
   // ---------------------------------------------------------------- run
 
   run(): VmExit {
+    // An EPT violation the MemAssist completed needs no monitor: re-enter at once, but
+    // return a preempt exit after a batch so a guest that only touches MMIO (each entry a
+    // fresh timeslice) still gives the run loop its turn.
+    for (let n = 0; n < ASSISTS_PER_RUN; n++) {
+      const exit = this.runOnce();
+      if (exit !== null) return exit;
+    }
+    return this.preemptExit;
+  }
+
+  private runOnce(): VmExit | null {
     if (this.dirty !== 0) this.flush();
     this.complete();
     if (this.eventPending) {
       this.write(F.EntryIntrInfo, this.eventInfo);
       this.write(F.EntryExceptionErrorCode, this.eventError);
-      this.write(F.EntryInstrLen, 0); // zero-length injection (IA32_VMX_MISC[30])
+      this.write(F.EntryInstrLen, this.eventLen);
       this.eventPending = false;
+    } else if (this.reinjectInfo !== 0) {
+      // SDM 27.2.4 / 28.2.3: an exit interrupted the delivery of an event: deliver it again
+      // (as vmkitmon and KVM do), software events with their instruction length.
+      this.write(F.EntryIntrInfo, this.reinjectInfo);
+      if ((this.reinjectInfo & IntrInfo.DeliverErrorCode) !== 0) this.write(F.EntryExceptionErrorCode, this.reinjectError);
+      this.write(F.EntryInstrLen, this.reinjectLen);
     }
+    this.reinjectInfo = 0;
     if (this.procDirty) { this.write(F.ProcControls, this.proc); this.procDirty = false; }
 
     const err = this.launched ? this.sys.vmresume(this.dcb) : this.sys.vmlaunch(this.dcb);
@@ -229,7 +303,7 @@ export class VmxBackend implements VcpuBackend {
     return this.decodeExit();
   }
 
-  private decodeExit(): VmExit {
+  private decodeExit(): VmExit | null {
     const reason = this.read(F.ExitReason);
     if ((reason & EXIT_REASON_ENTRY_FAILURE) !== 0) {
       // SDM 27.8: the VMCS stays clear, so the next entry is a VMLAUNCH again.
@@ -238,6 +312,7 @@ export class VmxBackend implements VcpuBackend {
     }
     this.launched = true;
     const regs = this.regs;
+    if (VECTORING_EXITS.has(reason & 0xffff)) this.readVectoring();
     switch (reason & 0xffff) {
       case ExitReason.IoInstruction: {
         const q = this.read(F.ExitQualification);
@@ -274,7 +349,11 @@ export class VmxBackend implements VcpuBackend {
         this.completionLen = this.read(F.ExitInstrLen);
         return e;
       }
+      case ExitReason.EptViolation: return this.eptViolation(reason);
+      case ExitReason.EptMisconfig:
+        return this.unhandled(reason, `EPT misconfiguration at guest-physical 0x${this.read(F.GuestPhysAddr).toString(16)} (SDM 29.3.3.1): the backend's EPT tables are corrupt`);
       case ExitReason.TripleFault: return this.shutdownExit;
+      case ExitReason.TaskSwitch: return this.taskSwitch(reason);
       case ExitReason.ExternalInterrupt: return this.preemptExit;
       case ExitReason.InterruptWindow: return this.windowExit;
       case ExitReason.ExceptionOrNmi: {
@@ -324,6 +403,89 @@ export class VmxBackend implements VcpuBackend {
       this.completion = Completion.None;
     }
     return e;
+  }
+
+  /**
+   * Identity EPT tables for guest RAM in a frame mapped into the GuestPhysSpace above RAM
+   * (the tables do not map it, so the guest cannot reach them), through the syscalls only;
+   * the EPTP names them (SDM 25.6.11: WB, 4-level walk).
+   */
+  private enableEpt(machine: MachineCaps, mmio: Bus | undefined): void {
+    const memory = this.memory;
+    if (memory === undefined || mmio === undefined) throw new VmxBackendError("ept", SysErr.InvalidArgument, "ept: true needs the GuestMemory and the MMIO bus");
+    const sys = this.sys;
+    const bytes = identityTablesBytes(memory.size);
+    this.check("ramRetype(EPT tables)", sys.ramRetype(machine.ram, ObjType.Frame, bytes));
+    const frame = sys.ret.cap;
+    const at = Math.ceil(memory.size / TWO_MIB) * TWO_MIB;
+    this.check("gpspaceMap(EPT tables)", sys.gpspaceMap(machine.gpspace, frame, at, MapPerm.R | MapPerm.W));
+    this.check("frameMap(EPT tables)", sys.frameMap(frame));
+    const root = writeIdentityTables(NestedFormat.Ept, sys.ret.view!, at, memory.size);
+    this.write(F.EptPointer, ((root & ~0xfff) | (3 << 3) | 6) >>> 0);
+    this.write(F.EptPointer | 1, 0);
+    this.memAssist = new MemAssist({ memory, mmio, isMmio: (gpa) => gpa >= memory.size });
+  }
+
+  /**
+   * EPT violation (SDM 28.2.1 table 28-7): outside RAM it is MMIO. The MemAssist performs
+   * the instruction against the bus and moves the registers; an exception it raises is
+   * injected. A violation while delivering an event (IDT-vectoring valid) is not an
+   * instruction's access, so it is not emulated.
+   */
+  private eptViolation(reason: number): VmExit | null {
+    const gpa = this.read(F.GuestPhysAddr);
+    const assist = this.memAssist;
+    if (assist === null || (this.read(F.IdtVectoringInfo) & IntrInfo.Valid) !== 0 || gpa < this.memory!.size) {
+      return this.unhandled(reason, `EPT violation at guest-physical 0x${gpa.toString(16)}, qualification 0x${this.read(F.ExitQualification).toString(16)}`);
+    }
+    this.completion = Completion.None;
+    const st = assist.run(this.getState(StateParts.All), gpa);
+    if (st === MemAssistStatus.Unsupported) return this.unhandled(reason, `MMIO at 0x${gpa.toString(16)}: ${assist.message}`);
+    this.dirty |= StateParts.Gprs | StateParts.Basic;
+    if (st === MemAssistStatus.Exception) {
+      if (assist.vector === 14) { this.state.cr2 = assist.cr2 >>> 0; this.dirty |= StateParts.Control; }
+      this.inject({ type: EventType.HardwareException, vector: assist.vector, errorCode: assist.hasErrorCode ? assist.errorCode : undefined });
+    }
+    return null;
+  }
+
+  /** Keep the exit's IDT-vectoring information for re-injection at the next run (SDM 27.2.4). */
+  /**
+   * Exit 9: VMX exits on every task switch before any of it happened (SDM 26.1.2), so the
+   * VMM performs it, as KVM's emulator does. The TaskSwitchAssist runs the switching
+   * instruction, or delivers the event that went through an IDT task gate (from the
+   * IDT-vectoring information, which is then consumed, not re-injected), on a scratch core.
+   */
+  private taskSwitch(reason: number): VmExit | null {
+    const memory = this.memory;
+    if (memory === undefined) return this.unhandled(reason, "VMX exit 9 (task switch): the task-switch assist needs the GuestMemory");
+    this.taskAssist ??= new TaskSwitchAssist(memory);
+    const source = (this.read(F.ExitQualification) >>> 30) as TaskSwitchSource;
+    let event: TaskGateEvent | null = null;
+    const len = this.reinjectLen;
+    if (source === TaskSwitchSource.Gate && this.reinjectInfo !== 0) {
+      const info = this.reinjectInfo, ev = this.taskEvent;
+      ev.type = ((info & IntrInfo.TypeMask) >>> IntrInfo.TypeShift) as EventType;
+      ev.vector = info & 0xff;
+      ev.hasErrorCode = (info & IntrInfo.DeliverErrorCode) !== 0;
+      ev.errorCode = this.reinjectError;
+      event = ev;
+      this.reinjectInfo = 0;
+    }
+    const st = this.getState(StateParts.All);
+    this.taskAssist.run(st, source, event, len);
+    this.setState(st, StateParts.All);
+    return null;
+  }
+
+  private readVectoring(): void {
+    const info = this.read(F.IdtVectoringInfo);
+    if ((info & IntrInfo.Valid) === 0) return;
+    // Bit 12 is undefined in IDT-vectoring information and reserved in the entry field.
+    this.reinjectInfo = (info & (IntrInfo.Valid | 0xfff)) >>> 0;
+    this.reinjectError = (info & IntrInfo.DeliverErrorCode) !== 0 ? this.read(F.IdtVectoringErrorCode) : 0;
+    const type = (info & IntrInfo.TypeMask) >>> IntrInfo.TypeShift;
+    this.reinjectLen = type >= 4 && type <= 6 ? this.read(F.ExitInstrLen) : 0;
   }
 
   /** Finish the previous exit's instruction (after any setState, which is flushed first). */
