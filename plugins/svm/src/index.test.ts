@@ -42,6 +42,12 @@ describe("plugins/svm module", () => {
     expect(parseSvmConfig({}, "backend.options")).toEqual({});
   });
 
+  it("accepts npt as a boolean and rejects any other value with its path", () => {
+    expect(parseSvmConfig({ npt: true }, "backend.options")).toEqual({ npt: true });
+    expect(parseSvmConfig({ npt: false }, "backend.options")).toEqual({ npt: false });
+    try { parseSvmConfig({ npt: 1 }, "backend.options"); expect.unreachable(); } catch (e) { expect((e as ConfigError).path).toBe("backend.options.npt"); }
+  });
+
   it("rejects an unknown key with its path", () => {
     expect(() => plugin.parseConfig({ asid: 2 }, "backend.options")).toThrow(ConfigError);
     try {

@@ -5,10 +5,10 @@ import { Lifecycle } from "tsyringe";
 import { SYS_ERR_NAMES, SysErr } from "../../../src/kernel/api.js";
 import { ConfigError, Tokens, type MonitorPlugin } from "../../../src/monitor/api.js";
 import { SvmKernelExtension } from "./kernel/svm-extension.js";
-import { SvmBackend } from "./monitor/svm-backend.js";
+import { SVM_DEFAULT_OPTIONS, SvmBackend, SvmBackendOptions } from "./monitor/svm-backend.js";
 
-/** plugins/svm has no options yet. */
-export type SvmConfig = Record<string, never>;
+/** plugins/svm options: `npt` (boolean, default false): see README "Nested paging". */
+export interface SvmConfig { npt?: boolean }
 
 /** The kernel refused the SVM extension (another one is installed, ...). */
 export class SvmInstallError extends Error {
@@ -17,18 +17,21 @@ export class SvmInstallError extends Error {
 
 export function parseSvmConfig(raw: unknown, path: string): SvmConfig {
   if (raw === undefined || raw === null) return {};
-  if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(path, "expected an object (svm has no options yet)");
-  for (const key of Object.keys(raw)) {
-    throw new ConfigError(path ? `${path}.${key}` : key, "unknown option (svm has no options yet)");
+  if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(path, "expected an object (svm options: npt)");
+  const out: SvmConfig = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (key !== "npt") throw new ConfigError(path ? `${path}.${key}` : key, "unknown option (svm options: npt)");
+    if (typeof value !== "boolean") throw new ConfigError(path ? `${path}.${key}` : key, "expected true or false");
+    out.npt = value;
   }
-  return {};
+  return out;
 }
 
 const plugin: MonitorPlugin<SvmConfig> = {
   id: "svm",
   phase: "backend",
   parseConfig: parseSvmConfig,
-  register(vm, _config) {
+  register(vm, config) {
     const host = vm.resolve(Tokens.KernelExtensionHost);
     const err = host.install(new SvmKernelExtension());
     if (err !== SysErr.Ok) {
@@ -36,6 +39,7 @@ const plugin: MonitorPlugin<SvmConfig> = {
         `svm: the kernel (engine "${host.engineName}") refused the SVM extension: ${SYS_ERR_NAMES[err] ?? err}`,
       );
     }
+    vm.register(SvmBackendOptions, { useValue: { npt: config.npt ?? SVM_DEFAULT_OPTIONS.npt } });
     vm.register(Tokens.VcpuBackend, { useClass: SvmBackend }, { lifecycle: Lifecycle.ContainerScoped });
   },
 };

@@ -2,6 +2,7 @@
 // would build them, for the end-to-end tests. Not a test file itself.
 import { expect } from "vitest";
 import { MapPerm, ObjType, SysErr, bootKernel, softEngine, type CPtr, type Syscalls } from "../../../src/kernel/index.js";
+import { GUEST_CONTROL_BYTES } from "../../../src/kernel/api.js";
 import type { Bus, MachineCaps, VmExit } from "../../../src/monitor/api.js";
 import { FrameGuestMemory } from "../../../src/monitor/guest-memory.js";
 import { realModeState } from "../../../src/x86/state.js";
@@ -46,7 +47,7 @@ export function machine(code: number[], timeslice = 1000, pio?: Bus): Machine {
   ram.set(code, ORG);
   const caps: MachineCaps = {
     ram: k.ram, gpspace, dispatcher, guestControl,
-    guestRegs: new Uint32Array(gc.buffer, gc.byteOffset, 8),
+    guestRegs: new Uint32Array(gc.buffer, gc.byteOffset, GUEST_CONTROL_BYTES / 4),
   };
   const backend = pio === undefined ? new SvmBackend(sys, caps) : new SvmBackend(sys, caps, pio, new FrameGuestMemory(ram));
   backend.setState(realModeState(0, ORG));

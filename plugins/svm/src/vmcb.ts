@@ -146,11 +146,26 @@ export const enum SvmExit {
   EXCP_BASE = 0x40,
   INTR = 0x60,
   NMI = 0x61,
+  SMI = 0x62,
+  INIT = 0x63,
   VINTR = 0x64,
   CR0_SEL_WRITE = 0x65,
+  /** 0x66-0x69: SIDT, SGDT, SLDT, STR; 0x6A-0x6D: LIDT, LGDT, LLDT, LTR (APM appendix C). */
+  IDTR_READ = 0x66,
+  GDTR_READ = 0x67,
+  LDTR_READ = 0x68,
+  TR_READ = 0x69,
+  IDTR_WRITE = 0x6a,
+  GDTR_WRITE = 0x6b,
+  LDTR_WRITE = 0x6c,
+  TR_WRITE = 0x6d,
   RDTSC = 0x6e,
   RDPMC = 0x6f,
+  PUSHF = 0x70,
+  POPF = 0x71,
   CPUID = 0x72,
+  RSM = 0x73,
+  IRET = 0x74,
   SWINT = 0x75,
   INVD = 0x76,
   PAUSE = 0x77,
@@ -159,6 +174,8 @@ export const enum SvmExit {
   INVLPGA = 0x7a,
   IOIO = 0x7b,
   MSR = 0x7c,
+  TASK_SWITCH = 0x7d,
+  FERR_FREEZE = 0x7e,
   SHUTDOWN = 0x7f,
   VMRUN = 0x80,
   VMMCALL = 0x81,
@@ -167,7 +184,13 @@ export const enum SvmExit {
   STGI = 0x84,
   CLGI = 0x85,
   SKINIT = 0x86,
+  RDTSCP = 0x87,
+  ICEBP = 0x88,
   WBINVD = 0x89,
+  MONITOR = 0x8a,
+  MWAIT = 0x8b,
+  MWAIT_CONDITIONAL = 0x8c,
+  XSETBV = 0x8d,
   NPF = 0x400,
   /** VMEXIT_INVALID (-1): the full 64-bit field is all ones. */
   INVALID = -1,
@@ -183,6 +206,12 @@ export const enum EventInj {
 }
 /** EVENTINJ.TYPE values (APM 15.20); 1 and 5-7 are reserved. */
 export const enum EventInjType { INTR = 0, NMI = 2, EXCEPTION = 3, SOFT_INT = 4 }
+
+/**
+ * EXITINFO2 bits 63:32 of a task-switch intercept (APM 15.9, TASK_SWITCH): bit 36 IRET, bit 38 JMP,
+ * bit 44 the error code in bits 31:0 is valid (a task gate reached by an exception with one).
+ */
+export const enum TaskSwitchInfoHi { IRET = 1 << 4, JMP = 1 << 6, HAS_ERROR_CODE = 1 << 12 }
 
 /** EXITINFO1 of an IOIO intercept (APM 15.10.2, figure 15-2). */
 export const enum IoioInfo {

@@ -5,22 +5,30 @@
 // guest for one timeslice, and on #VMEXIT writes EXITCODE/EXITINFO1/EXITINFO2/nRIP
 // (15.6, 15.7) and saves the guest back.
 //
-// Emulated: the intercepts INTR, VINTR, CPUID, HLT, IOIO_PROT through the IOPM
-// (15.10.1), MSR_PROT through the MSRPM (15.11), SHUTDOWN, INTn, exception intercepts,
-// RDTSC, RDPMC, INVD, PAUSE, INVLPG, WBINVD, CR3 reads/writes, CR0 selective write,
-// DR reads/writes; V_IRQ/V_TPR/V_INTR_PRIO/V_IGN_TPR/V_INTR_VECTOR virtual interrupts
-// (15.21.4); EVENTINJ; interrupt shadow; nRIP (15.7.1); decode-assist EXITINFO1 for
-// INTn, INVLPG and MOV CR/DR.
-// Also the intercepts VMRUN, VMMCALL, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA (each
-// #UD when not intercepted: the guest has no SVM of its own).
-// Not emulated: reads/writes of CR0 (other than the selective write) and CR4 (they do
-// not map onto the core's mask/shadow model exactly), the other MISC1/MISC2 intercepts,
-// TSC_OFFSET, TLB_CONTROL and ASIDs
-// (no TLB), VMCB clean bits (every VMRUN reloads everything, which the APM permits),
-// EXITINTINFO for faults during event delivery, #PF EXITINFO2, long mode, VMLOAD/VMSAVE
-// state, GIF.
+// Emulated: the intercepts INTR, NMI, INIT, VINTR, CPUID, HLT, IOIO_PROT through the
+// IOPM (15.10.1), MSR_PROT through the MSRPM (15.11), SHUTDOWN, INTn, exception
+// intercepts, RDTSC, RDPMC, INVD, PAUSE, INVLPG, WBINVD, PUSHF, POPF, IRET, RDTSCP, ICEBP,
+// MONITOR, MWAIT, XSETBV, descriptor-table reads/writes, TASK_SWITCH, CR0-15 reads/writes,
+// CR0 selective write, DR reads/writes; V_IRQ/V_TPR/V_INTR_PRIO/V_IGN_TPR/V_INTR_VECTOR
+// virtual interrupts (15.21.4); EVENTINJ of every type (15.20); EXITINTINFO (15.7.2);
+// NMI blocking kept per guest across VMRUNs (it is not in the VMCB); NMI/INIT posted by
+// the monitor in GuestControlWord.PendingEvents; TSC_OFFSET; GIF (cleared on #VMEXIT,
+// set by VMRUN); interrupt shadow; nRIP (15.7.1); EXITINFO1 for INTn, INVLPG and MOV CR/DR.
+// The SVM instructions VMRUN, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA are #GP(0) at
+// CPL > 0 before their intercept (APM 15.9: simple exceptions first); at CPL 0 they exit
+// when intercepted and are #UD otherwise (the guest has no SVM: CPUID hides it).
+// Not emulated (README): TLB_CONTROL and ASIDs beyond the non-zero check (no guest TLB),
+// VMCB clean bits (every VMRUN reloads everything, APM 15.15.4 allows it), SMI (no source),
+// MWAIT_CONDITIONAL (the core's MONITOR arms nothing), long mode, host VMLOAD/VMSAVE.
 import {
+  GuestControlWord,
+  NestedAccess,
+  NestedFaultKind,
+  NestedFormat,
+  nestedPagingFor,
+  PendingEvent,
   SysErr,
+  type NestedPagingMemory,
   type DispatcherObject,
   type EngineVcpu,
   type ExtensionContext,
@@ -33,31 +41,47 @@ import {
   Activity,
   CpuExitReason,
   CrAccessType,
+  DescInsn,
   InsnIntercept,
   EventType,
   Gpr,
   Interruptibility,
   SoftIntKind,
+  TaskSwitchSource,
   type InterceptControls,
   type X86State,
 } from "../../../../src/x86/types.js";
 import { resetState } from "../../../../src/x86/state.js";
 import {
-  B, Efer, EventInj, F, IoioInfo, Misc1, Misc2, SvmExit, Vmcb, VMCB_BYTES,
+  B, Efer, EventInj, EventInjType, F, IoioInfo, Misc1, Misc2, SvmExit, TaskSwitchInfoHi, Vmcb, VMCB_BYTES,
 } from "../vmcb.js";
 import { firstFailedCheck, SOFT_SVM_CAPS, type SvmCaps, type VmrunEnv } from "./vmrun-checks.js";
 
 const EFLAGS_VM = 1 << 17;
 /** GuestFrameRole.SvmIopm / SvmMsrpm (a const enum of src/kernel/api.ts, as plain indices). */
 const ROLE_IOPM = 3, ROLE_MSRPM = 4;
-/** CR0.MP and CR0.TS: the bits the CR0 selective-write intercept ignores (APM 15.9). */
-const CR0_TS_MP = (1 << 1) | (1 << 3);
-/** INTERCEPT_CR bit of a CR3 read / write. */
-const CR3_READ = 1 << 3, CR3_WRITE = 1 << 19;
 const CR0_PE = 1;
 /** VMX-format D/B bit of CS (SDM 25.4.1): 32-bit code. */
 const ATTRIB_DB = 1 << 14;
 const SHADOW = Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs;
+const GP = 13;
+/** INTERCEPT_MISC1 descriptor-table bits → core descExitMask bits (DescInsn order). */
+const DESC_INTERCEPTS: readonly (readonly [number, DescInsn])[] = [
+  [Misc1.GDTR_READ, DescInsn.Sgdt], [Misc1.IDTR_READ, DescInsn.Sidt],
+  [Misc1.GDTR_WRITE, DescInsn.Lgdt], [Misc1.IDTR_WRITE, DescInsn.Lidt],
+  [Misc1.LDTR_READ, DescInsn.Sldt], [Misc1.TR_READ, DescInsn.Str],
+  [Misc1.LDTR_WRITE, DescInsn.Lldt], [Misc1.TR_WRITE, DescInsn.Ltr],
+];
+/** Exit code per DescInsn (APM appendix C: 66h-6Dh). */
+const DESC_EXIT: readonly number[] = [
+  SvmExit.GDTR_READ, SvmExit.IDTR_READ, SvmExit.GDTR_WRITE, SvmExit.IDTR_WRITE,
+  SvmExit.LDTR_READ, SvmExit.TR_READ, SvmExit.LDTR_WRITE, SvmExit.TR_WRITE,
+];
+/** EventType → EVENTINJ/EXITINTINFO TYPE (APM 15.20): INT3/INTO and ICEBP are exceptions (3). */
+const EXITINTINFO_TYPE: readonly number[] = [
+  EventInjType.INTR, EventInjType.INTR, EventInjType.NMI, EventInjType.EXCEPTION,
+  EventInjType.SOFT_INT, EventInjType.EXCEPTION, EventInjType.EXCEPTION, EventInjType.EXCEPTION,
+];
 
 /** One bit per vector, all set: the INTn intercept applies to every INT n (APM 15.9). */
 const ALL_SOFT_INTS = new Uint8Array(32).fill(0xff);
@@ -70,8 +94,23 @@ export class SvmGuest {
   /** The IOPM's first 8 KiB (one bit per port) as the core's ioBitmap, cached per bound frame. */
   ioBitmap: Uint8Array | null = null;
   private ioBitmapOf: Uint8Array | null = null;
-  constructor(readonly vmcb: Vmcb, caps: SvmCaps, gpspacePaddr: number, readonly frames: GuestBinding["frames"]) {
-    this.env = { caps, gpspacePaddr, frames };
+  /**
+   * The guest's NMI blocking (from an NMI's delivery to the next IRET, SDM 6.7.1): processor
+   * state the VMCB's architected state does not hold, so the kernel keeps it per guest
+   * across VMRUNs. A VMM learns that it ended by intercepting IRET (APM 15.9).
+   */
+  nmiBlocked = false;
+  /**
+   * TSC change the guest made with an unintercepted WRMSR IA32_TSC: on hardware that write
+   * moves the physical TSC (guest TSC = TSC + TSC_OFFSET), so it persists across VMRUNs.
+   */
+  tscAdjust = 0;
+  /** The NPT walker over the bound GuestPhysSpace (null: the engine cannot install one), and whether it is installed. */
+  nested: NestedPagingMemory | null = null;
+  nestedOn = false;
+  constructor(readonly vmcb: Vmcb, caps: SvmCaps, gpspacePaddr: number, readonly frames: GuestBinding["frames"],
+    nptTableRam?: (pa: number) => boolean) {
+    this.env = { caps, gpspacePaddr, frames, nptTableRam };
   }
 
   /** APM 15.10.1: bits 0-65535 of the IOPM are the ports; the third page only serves wrapping accesses. */
@@ -112,6 +151,12 @@ export interface SvmHostState {
    * The soft engine has no host state to save; it is kept so the model names it.
    */
   hsave: Uint8Array | null;
+  /**
+   * The global interrupt flag (APM 15.17): set by VMRUN, cleared by #VMEXIT. The host never
+   * executes STGI here (no host-side STGI/CLGI call), so between a #VMEXIT and the next
+   * VMRUN posted NMI/INIT stay pending and are recognised in guest mode after VMRUN.
+   */
+  gif: boolean;
 }
 
 /** The CPUID leaves readCapability answers (APM Vol. 3 appendix E.4). */
@@ -121,7 +166,7 @@ export const SvmFeature = { Np: 1 << 0, LbrVirt: 1 << 1, Svml: 1 << 2, Nrips: 1 
 
 export class SvmKernelExtension implements SvmExtension {
   readonly kind = "svm" as const;
-  readonly host: SvmHostState = { svme: false, hsave: null };
+  readonly host: SvmHostState = { svme: false, hsave: null, gif: true };
   private ctx: ExtensionContext | null = null;
 
   constructor(readonly caps: SvmCaps = SOFT_SVM_CAPS) {}
@@ -166,8 +211,15 @@ export class SvmKernelExtension implements SvmExtension {
     // The monitor cannot learn host-physical addresses through its capabilities,
     // so the kernel names the bound GuestPhysSpace in N_CR3 (as vmkitmon's kernel
     // fills the VMCS host state); VMRUN checks it is still that (hvkit.n-cr3).
+    // N_CR3 may instead name nested tables the monitor built in the space (hvkit.n-cr3);
+    // walking them needs an engine that takes a new PhysMemory (EngineVcpu.setMemory).
     v.write(F.N_CR3, guest.gpspace.paddr);
-    guest.ext = new SvmGuest(v, this.caps, guest.gpspace.paddr, guest.frames);
+    const nested = typeof guest.vcpu?.setMemory === "function" ? nestedPagingFor(guest.gpspace.memory) : null;
+    const host = nested?.host;
+    const gs = new SvmGuest(v, this.caps, guest.gpspace.paddr, guest.frames,
+      host === undefined ? undefined : (pa) => host.mappingAt(pa) !== null);
+    gs.nested = nested;
+    guest.ext = gs;
     return SysErr.Ok;
   }
 
@@ -180,6 +232,8 @@ export class SvmKernelExtension implements SvmExtension {
     const v = gs.vmcb;
 
     const failed = firstFailedCheck(v, gs.env as VmrunEnv);
+    // #VMEXIT (also VMEXIT_INVALID) leaves GIF clear (APM 15.17).
+    this.host.gif = false;
     if (failed >= 0) {
       // APM 15.5.1: illegal guest state → #VMEXIT(VMEXIT_INVALID); no guest instruction runs.
       // EXITINFO1 = index + 1 of the failed check: an hvkit diagnostic (the APM defines none).
@@ -194,46 +248,85 @@ export class SvmKernelExtension implements SvmExtension {
     const vcpu = g.vcpu;
     const s = gs.state;
     loadGuest(v, g.guestControl, s);
+    if (gs.nmiBlocked) s.interruptibility |= Interruptibility.BlockingByNmi;
     vcpu.setState(s);
-    programIntercepts(v, vcpu.intercepts, gs, s.cr0);
+    installNpt(v, g, gs);
+    programIntercepts(v, vcpu.intercepts, gs);
+    // APM 15.5: the guest reads TSC + TSC_OFFSET (a signed 64-bit field) in RDTSC, RDTSCP
+    // and RDMSR IA32_TSC; tscAdjust carries the guest's own writes of IA32_TSC.
+    const tscOffset = (v.readHi(F.TSC_OFFSET) | 0) * 0x1_0000_0000 + v.read(F.TSC_OFFSET);
+    vcpu.tscOffset = gs.tscAdjust + tscOffset;
+    vcpu.exit.vectoringValid = false;
     v.write(F.EXITINFO1, 0);
     v.write(F.EXITINFO2, 0);
     v.write(F.EXITINTINFO, 0);
     v.write(F.NRIP, 0);
+    this.host.gif = true; // VMRUN sets GIF (APM 15.17)
 
-    const code = this.runGuest(v, vcpu, gs, this.ctx?.timeslice ?? 100_000);
+    const code = this.runGuest(v, vcpu, gs, g.guestControl, this.ctx?.timeslice ?? 100_000);
+    this.host.gif = false;
+    gs.tscAdjust = vcpu.tscOffset - tscOffset;
     vcpu.getState(s);
+    gs.nmiBlocked = (s.interruptibility & Interruptibility.BlockingByNmi) !== 0;
     this.encodeExit(v, vcpu, s, code);
     saveGuest(v, g.guestControl, s);
     return SysErr.Ok;
   }
 
   /** Injects EVENTINJ and runs until an intercept; returns the SVM exit code. */
-  private runGuest(v: Vmcb, vcpu: EngineVcpu, gs: SvmGuest, timeslice: number): number {
+  private runGuest(v: Vmcb, vcpu: EngineVcpu, gs: SvmGuest, gc: Uint32Array, timeslice: number): number {
     const ic = vcpu.intercepts;
     const inj = v.read(F.EVENTINJ);
     if (inj & EventInj.V) {
-      // APM 15.20: the event is delivered through the guest IDT after the guest state is loaded.
+      // APM 15.20: the event is delivered through the guest IDT after the guest state is
+      // loaded. TYPE (checked by eventinj.type) equals the core's EventType; an NMI ignores
+      // VECTOR and goes through vector 2; TYPE exception is delivered as a fault without the
+      // INTn privilege check, TYPE software interrupt as INT n (RIP is the return address).
       const err = v.readHi(F.EVENTINJ);
       v.write64(F.EVENTINJ, 0, 0);
+      const type = (inj & EventInj.TYPE_MASK) >>> EventInj.TYPE_SHIFT;
       vcpu.exit.reason = CpuExitReason.None;
-      vcpu.deliverEvent(
-        ((inj & EventInj.TYPE_MASK) >>> EventInj.TYPE_SHIFT) as EventType,
-        inj & EventInj.VECTOR_MASK, err, (inj & EventInj.EV) !== 0,
-      );
+      vcpu.deliverEvent(type as EventType, type === EventInjType.NMI ? 2 : inj & EventInj.VECTOR_MASK, err, (inj & EventInj.EV) !== 0);
+      // A fault during delivery that is intercepted: EXITINTINFO (from the core's vectoring
+      // information, encodeExit) names the event, which was not delivered (APM 15.7.2).
       const reason = exitReason(vcpu);
-      if (reason === CpuExitReason.Exception) {
-        // Delivery hit an intercepted exception: the event was not delivered (APM 15.7.2).
-        v.write64(F.EXITINTINFO, inj, err);
-        return this.exceptionExit(v, vcpu);
-      }
+      if (reason === CpuExitReason.Exception) return this.exceptionExit(v, vcpu);
       if (reason === CpuExitReason.TripleFault) return SvmExit.SHUTDOWN;
+      if (reason === CpuExitReason.MemAbort) return npfExit(v, vcpu, gs);
     }
 
     const misc1 = v.read(F.INTERCEPT_MISC1);
+    // Physical INIT/NMI posted by the monitor (GuestControlWord.PendingEvents), recognised
+    // at the first instruction boundary in guest mode (GIF = 1). Intercepted: #VMEXIT and
+    // the signal is consumed (the VMM handles it). An unintercepted NMI is delivered to the
+    // guest when it is not NMI-blocked; an unintercepted INIT stays pending (this kernel
+    // does not reset a guest CPU: a monitor that posts INIT intercepts it). No SMI source.
+    const pending = gc[GuestControlWord.PendingEvents]!;
+    if (pending & PendingEvent.Init && misc1 & Misc1.INIT) {
+      gc[GuestControlWord.PendingEvents] = pending & ~PendingEvent.Init;
+      return SvmExit.INIT;
+    }
+    let nmiWait = (pending & PendingEvent.Nmi) !== 0;
+    if (nmiWait && misc1 & Misc1.NMI) {
+      gc[GuestControlWord.PendingEvents] = pending & ~PendingEvent.Nmi;
+      return SvmExit.NMI;
+    }
     let virq = virtualInterruptPending(v);
     let remaining = timeslice;
     for (;;) {
+      if (nmiWait) {
+        // SDM 6.7.1: NMIs are blocked after one is delivered until the next IRET (and for
+        // one instruction after MOV SS); they take priority over maskable interrupts.
+        vcpu.getState(scratchRip);
+        if ((scratchRip.interruptibility & (Interruptibility.BlockingByNmi | Interruptibility.BlockingByMovSs)) === 0) {
+          nmiWait = false;
+          gc[GuestControlWord.PendingEvents] = gc[GuestControlWord.PendingEvents]! & ~PendingEvent.Nmi;
+          vcpu.deliverEvent(EventType.Nmi, 2, 0, false);
+          const reason = exitReason(vcpu);
+          if (reason === CpuExitReason.Exception) return this.exceptionExit(v, vcpu);
+          if (reason === CpuExitReason.TripleFault) return SvmExit.SHUTDOWN;
+        }
+      }
       if (virq && vcpu.interruptible()) {
         // APM 15.21.4: the VINTR intercept fires where the guest would take V_IRQ.
         if (misc1 & Misc1.VINTR) return SvmExit.VINTR;
@@ -244,8 +337,9 @@ export class SvmKernelExtension implements SvmExtension {
       // The end of the timeslice is a physical interrupt to the host (INTR intercept,
       // required by hvkit.intercept-intr).
       if (remaining <= 0) return SvmExit.INTR;
-      // While a virtual interrupt waits for IF=1, step so the window is seen at once.
-      const budget = virq ? 1 : remaining;
+      // While a virtual interrupt waits for IF=1 (or an NMI for the IRET), step so the
+      // window is seen at once.
+      const budget = virq || nmiWait ? 1 : remaining;
       let r = vcpu.run(budget);
       if (r === CpuExitReason.Budget) {
         remaining -= budget;
@@ -274,6 +368,19 @@ export class SvmKernelExtension implements SvmExtension {
         r = vcpu.run(1);
         ic.msr = true;
         if (r === CpuExitReason.Budget) continue;
+      }
+      if (r === CpuExitReason.Instruction && vcpu.exit.insn === InsnIntercept.SvmInsn && guestCpl(vcpu) !== 0) {
+        // APM 15.9: instruction intercepts are checked after simple exceptions such as #GP
+        // for a wrong CPL; VMRUN, VMLOAD, VMSAVE, STGI, CLGI, SKINIT and INVLPGA need CPL 0.
+        if (ic.exceptionBitmap & (1 << GP)) {
+          v.write(F.EXITINFO1, 0);
+          return SvmExit.EXCP_BASE + GP;
+        }
+        vcpu.deliverEvent(EventType.HardwareException, GP, 0, true);
+        const reason = exitReason(vcpu);
+        if (reason === CpuExitReason.Exception) return this.exceptionExit(v, vcpu);
+        if (reason === CpuExitReason.TripleFault) return SvmExit.SHUTDOWN;
+        continue;
       }
       if (r === CpuExitReason.Instruction && vcpu.exit.insn === InsnIntercept.SvmInsn
         && !svmInsnIntercepted(v, vcpu.exit.svmInsn)) {
@@ -311,11 +418,15 @@ export class SvmKernelExtension implements SvmExtension {
           return this.exceptionExit(v, vcpu);
         case CpuExitReason.TripleFault:
           return SvmExit.SHUTDOWN;
+        case CpuExitReason.TaskSwitch:
+          return SvmExit.TASK_SWITCH;
+        case CpuExitReason.MemAbort:
+          return npfExit(v, vcpu, gs);
         case CpuExitReason.Halted:
           // HLT not intercepted: the guest waits for an interrupt. A pending virtual
-          // interrupt wakes it; otherwise it idles to the end of the timeslice. The
+          // interrupt or NMI wakes it; otherwise it idles to the end of the timeslice. The
           // VMCB has no activity state: the next VMRUN resumes after the HLT (APM 15.9).
-          if (virq && vcpu.interruptible()) continue;
+          if ((virq && vcpu.interruptible()) || nmiWait) continue;
           return SvmExit.INTR;
         default:
           return SvmExit.INTR;
@@ -342,6 +453,18 @@ export class SvmKernelExtension implements SvmExtension {
   private encodeExit(v: Vmcb, vcpu: EngineVcpu, s: X86State, code: number): void {
     v.setExitCode(code);
     const e = vcpu.exit;
+    if (e.vectoringValid) {
+      // APM 15.7.2: the exit happened while delivering this event, which was not delivered.
+      let info = (e.vectoringVector & EventInj.VECTOR_MASK) | (EXITINTINFO_TYPE[e.vectoringType & 7]! << EventInj.TYPE_SHIFT) | EventInj.V;
+      if (e.vectoringHasErrorCode) info |= EventInj.EV;
+      v.write64(F.EXITINTINFO, info >>> 0, e.vectoringHasErrorCode ? e.vectoringErrorCode : 0);
+      // The core leaves RIP on an INT n / INT3 / INTO / ICEBP whose delivery exited; nRIP
+      // is the return address a VMM re-injecting it through EVENTINJ moves RIP to first.
+      const t = e.vectoringType;
+      if ((t === EventType.SoftwareInt || t === EventType.SoftwareException || t === EventType.PrivilegedSoftwareException) && e.instrLen > 0) {
+        v.write(F.NRIP, nextRip(s, e.instrLen));
+      }
+    }
     switch (code) {
       case SvmExit.CPUID:
       case SvmExit.HLT:
@@ -381,8 +504,22 @@ export class SvmKernelExtension implements SvmExtension {
       case SvmExit.RDTSC: case SvmExit.RDPMC: case SvmExit.INVD: case SvmExit.PAUSE: case SvmExit.WBINVD:
       case SvmExit.INVLPGA: case SvmExit.VMRUN: case SvmExit.VMMCALL: case SvmExit.VMLOAD: case SvmExit.VMSAVE:
       case SvmExit.STGI: case SvmExit.CLGI: case SvmExit.SKINIT:
+      case SvmExit.PUSHF: case SvmExit.POPF: case SvmExit.IRET: case SvmExit.RDTSCP: case SvmExit.ICEBP:
+      case SvmExit.MONITOR: case SvmExit.MWAIT: case SvmExit.XSETBV:
+      case SvmExit.IDTR_READ: case SvmExit.GDTR_READ: case SvmExit.LDTR_READ: case SvmExit.TR_READ:
+      case SvmExit.IDTR_WRITE: case SvmExit.GDTR_WRITE: case SvmExit.LDTR_WRITE: case SvmExit.TR_WRITE:
         v.write(F.NRIP, nextRip(s, e.instrLen));
         return;
+      case SvmExit.TASK_SWITCH: {
+        // EXITINFO1 = the target TSS selector; EXITINFO2 = source bits and the error code of
+        // an event that reached a task gate (TaskSwitchInfoHi). No nRIP: not an instruction
+        // intercept (a task switch may come from an event).
+        let hi = e.tsSource === TaskSwitchSource.Iret ? TaskSwitchInfoHi.IRET : e.tsSource === TaskSwitchSource.Jmp ? TaskSwitchInfoHi.JMP : 0;
+        if (e.tsHasErrorCode) hi |= TaskSwitchInfoHi.HAS_ERROR_CODE;
+        v.write(F.EXITINFO1, e.tsSelector & 0xffff);
+        v.write64(F.EXITINFO2, e.tsHasErrorCode ? e.tsErrorCode : 0, hi);
+        return;
+      }
       default:
         if (code >= SvmExit.CR_READ_BASE && code < SvmExit.EXCP_BASE || code === SvmExit.CR0_SEL_WRITE) {
           // Decode assist (APM 15.33): MOV CR/DR sets EXITINFO1 bit 63 and the GPR in 3:0;
@@ -395,6 +532,48 @@ export class SvmKernelExtension implements SvmExtension {
         return;
     }
   }
+}
+
+/**
+ * The guest's physical memory for this VMRUN (APM 15.25): with NP_ENABLE and N_CR3 naming
+ * tables in the bound space, the NPT walker (a new N_CR3 or a nonzero TLB_CONTROL flushes
+ * its cache, APM 15.16); with N_CR3 naming the space's root, the space itself.
+ */
+function installNpt(v: Vmcb, guest: GuestBinding, gs: SvmGuest): void {
+  const w = gs.nested;
+  if (w === null) return;
+  const root = v.read(F.N_CR3) & ~0xfff;
+  const on = v.bits(B.NP_ENABLE) !== 0 && root >>> 0 !== guest.gpspace.paddr >>> 0;
+  if (on) {
+    const flushes = w.flushes;
+    w.setRoot(NestedFormat.Npt, root);
+    // TLB_CONTROL 1 (all), 3 (this ASID), 7 (non-global): one cache per guest, so each flushes it.
+    if (v.read(F.TLB_CONTROL) !== 0 && w.flushes === flushes) w.flush();
+  }
+  if (on !== gs.nestedOn) {
+    guest.vcpu.setMemory!(on ? w : guest.gpspace.memory);
+    gs.nestedOn = on;
+  }
+}
+
+/**
+ * #VMEXIT(NPF) (APM 15.25.6): EXITINFO1 = a #PF-format error code (P: the entry was
+ * present, RW: a write, US: always 1 (nested accesses are user accesses), RSVD: a reserved
+ * bit, ID: an instruction fetch) with bit 32 for a fault on the final guest-physical
+ * address and bit 33 for one on a guest page-table access; EXITINFO2 = the guest-physical
+ * address.
+ */
+function npfExit(v: Vmcb, vcpu: EngineVcpu, gs: SvmGuest): number {
+  const e = vcpu.exit;
+  const w = gs.nested;
+  const own = w !== null && w.faultKind !== NestedFaultKind.None;
+  const write = own ? w.faultAccess === NestedAccess.Write : e.memWrite;
+  const fetch = own ? w.faultAccess === NestedAccess.Fetch : e.memFetch;
+  const rsvd = own && w.faultKind === NestedFaultKind.Misconfig;
+  const lo = (own && w.faultPresent ? 1 : 0) | (write ? 2 : 0) | 4 | (rsvd ? 8 : 0) | (fetch ? 16 : 0);
+  v.write64(F.EXITINFO1, lo, e.memWalk ? 2 : 1);
+  v.write64(F.EXITINFO2, (own ? w.faultGpa : e.memGpa) >>> 0, 0);
+  return SvmExit.NPF;
 }
 
 /** INTERCEPT_DR bit of the DR access the core stopped at (reads 15:0, writes 31:16). */
@@ -426,19 +605,35 @@ function insnExitCode(vcpu: EngineVcpu): number {
     // 0F 01 D8+n: VMRUN 80h, VMLOAD 82h ... SKINIT 86h; INVLPGA (DF) is 7Ah.
     case InsnIntercept.SvmInsn: return e.svmInsn === 7 ? SvmExit.INVLPGA : SvmExit.VMRUN + (e.svmInsn & 7);
     case InsnIntercept.MovDr: return (e.drRead ? SvmExit.DR_READ_BASE : SvmExit.DR_WRITE_BASE) + (e.drNumber & 15);
+    case InsnIntercept.Pushf: return SvmExit.PUSHF;
+    case InsnIntercept.Popf: return SvmExit.POPF;
+    case InsnIntercept.Iret: return SvmExit.IRET;
+    case InsnIntercept.Icebp: return SvmExit.ICEBP;
+    case InsnIntercept.Rdtscp: return SvmExit.RDTSCP;
+    case InsnIntercept.Monitor: return SvmExit.MONITOR;
+    case InsnIntercept.Mwait: return SvmExit.MWAIT;
+    case InsnIntercept.Xsetbv: return SvmExit.XSETBV;
+    case InsnIntercept.DescTable: return DESC_EXIT[e.descInsn & 7]!;
     default: return SvmExit.INTR; // not programmed by this extension
   }
 }
 
 /**
- * CrAccess stops (APM 15.9): CR3 reads/writes come from cr3StoreExit/cr3LoadExit; CR0
- * writes only from the selective-write mapping (mask = all but TS/MP, shadow = CR0), so
- * MOV to CR0 and LMSW that stop are exit 65h.
+ * CrAccess stops (APM 15.9): the core's crReadExit/crWriteExit give 00h+n / 10h+n (SMSW is
+ * a CR0 read; CLTS and LMSW CR0 writes); the selective CR0 write intercept gives 65h (the
+ * plain CR0 write intercept has priority over it, APM 15.9.1: the core reports which).
  */
 function crExitCode(vcpu: EngineVcpu): number {
   const e = vcpu.exit;
-  if (e.crNumber === 0) return SvmExit.CR0_SEL_WRITE;
+  if (e.crSelective) return SvmExit.CR0_SEL_WRITE;
   return (e.crAccessType === CrAccessType.MovFromCr ? SvmExit.CR_READ_BASE : SvmExit.CR_WRITE_BASE) + (e.crNumber & 15);
+}
+
+/** APM 15.5.1: CPL is 0 in real mode, 3 in virtual-8086 mode, else SS.DPL (the core's state). */
+function guestCpl(vcpu: EngineVcpu): number {
+  vcpu.getState(scratchRip);
+  const s = scratchRip;
+  return (s.cr0 & CR0_PE) === 0 ? 0 : s.eflags & EFLAGS_VM ? 3 : (s.ss.attrib >>> 5) & 3;
 }
 
 const scratchRip: X86State = resetState();
@@ -460,7 +655,7 @@ function virtualInterruptPending(v: Vmcb): boolean {
 }
 
 /** Intercept vectors → the engine's controls (APM 15.9-15.13). */
-function programIntercepts(v: Vmcb, ic: InterceptControls, gs: SvmGuest, cr0: number): void {
+function programIntercepts(v: Vmcb, ic: InterceptControls, gs: SvmGuest): void {
   const misc1 = v.read(F.INTERCEPT_MISC1);
   const misc2 = v.read(F.INTERCEPT_MISC2);
   ic.hlt = (misc1 & Misc1.HLT) !== 0;
@@ -478,20 +673,35 @@ function programIntercepts(v: Vmcb, ic: InterceptControls, gs: SvmGuest, cr0: nu
     | (misc1 & Misc1.INVLPG ? InsnIntercept.Invlpg : 0)
     | (misc2 & Misc2.WBINVD ? InsnIntercept.Wbinvd : 0)
     | (misc2 & Misc2.VMMCALL ? InsnIntercept.Vmmcall : 0)
+    | (misc1 & Misc1.PUSHF ? InsnIntercept.Pushf : 0)
+    | (misc1 & Misc1.POPF ? InsnIntercept.Popf : 0)
+    | (misc1 & Misc1.IRET ? InsnIntercept.Iret : 0)
+    | (misc2 & Misc2.RDTSCP ? InsnIntercept.Rdtscp : 0)
+    | (misc2 & Misc2.ICEBP ? InsnIntercept.Icebp : 0)
+    | (misc2 & Misc2.MONITOR ? InsnIntercept.Monitor : 0)
+    | (misc2 & Misc2.MWAIT ? InsnIntercept.Mwait : 0)
+    | (misc2 & Misc2.XSETBV ? InsnIntercept.Xsetbv : 0)
     // VMRUN is always intercepted (intercept.vmrun), so every SVM instruction stops in the
     // core; runGuest turns those whose own bit is clear into #UD.
     | InsnIntercept.SvmInsn
     // The core's MovDr stops every MOV DR; runGuest lets those with a clear bit through.
     | (v.read(F.INTERCEPT_DR) !== 0 ? InsnIntercept.MovDr : 0);
+  // APM 15.9: INTERCEPT_CR bits 15:0 intercept reads of CR0-15, 31:16 writes; the core's
+  // SVM CR hooks take the same layout. The VMX mask/shadow and CR3 exiting stay off.
   const crs = v.read(F.INTERCEPT_CR);
-  ic.cr3StoreExit = (crs & CR3_READ) !== 0;
-  ic.cr3LoadExit = (crs & CR3_WRITE) !== 0;
-  // CR0 selective write (APM 15.9): a write changing any bit but TS/MP exits. That is the
-  // core's mask/shadow rule with mask = ~(TS|MP) and shadow = CR0; reads then see CR0 itself.
-  ic.cr0Mask = misc1 & Misc1.CR0_SEL_WRITE ? ~CR0_TS_MP : 0;
-  ic.cr0Shadow = cr0;
+  ic.crReadExit = crs & 0xffff;
+  ic.crWriteExit = crs >>> 16;
+  ic.cr0SelectiveExit = (misc1 & Misc1.CR0_SEL_WRITE) !== 0;
+  ic.cr3StoreExit = false;
+  ic.cr3LoadExit = false;
+  ic.cr0Mask = 0;
+  ic.cr0Shadow = 0;
   ic.cr4Mask = 0;
   ic.cr4Shadow = 0;
+  let desc = 0;
+  for (const [bit, insn] of DESC_INTERCEPTS) if (misc1 & bit) desc |= 1 << insn;
+  ic.descExitMask = desc;
+  ic.taskSwitchExit = (misc1 & Misc1.TASK_SWITCH) !== 0;
   ic.softIntBitmap = misc1 & Misc1.INTN ? ALL_SOFT_INTS : null;
   ic.exceptionBitmap = v.read(F.INTERCEPT_EXCEPTIONS) >>> 0;
 }

@@ -28,6 +28,11 @@ export interface VmrunEnv {
   /** Host-physical address of the GuestPhysSpace bound to the DCB (what N_CR3 must name). */
   readonly gpspacePaddr: number;
   /**
+   * Whether host-physical `pa` is a RAM page of that GuestPhysSpace, where monitor-built
+   * nested tables may live (src/kernel/nested-paging.ts); absent: only `gpspacePaddr`.
+   */
+  readonly nptTableRam?: (pa: number) => boolean;
+  /**
    * Frames bound to the DCB, indexed by GuestFrameRole (GuestBinding.frames); absent or
    * null = none bound. IOPM_BASE_PA / MSRPM_BASE_PA must name them (hvkit.iopm / hvkit.msrpm).
    */
@@ -201,8 +206,9 @@ export const VMRUN_CHECKS: readonly VmrunCheck[] = [
   },
   {
     name: "hvkit.n-cr3",
-    rule: "hvkit: N_CR3 must name the GuestPhysSpace bound to the dispatcher",
-    violated: (v, env) => v.readHi(F.N_CR3) !== 0 || v.read(F.N_CR3) !== env.gpspacePaddr >>> 0,
+    rule: "hvkit: N_CR3 must name the GuestPhysSpace bound to the dispatcher (its root: kernel-managed nested paging) or a RAM page mapped in it (tables the monitor built there); bits 63:32 are beyond MAXPHYADDR (APM 15.25.4)",
+    violated: (v, env) => v.readHi(F.N_CR3) !== 0
+      || (v.read(F.N_CR3) !== env.gpspacePaddr >>> 0 && !(env.nptTableRam?.((v.read(F.N_CR3) & ~0xfff) >>> 0) ?? false)),
   },
   {
     name: "hvkit.iopm",

@@ -7,9 +7,12 @@
 // next run() (KVM-like): IN data into AL/AX/EAX, CPUID results into EAX-EDX, RIP to
 // nRIP. String I/O (INS/OUTS, REP) runs through the shared IoAssist against the PIO
 // bus and guest memory, and is reported as one `io` exit with `count` (README).
-import { inject, injectable } from "tsyringe";
-import { GUEST_FRAME_BYTES, GuestControlWord, GuestFrameRole, ObjType, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls } from "../../../../src/kernel/api.js";
+import { inject, injectable, type InjectionToken } from "tsyringe";
+import { MapPerm, NestedFormat, identityTablesBytes, writeIdentityTables } from "../../../../src/kernel/api.js";
+import { GUEST_FRAME_BYTES, GuestControlWord, GuestFrameRole, ObjType, PendingEvent, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls } from "../../../../src/kernel/api.js";
 import {
+  MemAssist,
+  MemAssistStatus,
   IoAssist,
   StateParts,
   Tokens,
@@ -85,6 +88,29 @@ function exitName(code: number): string | null {
     case SvmExit.STGI: return "STGI";
     case SvmExit.CLGI: return "CLGI";
     case SvmExit.SKINIT: return "SKINIT";
+    case SvmExit.NMI: return "NMI";
+    case SvmExit.SMI: return "SMI";
+    case SvmExit.INIT: return "INIT";
+    case SvmExit.IDTR_READ: return "SIDT";
+    case SvmExit.GDTR_READ: return "SGDT";
+    case SvmExit.LDTR_READ: return "SLDT";
+    case SvmExit.TR_READ: return "STR";
+    case SvmExit.IDTR_WRITE: return "LIDT";
+    case SvmExit.GDTR_WRITE: return "LGDT";
+    case SvmExit.LDTR_WRITE: return "LLDT";
+    case SvmExit.TR_WRITE: return "LTR";
+    case SvmExit.PUSHF: return "PUSHF";
+    case SvmExit.POPF: return "POPF";
+    case SvmExit.RSM: return "RSM";
+    case SvmExit.IRET: return "IRET";
+    case SvmExit.TASK_SWITCH: return "task switch";
+    case SvmExit.FERR_FREEZE: return "FERR freeze";
+    case SvmExit.RDTSCP: return "RDTSCP";
+    case SvmExit.ICEBP: return "ICEBP";
+    case SvmExit.MONITOR: return "MONITOR";
+    case SvmExit.MWAIT: return "MWAIT";
+    case SvmExit.MWAIT_CONDITIONAL: return "MWAIT (conditional)";
+    case SvmExit.XSETBV: return "XSETBV";
     default: return null;
   }
 }
@@ -94,6 +120,22 @@ for (let code = 0; code < 0x100; code++) {
   const name = exitName(code);
   if (name !== null) UNHANDLED_MESSAGES.set(code, `SVM exit 0x${code.toString(16)} (${name}) has no VmExit kind in this backend`);
 }
+
+/** Options of the svm plugin that the backend reads (index.ts registers them). */
+export interface SvmBackendOptions {
+  /**
+   * true: the backend builds long-mode nested tables mapping guest RAM identically and names
+   * them in N_CR3; accesses outside RAM are nested page faults that go through the MemAssist
+   * to the MMIO bus. false: N_CR3 names the GuestPhysSpace itself (kernel-managed nested
+   * paging), and the kernel hands MMIO to the bus synchronously.
+   */
+  readonly npt: boolean;
+}
+export const SvmBackendOptions: InjectionToken<SvmBackendOptions> = Symbol.for("hvkit:svm:BackendOptions");
+/** Default when no options are registered (see README "Nested paging"). */
+export const SVM_DEFAULT_OPTIONS: SvmBackendOptions = { npt: false };
+/** MMIO instructions one run() may complete through the MemAssist before it returns. */
+const ASSISTS_PER_RUN = 256;
 
 @injectable()
 export class SvmBackend implements VcpuBackend {
@@ -111,6 +153,11 @@ export class SvmBackend implements VcpuBackend {
   private completion = Completion.None;
   private completionSize: AccessSize = 1;
   private completionRip = 0;
+  /** EXITINTINFO of the last exit (APM 15.7.2), re-injected at the next run unless the monitor injects. */
+  private reinjectLo = 0;
+  private reinjectHi = 0;
+  /** For a software INT n / INT3 / INTO / ICEBP: the return address (nRIP) RIP moves to first. */
+  private reinjectRip = 0;
 
   private readonly ioExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0 };
   private readonly cpuidExit: CpuidExit = { kind: "cpuid", leaf: 0, subleaf: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 };
@@ -125,6 +172,8 @@ export class SvmBackend implements VcpuBackend {
   private readonly stringIoExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0, count: 0 };
   private readonly stringIo: StringIo = newStringIo();
   private readonly ioAssist = new IoAssist();
+  /** With `npt: true`: MMIO instructions behind nested page faults. */
+  private memAssist: MemAssist | null = null;
   private readonly portAccess: PortAccess | null;
   private readonly scratchTable = { base: 0, limit: 0 };
 
@@ -134,6 +183,8 @@ export class SvmBackend implements VcpuBackend {
     // Optional so a bare backend (tests, tools) still builds; string I/O needs both.
     @inject(Tokens.PioBus, { isOptional: true }) pio?: Bus,
     @inject(Tokens.GuestMemory, { isOptional: true }) private readonly memory?: GuestMemory,
+    @inject(Tokens.MmioBus, { isOptional: true }) mmio?: Bus,
+    @inject(SvmBackendOptions, { isOptional: true }) options: SvmBackendOptions = SVM_DEFAULT_OPTIONS,
   ) {
     this.portAccess = pio === undefined ? null : busPortAccess(pio);
     this.regs = caps.guestRegs;
@@ -165,6 +216,7 @@ export class SvmBackend implements VcpuBackend {
     v.write(F.GUEST_ASID, SVM_BACKEND_ASID);
     // Guest memory is the GuestPhysSpace: nested paging, N_CR3 as the kernel filled it at setup.
     v.setBits(B.NP_ENABLE, 1);
+    if (options.npt) this.enableNpt(mmio);
     // The power-on state (APM 14.1.3) until a BootContribution sets its own.
     this.setState(resetState(), StateParts.All);
   }
@@ -174,7 +226,57 @@ export class SvmBackend implements VcpuBackend {
   }
 
   run(): VmExit {
+    // A nested page fault the MemAssist completed needs no monitor: re-enter at once, but
+    // return a preempt exit after a batch so a guest that only touches MMIO still yields.
+    for (let n = 0; n < ASSISTS_PER_RUN; n++) {
+      const exit = this.runOnce();
+      if (exit !== null) return exit;
+    }
+    return this.preemptExit;
+  }
+
+  /**
+   * Identity nested tables (APM 15.25) for guest RAM in a frame mapped into the
+   * GuestPhysSpace above RAM (the tables do not map it), named in N_CR3.
+   */
+  private enableNpt(mmio: Bus | undefined): void {
+    const memory = this.memory, sys = this.sys, caps = this.caps;
+    if (memory === undefined || mmio === undefined) throw new SvmBackendError("svm backend: npt: true needs the GuestMemory and the MMIO bus");
+    this.check(sys.ramRetype(caps.ram, ObjType.Frame, identityTablesBytes(memory.size)), "ramRetype(Frame nested tables)");
+    const frame = sys.ret.cap;
+    const at = Math.ceil(memory.size / 0x20_0000) * 0x20_0000;
+    this.check(sys.gpspaceMap(caps.gpspace, frame, at, MapPerm.R | MapPerm.W), "gpspaceMap(nested tables)");
+    this.check(sys.frameMap(frame), "frameMap(nested tables)");
+    this.vmcb.write64(F.N_CR3, writeIdentityTables(NestedFormat.Npt, sys.ret.view!, at, memory.size), 0);
+    this.memAssist = new MemAssist({ memory, mmio, isMmio: (gpa) => gpa >= memory.size });
+  }
+
+  /**
+   * #VMEXIT(NPF) (APM 15.25.6): outside RAM it is MMIO; the MemAssist performs the
+   * instruction against the bus and moves the registers, and an exception it raises is
+   * injected. An NPF while delivering an event (EXITINTINFO valid) is not emulated.
+   */
+  private nestedPageFault(): VmExit | null {
+    const v = this.vmcb;
+    const gpa = v.read(F.EXITINFO2);
+    const assist = this.memAssist;
+    if (assist === null || (v.read(F.EXITINTINFO) & EventInj.V) !== 0 || v.readHi(F.EXITINFO2) !== 0 || gpa < this.memory!.size) {
+      return this.unhandled(SvmExit.NPF, `nested page fault at guest-physical 0x${gpa.toString(16)}, error code 0x${v.read(F.EXITINFO1).toString(16)}`);
+    }
+    const s = this.getState(StateParts.All);
+    const st = assist.run(s, gpa);
+    if (st === MemAssistStatus.Unsupported) return this.unhandled(SvmExit.NPF, `MMIO at 0x${gpa.toString(16)}: ${assist.message}`);
+    this.setState(s, StateParts.Gprs | StateParts.Basic);
+    if (st === MemAssistStatus.Exception) {
+      if (assist.vector === 14) v.write(F.CR2, assist.cr2 >>> 0);
+      this.inject({ type: EventType.HardwareException, vector: assist.vector, errorCode: assist.hasErrorCode ? assist.errorCode : undefined });
+    }
+    return null;
+  }
+
+  private runOnce(): VmExit | null {
     if (this.completion !== Completion.None) this.complete();
+    if (this.reinjectLo !== 0) this.reinject();
     const err = this.sys.vmrun(this.caps.dispatcher);
     if (err !== SysErr.Ok) throw new SvmBackendError(`svm backend: vmrun failed: ${SYS_ERR_NAMES[err] ?? err}`);
     return this.decodeExit();
@@ -218,6 +320,32 @@ export class SvmBackend implements VcpuBackend {
     this.completion = Completion.None;
   }
 
+  /**
+   * APM 15.7.2: an event whose delivery the last exit interrupted goes back through
+   * EVENTINJ, as a VMM must re-inject it, unless the monitor queued another event (inject)
+   * which then replaces it (e.g. the #GP an intercepted fault during delivery turned into).
+   */
+  private reinject(): void {
+    const v = this.vmcb;
+    if ((v.read(F.EVENTINJ) & EventInj.V) === 0) {
+      if (this.reinjectRip !== 0) v.write(F.RIP, this.reinjectRip);
+      v.write64(F.EVENTINJ, this.reinjectLo, this.reinjectHi);
+    }
+    this.reinjectLo = 0;
+  }
+
+  /**
+   * Posts a physical NMI or INIT to the guest's processor (GuestControlWord.PendingEvents):
+   * at the next VMRUN it exits 61h / 63h when NMI / INIT is intercepted; an unintercepted
+   * NMI is delivered through vector 2 once the guest is not NMI-blocked; an unintercepted
+   * INIT stays pending (the kernel does not reset a guest CPU).
+   */
+  post(event: PendingEvent.Nmi | PendingEvent.Init): void {
+    const r = this.regs;
+    if (r.length <= GuestControlWord.PendingEvents) throw new RangeError("svm backend: the guestControl mapping is too short to hold PendingEvents");
+    r[GuestControlWord.PendingEvents] = (r[GuestControlWord.PendingEvents]! | event) >>> 0;
+  }
+
   /** The engine's retired-instruction count, which the kernel publishes in guestControl after each world switch. */
   instructionsRetired(): number {
     const r = this.regs;
@@ -225,9 +353,15 @@ export class SvmBackend implements VcpuBackend {
     return r[GuestControlWord.RetiredHi]! * 0x1_0000_0000 + r[GuestControlWord.RetiredLo]!;
   }
 
-  private decodeExit(): VmExit {
+  private decodeExit(): VmExit | null {
     const v = this.vmcb;
     const code = v.exitCode();
+    const intInfo = v.read(F.EXITINTINFO);
+    if (intInfo & EventInj.V) {
+      this.reinjectLo = intInfo;
+      this.reinjectHi = v.readHi(F.EXITINTINFO);
+      this.reinjectRip = v.read(F.NRIP);
+    }
     switch (code) {
       case SvmExit.IOIO: {
         const info = v.read(F.EXITINFO1);
@@ -269,6 +403,8 @@ export class SvmBackend implements VcpuBackend {
         this.completionRip = v.read(F.NRIP);
         return e;
       }
+      case SvmExit.NPF:
+        return this.nestedPageFault();
       case SvmExit.SHUTDOWN:
         return this.shutdownExit;
       case SvmExit.INTR:
