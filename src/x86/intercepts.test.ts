@@ -3,25 +3,16 @@
 // the instruction with its state unchanged and the exit fields the VMX exit
 // qualifications need (SDM Vol. 3C 26.1, 26.3, 28.2.1).
 import { describe, expect, it } from "vitest";
-import { X86Cpu } from "./cpu.js";
 import { FlatMemory } from "./memory.js";
-import { realModeState, resetState } from "./state.js";
 import { CpuExitReason, CrAccessType, InsnIntercept, VmxInsn } from "./types.js";
 import type { AccessSize, IoPorts, X86State } from "./types.js";
 
-const CODE = 0x10000, DATA = 0x30000;
+import { realModeMachine, TEST_DATA as DATA } from "./testing.js";
+
 const NO_IO: IoPorts = { in: (_p: number, s: AccessSize) => (s === 1 ? 0xff : 0xffff), out: () => {} };
 
 function machine(code: number[], init?: (s: X86State) => void) {
-  const mem = new FlatMemory(0x110000);
-  const cpu = new X86Cpu(mem, NO_IO);
-  mem.bytes.set(code, CODE);
-  const s = realModeState(CODE >> 4, 0);
-  s.ds.selector = DATA >> 4; s.ds.base = DATA;
-  s.esp = 0x100;
-  init?.(s);
-  cpu.setState(s);
-  const state = () => { const o = resetState(); cpu.getState(o); return o; };
+  const { mem, cpu, state } = realModeMachine(new FlatMemory(0x110000), code, init, NO_IO);
   /** Run one instruction; the vector it raised, or null. */
   const fault = (): number | null => {
     cpu.intercepts.exceptionBitmap = 0xffffffff;

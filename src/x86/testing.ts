@@ -1,6 +1,8 @@
 // Test helpers shared by the x86 tests (not product code).
+import { X86Cpu } from "./cpu.js";
 import type { FlatMemory } from "./memory.js";
-import type { IoPorts, PhysMemory } from "./types.js";
+import { realModeState, resetState } from "./state.js";
+import type { IoPorts, PhysMemory, X86State } from "./types.js";
 
 /** Ports that read all-ones and drop writes. */
 export const NO_IO: IoPorts = { in: () => 0xffffffff, out: () => {} };
@@ -28,4 +30,24 @@ export function rng(seed: number): () => number {
     x ^= x << 5; x >>>= 0;
     return x;
   };
+}
+
+/** Where the real-mode test machines put their code (CS base) and data (DS base). */
+export const TEST_CODE = 0x10000, TEST_DATA = 0x30000;
+
+/**
+ * A core over `mem` with `code` at TEST_CODE, in real mode with CS:IP = 1000:0000,
+ * DS at TEST_DATA and SP = 100h; `init` may adjust the state first. `state()` reads
+ * the current state back.
+ */
+export function realModeMachine<M extends FlatMemory>(mem: M, code: number[], init?: (s: X86State) => void, io: IoPorts = NO_IO) {
+  const cpu = new X86Cpu(mem, io);
+  mem.bytes.set(code, TEST_CODE);
+  const s = realModeState(TEST_CODE >> 4, 0);
+  s.ds.selector = TEST_DATA >> 4; s.ds.base = TEST_DATA;
+  s.esp = 0x100;
+  init?.(s);
+  cpu.setState(s);
+  const state = (): X86State => { const o = resetState(); cpu.getState(o); return o; };
+  return { mem, cpu, state };
 }

@@ -4,14 +4,12 @@
 // blocking until IRET (SDM 6.7.1), and the instruction/CR/descriptor-table
 // intercepts added for SVM (APM 15.9) and the remaining VMX exits.
 import { describe, expect, it } from "vitest";
-import { X86Cpu } from "./cpu.js";
 import { FlatMemory, MEM_ABORT } from "./memory.js";
-import { realModeState, resetState } from "./state.js";
 import { CpuExitReason, CrAccessType, DescInsn, EventType, InsnIntercept, Interruptibility } from "./types.js";
 import type { IoPorts, X86State } from "./types.js";
-import { NO_IO } from "./testing.js";
+import { NO_IO, realModeMachine, TEST_DATA as DATA } from "./testing.js";
 
-const CODE = 0x10000, DATA = 0x30000, MMIO = 0x200000;
+const MMIO = 0x200000;
 
 /** RAM below 2 MiB as the direct window; an "MMIO" page at 2 MiB whose accesses the provider refuses while `refuse`. */
 class AbortingMemory extends FlatMemory {
@@ -31,16 +29,7 @@ class AbortingMemory extends FlatMemory {
 }
 
 function machine(code: number[], init?: (s: X86State) => void, io: IoPorts = NO_IO) {
-  const mem = new AbortingMemory();
-  const cpu = new X86Cpu(mem, io);
-  mem.bytes.set(code, CODE);
-  const s = realModeState(CODE >> 4, 0);
-  s.ds.selector = DATA >> 4; s.ds.base = DATA;
-  s.esp = 0x100;
-  init?.(s);
-  cpu.setState(s);
-  const state = () => { const o = resetState(); cpu.getState(o); return o; };
-  return { mem, cpu, state };
+  return realModeMachine(new AbortingMemory(), code, init, io);
 }
 
 /** A 32-bit address-size prefixed MOV [EBX], AL etc. reaches 2 MiB from real mode with a 4 GiB DS limit ("unreal" mode). */

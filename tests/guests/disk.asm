@@ -9,6 +9,7 @@
 ; copy-on-write overlay: the image file never changes.
 bits 16
 org 0x7c00
+%include "lib/boot.inc"
 
 BUF1 equ 0x1000
 BUF2 equ 0x2000
@@ -16,15 +17,7 @@ PAT  equ 0x3000
 BACK equ 0x3400
 
 start:
-    cli
-    xor ax, ax
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov sp, 0x7c00
-    jmp 0x0000:.cs_ok
-.cs_ok:
-    cld
+    BOOT_ENTRY
     mov [drive], dl
     mov ax, 0x0202            ; the code in LBA 1-2 (C0 H0 S2-3) to 7E00
     mov cx, 0x0002
@@ -179,14 +172,7 @@ main:
     call puts
     jmp halt
 
-fail:
-    mov si, s_fail
-    call puts
-halt:
-    cli
-.h:
-    hlt
-    jmp .h
+    FAIL_AND_HALT
 
 edd:                          ; INT 13h AH (AL) with the packet at DS:SI
     mov si, dap

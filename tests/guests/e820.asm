@@ -5,17 +5,10 @@
 ; "bye", and a halt with interrupts off. tests/boot/e820.yaml expects the exact lines for 16 MiB.
 bits 16
 org 0x7c00
+%include "lib/boot.inc"
 
 start:
-    cli
-    xor ax, ax
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov sp, 0x7c00
-    jmp 0x0000:.cs_ok
-.cs_ok:
-    cld
+    BOOT_ENTRY
     call init_com1
 
     xor ebx, ebx              ; continuation value: 0 = first entry

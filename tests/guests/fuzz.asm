@@ -29,6 +29,7 @@
 ;   8000h 8 KiB  bitmap of ports accessed (bit p%8 of byte 8000h+p/8), by base port
 bits 16
 org 0x7c00
+%include "lib/boot.inc"
 
 REC       equ 0x7e00
 ITER      equ REC + 4
@@ -38,15 +39,7 @@ BITMAP    equ 0x8000
 REC_END   equ 0xa000
 
 start:
-    cli
-    xor ax, ax
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov sp, 0x7c00
-    jmp 0x0000:.cs_ok
-.cs_ok:
-    cld
+    BOOT_ENTRY
     mov di, REC                   ; zero the record and the bitmap
     mov cx, (REC_END - REC) / 2
     xor ax, ax

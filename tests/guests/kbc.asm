@@ -5,17 +5,10 @@
 ; i8042); after the break code of 'q' (90h), "bye" and a halt with interrupts off.
 bits 16
 org 0x7c00
+%include "lib/boot.inc"
 
 start:
-    cli
-    xor ax, ax
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov sp, 0x7c00
-    jmp 0x0000:.cs_ok
-.cs_ok:
-    cld
+    BOOT_ENTRY
     call init_com1
     in al, 0x21
     or al, 0x02               ; OCW1: mask IRQ 1

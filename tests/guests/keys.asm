@@ -4,17 +4,10 @@
 ; the BIOS ring: the console (realmode keyboard: console) or INT 09h from the i8042.
 bits 16
 org 0x7c00
+%include "lib/boot.inc"
 
 start:
-    cli
-    xor ax, ax
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov sp, 0x7c00
-    jmp 0x0000:.cs_ok
-.cs_ok:
-    cld
+    BOOT_ENTRY
     call init_com1
     sti
     mov si, s_ready

@@ -8,6 +8,7 @@
 ; 6.12 (exception and interrupt handling), 7 (task management); vol. 1 ch. 8 (x87 FPU).
 bits 16
 org 0x7c00
+%include "lib/boot.inc"
 
 SECTORS    equ 24            ; image size in sectors, the boot sector included
 KCODE      equ 0x08          ; GDT selectors
@@ -40,15 +41,7 @@ MAGIC1     equ 0xc0ffee01    ; at MAGIC_PHYS + 4
 %define ADDR(x) ((x) - $$ + 0x7c00)   ; a label as a plain number (for shifts and masks)
 
 start:
-    cli
-    xor ax, ax
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov sp, 0x7c00
-    jmp 0x0000:.cs_ok
-.cs_ok:
-    cld
+    BOOT_ENTRY
     mov [drive], dl
     mov ax, 0x0200 | (SECTORS - 1)
     mov cx, 0x0002

@@ -3,17 +3,10 @@
 ; returns; "rtc FAILED" if a call sets CF. After a key, "bye", then a halt (IF=0).
 bits 16
 org 0x7c00
+%include "lib/boot.inc"
 
 start:
-    cli
-    xor ax, ax
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov sp, 0x7c00
-    jmp 0x0000:.cs_ok
-.cs_ok:
-    cld
+    BOOT_ENTRY
     call init_com1
     sti
     mov ah, 0x02
@@ -55,14 +48,7 @@ start:
     mov si, s_bye
     call puts
     jmp halt
-fail:
-    mov si, s_fail
-    call puts
-halt:
-    cli
-.h:
-    hlt
-    jmp .h
+    FAIL_AND_HALT
 
 %include "lib/com1.inc"
 

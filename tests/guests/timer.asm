@@ -8,19 +8,12 @@
 ; After a key, "bye", then a halt with interrupts off.
 bits 16
 org 0x7c00
+%include "lib/boot.inc"
 
 BDA_TICKS equ 0x46c
 
 start:
-    cli
-    xor ax, ax
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov sp, 0x7c00
-    jmp 0x0000:.cs_ok
-.cs_ok:
-    cld
+    BOOT_ENTRY
     call init_com1
     sti
 
@@ -59,14 +52,7 @@ start:
     mov si, s_bye
     call puts
     jmp halt
-fail:
-    mov si, s_fail
-    call puts
-halt:
-    cli
-.h:
-    hlt
-    jmp .h
+    FAIL_AND_HALT
 
 tick_hook:
     inc word [cs:count]
