@@ -324,7 +324,7 @@ class Gen {
           this.faultable(ip);
           const off = this.ea(d);
           const res = this.alu(aop, size, this.rd(size, d.seg, off), src);
-          // The write cannot fault: the read of the same bytes passed the same checks.
+          // Flags stay pending until after the write, so a faulting write leaves them as they were.
           if (aop !== 7) { this.wr(size, d.seg, off, res); this.stored(next, idx, last); }
         }
         return;
@@ -418,8 +418,11 @@ class Gen {
           if (d.imm < 0) this.emit("}");
         } else {
           this.faultable(ip);
-          const off = this.ea(d), res = this.v();
-          this.emit(`const ${res} = cpu.shift(${d.sub}, ${size}, ${this.rd(size, d.seg, off)}, ${cnt});`);
+          const off = this.ea(d), res = this.v(), dv = this.v();
+          // X86Cpu.shift sets the flags: check the write first (X86Cpu.wrProbe, SDM 6.5).
+          this.emit(`const ${dv} = ${this.rd(size, d.seg, off)};`);
+          this.emit(`if ((${cnt} & 31) !== 0) cpu.wrProbe(${size}, ${d.seg}, ${off});`);
+          this.emit(`const ${res} = cpu.shift(${d.sub}, ${size}, ${dv}, ${cnt});`);
           this.emit(`if ((${cnt} & 31) !== 0) {`);
           this.wr(size, d.seg, off, res);
           this.stored(next, idx, last);

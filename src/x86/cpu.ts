@@ -65,12 +65,13 @@ const CR0_DEFINED = 0xe005003f;
 const CR0_SELECTIVE_IGNORED = 0xa;
 const CR4_DE = 0x8, CR4_OSXSAVE = 0x40000;
 /**
- * CR4 bits this core implements: TSD, DE, PSE, PAE, PGE, PCE, OSFXSR. VME/PVI (no VME
+ * CR4 bits this core implements: TSD, DE, PSE, PAE, PGE, PCE, OSFXSR (and OSXSAVE, which
+ * cr4Allowed adds while CPUID reports XSAVE). VME/PVI (no VME
  * in CPUID), MCE (no machine check) and OSXMMEXCPT (no SSE) are reserved: setting any
  * bit outside this set is #GP(0) (SDM 2.5, "reserved bits ... #GP").
  */
 const CR4_DEFINED = 0x3bc;
-const DR7_GD = 0x2000, DR6_BD = 0x2000;
+const DR7_GD = 0x2000, DR6_BD = 0x2000, DR6_BS = 0x4000, DR6_BT = 0x8000;
 const CR4_TSD = 0x4, CR4_PSE = 0x10, CR4_PAE = 0x20, CR4_PGE = 0x80, CR4_OSFXSR = 0x200;
 
 // MSRs of the core's own minimal set (SDM Vol. 4, table 2-2).
@@ -131,6 +132,12 @@ const CPUID1_EDX = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 
   | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 24);
 /** CPUID.80000001h:EDX: NX (20), i.e. EFER.NXE and PAE execute-disable (mmu.ts). */
 const CPUID_EXT1_EDX = 1 << 20;
+/** CPUID.1:ECX: XSAVE (26); OSXSAVE (27) mirrors CR4.OSXSAVE (SDM Vol. 2A table 3-10). */
+const CPUID1_ECX_XSAVE = 1 << 26, CPUID1_ECX_OSXSAVE = 1 << 27;
+/** XCR0 bits this core supports: x87 only (SDM Vol. 1 13.3); no SSE, so bit 1 stays reserved. */
+const XCR0_SUPPORTED = 1;
+/** XSAVE area for XCR0 = x87: the 512-byte legacy region and the 64-byte header (SDM Vol. 1 13.4). */
+const XSAVE_AREA_SIZE = 576;
 /** CPUID.1:EAX: family 6, model 13, stepping 8. */
 const CPUID_SIGNATURE = 0x6d8;
 /** What cpuidMask narrows: bits cleared here are neither reported nor accepted (see cpuid()). */
@@ -199,9 +206,10 @@ function newExit(): CpuExit {
     insn: 0, linear: 0, drNumber: 0, drRead: false, drGpr: 0, vmxInsn: VmxInsn.Vmclear, svmInsn: 0,
     insnMem: false, insnReg: 0, insnRm: 0, insnAddrSize: 2, insnSeg: DS, insnOffset: 0,
     crNumber: 0, crAccessType: CrAccessType.MovToCr, crGpr: 0, lmswSource: 0, lmswMem: false, crSelective: false,
-    descInsn: DescInsn.Sgdt, tsSelector: 0, tsSource: TaskSwitchSource.Call, tsHasErrorCode: false, tsErrorCode: 0,
+    descInsn: DescInsn.Sgdt, tsSelector: 0, tsSource: TaskSwitchSource.Call, tsHasErrorCode: false, tsErrorCode: 0, tsRf: false,
     memGpa: 0, memWrite: false, memFetch: false, memWalk: false, memLinear: 0, memLinearValid: false,
     vectoringValid: false, vectoringType: EventType.ExtInt, vectoringVector: 0, vectoringErrorCode: 0, vectoringHasErrorCode: false,
+    iretUnblockedNmi: false, dbBits: 0,
   };
 }
 
@@ -217,6 +225,14 @@ function msrBitmapExits(bm: Uint8Array, msr: number, write: boolean): boolean {
   else return true;
   const i = msr & 0x1fff;
   return ((bm[base + (write ? 2048 : 0) + (i >>> 3)]! >>> (i & 7)) & 1) !== 0;
+}
+
+/** SDM 26.1.3: with CR3-load exiting, a MOV to CR3 of one of the first N CR3-target values does not exit. */
+function isCr3Target(ic: InterceptControls, v: number): boolean {
+  const t = ic.cr3Targets, n = ic.cr3TargetCount ?? 0;
+  if (t === undefined) return false;
+  for (let i = 0; i < n; i++) if (t[i] === v) return true;
+  return false;
 }
 
 export class X86Cpu implements Cpu {
@@ -241,9 +257,14 @@ export class X86Cpu implements Cpu {
   private gdtrBase = 0; private gdtrLimit = 0xffff;
   private idtrBase = 0; private idtrLimit = 0xffff;
   cr0 = 0x10; cr2 = 0; cr3 = 0; cr4 = 0; dr7 = 0x400; efer = 0;
-  /** DR0-DR3 and DR6 (not in X86State); breakpoints are stored, never armed. */
+  /** XCR0 (SDM Vol. 1 13.3): bit 0 (x87) is always 1, and 1 after reset. */
+  xcr0 = 1;
+  /** DR0-DR3 and DR6 (not in X86State); DR7 arms the breakpoints (armDebug). */
   private readonly drAddr = new Uint32Array(4);
   private dr6 = 0xffff0ff0;
+  /** The DR6 bits of the #DB being raised, and DR6 before them: an intercepted #DB leaves DR6 alone (SDM 27.1). */
+  private dbBits = 0;
+  private dr6Prev = 0;
   /** IA32_TSC_AUX (C000_0103h), read by RDTSCP. */
   tscAux = 0;
   /** RDTSCP executes (else #UD); the VMX engine mirrors "enable RDTSCP" here. */
@@ -255,6 +276,12 @@ export class X86Cpu implements Cpu {
   private dbgExec = 0;
   private dbgData = 0;
   private dbgHit = 0;
+  /** The #DB being raised is an instruction breakpoint (dbgBefore): its frame keeps RF (SDM 17.3.1.1). */
+  private instrBp = false;
+  /** The next deliver() is of a fault-class exception: the pushed EFLAGS image has RF = 1 (SDM 17.3.1.1). */
+  private faultRf = false;
+  /** A task switch loaded a 32-bit TSS with T = 1: #DB with DR6.BT before its first instruction (SDM 7.2.1, 17.3.1.5). */
+  private taskTrap = false;
   /** Stored-only MSRs (storedMsrSlot): low and high dwords; PAT and MISC_ENABLE at their reset values. */
   private readonly msrStore = Uint32Array.from({ length: 60 }, (_, i) =>
     i === 56 ? 0x00070406 : i === 57 ? 0x00070406 : i === 58 ? 0x1801 : 0);
@@ -392,6 +419,8 @@ export class X86Cpu implements Cpu {
     out.dr7 = this.dr7; out.efer = this.efer;
     out.activity = this.activity;
     out.interruptibility = this.interruptibility;
+    if (out.xcr0 !== undefined) out.xcr0 = this.xcr0; // only for callers that keep XCR0 (X86State.xcr0)
+    if (out.fpu !== undefined) this.fpu.getX87(out.fpu); // likewise the x87 part (X86State.fpu)
   }
 
   setState(s: X86State): void {
@@ -410,6 +439,8 @@ export class X86Cpu implements Cpu {
     this.dr7 = s.dr7 >>> 0; this.efer = s.efer >>> 0;
     this.activity = s.activity;
     this.interruptibility = s.interruptibility;
+    if (s.xcr0 !== undefined) this.xcr0 = ((s.xcr0 & XCR0_SUPPORTED) | 1) >>> 0; // bit 0 cannot be cleared
+    if (s.fpu !== undefined) this.fpu.setX87(s.fpu);
     this.stateLoadedPaging();
     this.armDebug();
     this.modeChanged(); // CPL = SS.DPL (VMCS), segment access windows
@@ -773,6 +804,9 @@ export class X86Cpu implements Cpu {
     if (this.mmu.mode === PG_PAE && !this.mmu.loadPdptes(v)) return false;
     this.cr3 = v;
     this.pagingChanged();
+    // SDM 4.10.4.1: every MOV to CR3 drops the non-global entries, also when the value is
+    // unchanged (the usual way to flush the TLB after editing paging structures).
+    this.mmu.flush(true);
     return true;
   }
   /**
@@ -880,6 +914,26 @@ export class X86Cpu implements Cpu {
   private writeRM(size: number, v: number): void {
     if (this.mod === 3) this.setReg(size, this.rm, v);
     else this.wr(size, this.eaSeg, this.eaOff, v);
+  }
+  /** readRM for a read-modify-write destination: the write is checked too (wrProbe). */
+  private readRMW(size: number): number {
+    if (this.mod === 3) return this.getReg(size, this.rm);
+    const v = this.rd(size, this.eaSeg, this.eaOff);
+    this.wrProbe(size, this.eaSeg, this.eaOff);
+    return v;
+  }
+  /**
+   * The write checks of a read-modify-write destination (segment rights and limit, page
+   * translation for a write of both pages), made after the read and before the flags or
+   * anything else change: a fault on the write then leaves the state as it was before
+   * the instruction (SDM Vol. 3A 6.5, faults). The later write hits the TLB.
+   */
+  private wrProbe(size: number, seg: number, off: number): void {
+    if (off + size - 1 > this.segWrHi[seg]) this.segCheck(seg, off, size, true);
+    if (!this.pgOn) return;
+    const la = (this.segBase[seg] + off) >>> 0;
+    this.paW(la);
+    if ((la & 0xfff) + size > 0x1000) this.paW(((la | 0xfff) + 1) >>> 0); // the next page from its first byte, as splitWrite
   }
   /** Memory operand only (LDS, BOUND, ...): register forms are #UD. */
   private needMem(): void {
@@ -1626,6 +1680,7 @@ export class X86Cpu implements Cpu {
     if (this.intercepts.taskSwitchExit) {
       const e = this.exit;
       e.tsSelector = sel; e.tsSource = src; e.tsHasErrorCode = hasErr; e.tsErrorCode = hasErr ? err : 0;
+      e.tsRf = (this.flags & RF) !== 0; // what oflags below would save (a fault's deliver() has set RF)
       if (src === TaskSwitchSource.Gate) { e.reason = CpuExitReason.TaskSwitch; this.stop = CpuExitReason.TaskSwitch; }
       else this.stopHere(CpuExitReason.TaskSwitch);
       return true;
@@ -1641,6 +1696,7 @@ export class X86Cpu implements Cpu {
       for (let i = 0; i < 8; i++) t[3 + i] = this.sysRd(4, nBase + 0x28 + i * 4);
       for (let i = 0; i < 6; i++) t[11 + i] = this.sysRd(2, nBase + 0x48 + i * 4);
       t[17] = this.sysRd(2, nBase + 0x60); // LDT
+      t[18] = this.sysRd(2, nBase + 0x64) & 1; // T (debug trap) bit, SDM 7.2.1
     } else {
       t[1] = this.sysRd(2, nBase + 0x0e);
       t[2] = this.sysRd(2, nBase + 0x10);
@@ -1648,6 +1704,7 @@ export class X86Cpu implements Cpu {
       for (let i = 0; i < 4; i++) t[11 + i] = this.sysRd(2, nBase + 0x22 + i * 2); // ES CS SS DS
       t[15] = 0; t[16] = 0;
       t[17] = this.sysRd(2, nBase + 0x2a);
+      t[18] = 0; // a 16-bit TSS has no T bit (SDM 7.6)
     }
     // Save the current state into the current TSS.
     const o = this.tr, o32 = (o.attrib & 8) !== 0, r = this.regs;
@@ -1713,6 +1770,7 @@ export class X86Cpu implements Cpu {
       this.startEsp = r[4];
     }
     if (this.eip > this.segLimit[CS]) this.faultCode(GP, this.ext);
+    if (t[18] !== 0) this.taskTrap = true; // taken once the switch is complete (run loop, deliver)
     return false;
   }
 
@@ -2073,14 +2131,55 @@ export class X86Cpu implements Cpu {
   }
 
   /**
-   * XSETBV (0F 01 D1): #UD unless CR4.OSXSAVE, which this core does not support (no XSAVE,
-   * CR4 bit 18 is reserved), so the instruction always faults before a VM exit could be
-   * taken (SDM 26.1.1: #UD has priority). The intercept is honoured after that check.
+   * XGETBV (0F 01 D0) / XSETBV (D1), SDM Vol. 2: #UD without CR4.OSXSAVE. XGETBV runs at
+   * any CPL; ECX must be 0 (ECX = 1, XINUSE, needs CPUID.(EAX=0DH,ECX=1):EAX[2]), else #GP(0).
+   * XSETBV: #UD, then #GP(0) at CPL > 0, then the intercept (SDM 26.1.1 and APM 15.9: #UD
+   * and privilege faults come before the VM exit, operand checks after), then #GP(0) for
+   * ECX != 0 (XCR0 is the only XCR), bit 0 clear, or a bit outside XCR0_SUPPORTED.
    */
-  private xsetbv(): void {
+  private xgetsetbv(set: boolean): void {
     if ((this.cr4 & CR4_OSXSAVE) === 0) this.fault(UD);
+    const r = this.regs;
+    if (!set) {
+      if (r[1] !== 0) this.faultCode(GP, 0);
+      r[0] = this.xcr0; r[2] = 0;
+      return;
+    }
+    if (this.cpl !== 0) this.faultCode(GP, 0);
     if (this.insnExit(InsnIntercept.Xsetbv)) return;
-    this.faultCode(GP, 0);
+    if (r[1] !== 0 || r[2] !== 0 || (r[0] & ~XCR0_SUPPORTED) !== 0 || (r[0] & 1) === 0) this.faultCode(GP, 0);
+    this.xcr0 = r[0] >>> 0;
+  }
+
+  /**
+   * XSAVE (0F AE /4) / XRSTOR (/5), standard form, for the one component XCR0 can enable,
+   * x87 (SDM Vol. 1 13.7, 13.8; Vol. 2 XSAVE, XRSTOR). #UD without CR4.OSXSAVE, #NM with
+   * CR0.TS (EM does not matter), #GP(0) unless 64-byte aligned, then limits for the 576-byte
+   * area. RFBM = XCR0 AND EDX:EAX. The x87 part of the legacy region is what FXSAVE writes
+   * (fpu.ts); MXCSR (bytes 24-31) belongs to SSE/AVX and is not touched. XSAVE writes only
+   * XSTATE_BV bits in RFBM; XINUSE[0] is reported as 1 (13.6 lets a component in its initial
+   * configuration be reported in use). XRSTOR: #GP(0) when XSTATE_BV sets a bit outside XCR0
+   * or bytes 23:8 of the header (XCOMP_BV included) are not 0, checked before any state
+   * changes; x87 in RFBM is loaded when XSTATE_BV[0] = 1, else initialised.
+   */
+  private xsaveRstor(restore: boolean): void {
+    if ((this.cr4 & CR4_OSXSAVE) === 0) this.fault(UD);
+    if ((this.cr0 & CR0_TS) !== 0) this.fault(NM);
+    if ((this.lin(this.eaSeg, this.eaOff) & 63) !== 0) this.faultCode(GP, 0);
+    const h = this.fpuHost;
+    h.checkOperand(XSAVE_AREA_SIZE);
+    const rfbm = this.xcr0 & this.regs[0] & XCR0_SUPPORTED; // no component above bit 31: EDX does not matter
+    if (!restore) {
+      if ((rfbm & 1) === 0) return;
+      this.fpu.fxsave(h);
+      h.write(512, 1, h.read(512, 1) | 1);
+      return;
+    }
+    const bv = h.read(512, 4);
+    if ((bv & ~this.xcr0) !== 0 || h.read(516, 4) !== 0) this.faultCode(GP, 0);
+    for (let o = 520; o < 536; o += 4) if (h.read(o, 4) !== 0) this.faultCode(GP, 0);
+    if ((rfbm & 1) === 0) return;
+    if ((bv & 1) !== 0) this.fpu.fxrstor(h); else this.fpu.initComponent();
   }
 
   /**
@@ -2169,9 +2268,18 @@ export class X86Cpu implements Cpu {
     const e = this.exit;
     e.vectoringValid = false;
     let nested = false; // delivering a fault raised while delivering the event in e.vectoring*
+    // RF for the pushed EFLAGS image of a fault (SDM 17.3.1.1); the live RF is restored if the event is not delivered.
+    let rfImg = this.faultRf;
+    const rf0 = this.flags & RF;
+    this.faultRf = false;
     for (;;) {
       if (checkBitmap && type === EventType.HardwareException && vector < 32 && (this.intercepts.exceptionBitmap & (1 << vector)) !== 0) {
         e.vector = vector; e.errorCode = code; e.hasErrorCode = hasCode;
+        // An intercepted #DB leaves DR6 alone (SDM 27.1: the exit qualification has the bits), or
+        // updates it first with dbExitSetsDr6 (APM 15.12).
+        e.dbBits = vector === DB ? this.dbBits : 0;
+        if (e.dbBits !== 0 && this.intercepts.dbExitSetsDr6 !== true) this.dr6 = this.dr6Prev;
+        this.dbBits = 0;
         // An intercepted #PF leaves CR2 alone; the exit qualification has the address (SDM 27.1, 28.2.1).
         if (vector === PF_V && this.pfPending) { e.linear = this.pfLa; this.pfPending = false; }
         if (!nested) e.instrLen = 0;
@@ -2181,10 +2289,13 @@ export class X86Cpu implements Cpu {
         return;
       }
       try {
+        this.dbBits = 0; // DR6 keeps the bits of an event delivered to the guest
         // A #PF the core raised loads CR2 as it is delivered (SDM 6.15 interrupt 14); an injected one does not.
         if (vector === PF_V && this.pfPending && type === EventType.HardwareException) { this.cr2 = this.pfLa; this.pfPending = false; }
+        if (rfImg) this.flags |= RF; // delivery clears the live RF after taking the image
         if ((this.cr0 & CR0_PE) === 0) this.vectorReal(vector);
         else if (this.vectorProt(vector, code, hasCode, type)) {
+          this.flags = (this.flags & ~RF) | rf0;
           // A task gate stopped the core for a task-switch exit (SDM 27.2.4): this event is
           // the IDT-vectoring information; INT n through the gate reports its length.
           e.vectoringType = type; e.vectoringVector = vector;
@@ -2194,9 +2305,11 @@ export class X86Cpu implements Cpu {
           return;
         }
         e.vectoringValid = false;
+        if (this.taskTrap && this.stop === CpuExitReason.None) this.taskSwitchTrap();
         return;
       } catch (x) {
         if (x !== FAULT && x !== MEM_ABORT) throw x;
+        this.flags = (this.flags & ~RF) | rf0;
         // The event being delivered is what an exit from here on interrupts.
         e.vectoringType = type; e.vectoringVector = vector;
         e.vectoringErrorCode = code; e.vectoringHasErrorCode = hasCode;
@@ -2223,6 +2336,7 @@ export class X86Cpu implements Cpu {
           vector = this.fVec; code = this.fCode; hasCode = this.fHasCode;
         }
         if (!nested) { nested = true; } else insnLen = 0;
+        rfImg = vector !== DF_V; // a fault raised by the delivery; #DF is an abort (SDM 6.15)
         type = EventType.HardwareException;
         checkBitmap = true;
       }
@@ -2417,7 +2531,9 @@ export class X86Cpu implements Cpu {
           if (aop !== 7) this.setReg(size, d.rm, res);
         } else {
           const seg = d.seg, off = this.eaOf(d);
-          const res = this.alu(aop, size, this.rd(size, seg, off), this.getReg(size, d.reg));
+          const v = this.rd(size, seg, off);
+          if (aop !== 7) this.wrProbe(size, seg, off);
+          const res = this.alu(aop, size, v, this.getReg(size, d.reg));
           if (aop !== 7) this.wr(size, seg, off, res);
         }
         return;
@@ -2445,7 +2561,9 @@ export class X86Cpu implements Cpu {
           if (aop !== 7) this.setReg(size, d.rm, res);
         } else {
           const seg = d.seg, off = this.eaOf(d);
-          const res = this.alu(aop, size, this.rd(size, seg, off), d.imm);
+          const v = this.rd(size, seg, off);
+          if (aop !== 7) this.wrProbe(size, seg, off);
+          const res = this.alu(aop, size, v, d.imm);
           if (aop !== 7) this.wr(size, seg, off, res);
         }
         return;
@@ -2488,7 +2606,9 @@ export class X86Cpu implements Cpu {
         if (d.mod === 3) this.setReg(size, d.rm, this.incdec(size, this.getReg(size, d.rm), d.sub === 1));
         else {
           const seg = d.seg, off = this.eaOf(d);
-          this.wr(size, seg, off, this.incdec(size, this.rd(size, seg, off), d.sub === 1));
+          const v = this.rd(size, seg, off);
+          this.wrProbe(size, seg, off);
+          this.wr(size, seg, off, this.incdec(size, v, d.sub === 1));
         }
         return;
       case Kind.PushR: this.push(size, this.getReg(size, d.reg)); return;
@@ -2529,7 +2649,9 @@ export class X86Cpu implements Cpu {
           if ((cnt & 0x1f) !== 0) this.setReg(size, d.rm, res);
         } else {
           const seg = d.seg, off = this.eaOf(d);
-          const res = this.shift(d.sub, size, this.rd(size, seg, off), cnt);
+          const v = this.rd(size, seg, off);
+          if ((cnt & 0x1f) !== 0) this.wrProbe(size, seg, off);
+          const res = this.shift(d.sub, size, v, cnt);
           if ((cnt & 0x1f) !== 0) this.wr(size, seg, off, res);
         }
         return;
@@ -2545,6 +2667,7 @@ export class X86Cpu implements Cpu {
     this.flushCodeCache(); // RAM may have been written behind the core since the last run
     this.stop = CpuExitReason.None;
     this.exit.vectoringValid = false;
+    this.exit.iretUnblockedNmi = false;
     if (this.activity === Activity.Shutdown) return this.finish(CpuExitReason.TripleFault);
     if (this.activity !== Activity.Active) return this.finish(CpuExitReason.Halted); // HLT or wait-for-SIPI
     let n = 0;
@@ -2560,7 +2683,7 @@ export class X86Cpu implements Cpu {
           // Fast loop: runs of decoded instructions (execDecoded). Those never load CS, never
           // change TF, IF or the interrupt shadow and never stop the core (faults unwind to the
           // catch), so CS and the per-instruction event bookkeeping are read once per run of them.
-          if ((this.flags & TF) === 0 && (this.interruptibility & SHADOW_BITS) === 0 && !this.dbgOn) {
+          if ((this.flags & (TF | RF)) === 0 && (this.interruptibility & SHADOW_BITS) === 0 && !this.dbgOn) {
             this.shadow = 0;
             this.inFast = true;
             const csBase = this.segBase[CS], a20 = this.a20Mask, d32 = (this.segAttrib[CS] >>> 14) & 1;
@@ -2615,6 +2738,7 @@ export class X86Cpu implements Cpu {
           this.ilen = 0;
           this.iterLeft = budget - n;
           if (this.dbgOn) this.dbgBefore();
+          else this.flags &= ~RF; // RF lasts one instruction (SDM 17.3.1.1); IRET and task switches load it
           const ip = this.eip;
           const pa = this.codePa(ip);
           let d = this.icache[pa & ICACHE_MASK];
@@ -2629,7 +2753,11 @@ export class X86Cpu implements Cpu {
             n = budget - this.iterLeft; // REP iterations after the first count against the budget
           }
           if (!this.code32) this.eip &= 0xffff;
-          if (this.dbgHit !== 0) this.dataBreakTrap(tf !== 0);
+          if (this.dbgHit !== 0) this.dataBreakTrap(tf !== 0 || this.taskTrap);
+          if (this.taskTrap && this.stop === CpuExitReason.None) {
+            // With a single-step trap of the same instruction, one #DB reports BT and BS (SDM 17.2.3).
+            if (tf !== 0 && !this.vectored) { this.taskTrap = false; this.setDr6(this.dr6 | DR6_BT, DR6_BT); } else this.taskSwitchTrap();
+          }
           if (tf !== 0) this.singleStepTrap();
           if (this.stop !== CpuExitReason.None) { this.retired += n - 1; return this.stop; }
         }
@@ -2657,9 +2785,18 @@ export class X86Cpu implements Cpu {
     return reason;
   }
 
+  /** The new task's TSS has T = 1 (SDM 7.2.1, 17.3.1.5): a #DB trap with DR6.BT before its first instruction. */
+  private taskSwitchTrap(): void {
+    this.taskTrap = false;
+    this.setDr6(this.dr6 | DR6_BT, DR6_BT);
+    this.deliver(DB, 0, false, EventType.HardwareException, 0);
+  }
+
   /** #DB trap after an instruction that started with TF=1 (SDM 17.3.1.4); not after INT n, which clears TF. */
   private singleStepTrap(): void {
-    if (!this.vectored && this.stop === CpuExitReason.None) this.deliver(DB, 0, false, EventType.HardwareException, 0);
+    if (this.vectored || this.stop !== CpuExitReason.None) { this.dbBits = 0; return; }
+    this.setDr6(this.dr6 | DR6_BS, DR6_BS); // SDM 17.2.3: BS reports a single-step trap (with any B0-B3 of the same #DB)
+    this.deliver(DB, 0, false, EventType.HardwareException, 0);
   }
 
   /** The PhysMemory provider refused an access (MEM_ABORT): the instruction did not happen; stop before it. */
@@ -2680,7 +2817,12 @@ export class X86Cpu implements Cpu {
     this.regs[4] = this.startEsp; // a faulting instruction leaves ESP unchanged
     this.interruptibility &= ~SHADOW_BITS;
     this.vectored = false;
+    // Every exception raised by unwinding is fault-class: RF = 1 in the pushed image, except an
+    // instruction-breakpoint #DB, so IRET resumes without re-triggering it (SDM 17.3.1.1, 6.12.1).
+    this.faultRf = !(this.fVec === DB && this.instrBp);
+    this.instrBp = false;
     this.deliver(this.fVec, this.fCode, this.fHasCode, EventType.HardwareException, 0);
+    if (this.stop === CpuExitReason.None) this.exit.iretUnblockedNmi = false; // delivered to the guest: no exit to report it
   }
 
   private exec(): void {
@@ -2715,7 +2857,7 @@ export class X86Cpu implements Cpu {
         case 0: case 1: {
           const size = op & 1 ? osz : 1;
           this.decodeModrm();
-          const d = this.readRM(size);
+          const d = aop !== 7 ? this.readRMW(size) : this.readRM(size);
           const res = this.alu(aop, size, d, this.getReg(size, this.reg));
           if (aop !== 7) this.writeRM(size, res);
           return;
@@ -2804,7 +2946,7 @@ export class X86Cpu implements Cpu {
       case 0x80: case 0x81: case 0x82: case 0x83: {
         const size = op === 0x81 || op === 0x83 ? osz : 1;
         this.decodeModrm();
-        const d = this.readRM(size);
+        const d = this.reg !== 7 ? this.readRMW(size) : this.readRM(size);
         const s = op === 0x81 ? this.fetchImm(osz) : op === 0x83 ? trunc(size, sext8(this.fetch8())) : this.fetch8();
         const res = this.alu(this.reg, size, d, s);
         if (this.reg !== 7) this.writeRM(size, res);
@@ -2934,6 +3076,7 @@ export class X86Cpu implements Cpu {
         this.decodeModrm();
         const d = this.readRM(size);
         const cnt = op < 0xd0 ? this.fetch8() : op < 0xd2 ? 1 : r[1] & 0xff;
+        if ((cnt & 0x1f) !== 0 && this.mod !== 3) this.wrProbe(size, this.eaSeg, this.eaOff);
         const res = this.shift(this.reg, size, d, cnt);
         if ((cnt & 0x1f) !== 0) this.writeRM(size, res);
         return;
@@ -2982,10 +3125,13 @@ export class X86Cpu implements Cpu {
         if (this.softIntExit(OFV, SoftIntKind.Into)) return;
         this.softInt(OFV, true);
         return;
-      case 0xcf: { // IRET; it also ends NMI blocking (SDM 6.7.1)
+      case 0xcf: { // IRET; it also ends NMI blocking (SDM 6.7.1), even when it faults
         if (this.insnExit(InsnIntercept.Iret)) return;
+        // Kept set if IRET faults, aborts or stops on a task switch (exit.iretUnblockedNmi).
+        this.exit.iretUnblockedNmi = (this.interruptibility & Interruptibility.BlockingByNmi) !== 0;
         this.interruptibility &= ~Interruptibility.BlockingByNmi;
         this.iret();
+        if (this.stop === CpuExitReason.None) this.exit.iretUnblockedNmi = false;
         return;
       }
       case 0xd4: { // AAM
@@ -3102,7 +3248,10 @@ export class X86Cpu implements Cpu {
         switch (this.reg) {
           case 0: case 1: this.alu(4, size, d, this.fetchImm(size)); return;
           case 2: this.writeRM(size, trunc(size, ~d)); return;
-          case 3: this.writeRM(size, this.alu(5, size, 0, d)); return;
+          case 3:
+            if (this.mod !== 3) this.wrProbe(size, this.eaSeg, this.eaOff);
+            this.writeRM(size, this.alu(5, size, 0, d));
+            return;
           default: this.muldiv(this.reg, size, d); return;
         }
       }
@@ -3122,7 +3271,7 @@ export class X86Cpu implements Cpu {
       case 0xfe: {
         this.decodeModrm();
         if (this.reg > 1) this.fault(UD);
-        this.writeRM(1, this.incdec(1, this.readRM(1), this.reg === 1));
+        this.writeRM(1, this.incdec(1, this.readRMW(1), this.reg === 1));
         return;
       }
       case 0xff: this.grp5(); return;
@@ -3181,8 +3330,10 @@ export class X86Cpu implements Cpu {
     const osz = this.osz;
     const off = this.rd(osz, this.eaSeg, this.eaOff);
     const sel = this.rd16(this.eaSeg, this.offPlus(osz));
-    this.setReg(osz, this.reg, off);
+    // The segment register first: a faulting load leaves the offset register unchanged
+    // (SDM Vol. 2 LDS/LES/LFS/LGS/LSS "Operation": SegmentRegister <- ..., then DEST).
     this.loadSeg(seg, sel); // LSS does not open a MOV SS shadow (SDM Vol. 2 MOV)
+    this.setReg(osz, this.reg, off);
   }
 
   private softInt(vector: number, isException: boolean): void {
@@ -3228,7 +3379,7 @@ export class X86Cpu implements Cpu {
     const osz = this.osz;
     this.decodeModrm();
     switch (this.reg) {
-      case 0: case 1: this.writeRM(osz, this.incdec(osz, this.readRM(osz), this.reg === 1)); return;
+      case 0: case 1: this.writeRM(osz, this.incdec(osz, this.readRMW(osz), this.reg === 1)); return;
       case 2: { // CALL near r/m
         const t = this.readRM(osz);
         const ret = this.eip;
@@ -3267,7 +3418,8 @@ export class X86Cpu implements Cpu {
    * iteration counts as one instruction of the budget and of `retired`.
    */
   private repYield(): boolean {
-    if (this.iterLeft <= 0 || (this.flags & TF) !== 0) { this.eip = this.startEip; return true; }
+    // A data breakpoint hit traps after its iteration too (SDM Vol. 3B 17.3.1.2).
+    if (this.iterLeft <= 0 || (this.flags & TF) !== 0 || this.dbgHit !== 0) { this.eip = this.startEip; return true; }
     this.iterLeft--;
     return false;
   }
@@ -3453,8 +3605,9 @@ export class X86Cpu implements Cpu {
       case 0xa1: this.popSeg(FS); return;
       case 0xa8: this.push(osz, this.segSel[GS]); return;
       case 0xa9: this.popSeg(GS); return;
-      case 0xae: // FXSAVE /0, FXRSTOR /1 (SDM Vol. 2); the other forms need SSE: #UD
+      case 0xae: // FXSAVE /0, FXRSTOR /1, XSAVE /4, XRSTOR /5 (SDM Vol. 2); the other forms need SSE: #UD
         this.decodeModrm();
+        if (this.mod !== 3 && (this.reg === 4 || this.reg === 5)) { this.xsaveRstor(this.reg === 5); return; }
         if (this.mod === 3 || this.reg > 1) this.fault(UD);
         if (this.cr0 & 0xc) this.fault(NM);
         if ((this.lin(this.eaSeg, this.eaOff) & 15) !== 0) this.faultCode(GP, 0); // 16-byte aligned
@@ -3472,6 +3625,7 @@ export class X86Cpu implements Cpu {
         const d = this.readRM(osz);
         const cnt = (op & 1 ? this.regs[1] : this.fetch8()) & 0x1f;
         if (cnt === 0) return; // no operation, flags unaffected
+        if (this.mod !== 3) this.wrProbe(osz, this.eaSeg, this.eaOff);
         this.writeRM(osz, this.shiftDouble(op >= 0xac, osz, d, this.getReg(osz, this.reg), cnt));
         return;
       }
@@ -3483,7 +3637,7 @@ export class X86Cpu implements Cpu {
       case 0xb0: case 0xb1: { // CMPXCHG: flags as CMP acc, dest; the destination is always written (SDM Vol. 2)
         const size = op & 1 ? osz : 1;
         this.decodeModrm();
-        const d = this.readRM(size), a = this.getReg(size, 0);
+        const d = this.readRMW(size), a = this.getReg(size, 0);
         this.alu(7, size, a, d);
         if (a === d) this.writeRM(size, this.getReg(size, this.reg));
         else { this.writeRM(size, d); this.setReg(size, 0, d); }
@@ -3511,7 +3665,7 @@ export class X86Cpu implements Cpu {
       case 0xc0: case 0xc1: { // XADD: dest <- dest + src, src <- old dest; flags as ADD
         const size = op & 1 ? osz : 1;
         this.decodeModrm();
-        const d = this.readRM(size), s = this.getReg(size, this.reg);
+        const d = this.readRMW(size), s = this.getReg(size, this.reg);
         const sum = this.alu(0, size, d, s);
         // SDM Vol. 2 XADD: SRC <- DEST, then DEST <- TEMP: with one register as both, the sum wins.
         if (this.mod === 3) { this.setReg(size, this.reg, d); this.setReg(size, this.rm, sum); return; }
@@ -3559,7 +3713,7 @@ export class X86Cpu implements Cpu {
             if (!ok) this.fault(UD);
             return;
           }
-          if (this.rm === 1) { this.xsetbv(); return; } // 0F 01 D1; D0 XGETBV is #UD without CR4.OSXSAVE as well
+          if (this.rm === 0 || this.rm === 1) { this.xgetsetbv(this.rm === 1); return; } // 0F 01 D0 XGETBV, D1 XSETBV
           this.fault(UD);
         }
         this.needCpl0();
@@ -3650,7 +3804,7 @@ export class X86Cpu implements Cpu {
     } else if (cr === 4) {
       if (((v ^ ic.cr4Shadow) & ic.cr4Mask) !== 0) { this.crExit(4, CrAccessType.MovToCr, rm); return; }
       v = ((v & ~ic.cr4Mask) | (this.cr4 & ic.cr4Mask)) >>> 0;
-    } else if (cr === 3 && ic.cr3LoadExit) { this.crExit(3, CrAccessType.MovToCr, rm); return; }
+    } else if (cr === 3 && ic.cr3LoadExit && !isCr3Target(ic, v)) { this.crExit(3, CrAccessType.MovToCr, rm); return; }
     switch (cr) {
       case 0: {
         // PG without PE and NW without CD are invalid combinations (#GP(0)). ET is hardwired to 1.
@@ -3679,7 +3833,7 @@ export class X86Cpu implements Cpu {
     }
   }
 
-  /** MOV r32, DRn / MOV DRn, r32: DR4/DR5 alias DR6/DR7 unless CR4.DE (SDM Vol. 3B 18.2.2). Breakpoints are not armed. */
+  /** MOV r32, DRn / MOV DRn, r32: DR4/DR5 alias DR6/DR7 unless CR4.DE (SDM Vol. 3B 18.2.2); a write re-arms the breakpoints (armDebug). */
   private movDr(toDr: boolean): void {
     const b = this.fetch8(), rm = b & 7;
     let dr = (b >> 3) & 7;
@@ -3689,7 +3843,7 @@ export class X86Cpu implements Cpu {
     }
     this.needCpl0();
     // DR7.GD: any debug-register access is a #DB fault with DR6.BD, GD cleared (SDM 17.2.4).
-    if ((this.dr7 & DR7_GD) !== 0) { this.dr6 |= DR6_BD; this.dr7 &= ~DR7_GD; this.fault(DB); }
+    if ((this.dr7 & DR7_GD) !== 0) { this.setDr6(this.dr6 | DR6_BD, DR6_BD); this.dr7 &= ~DR7_GD; this.fault(DB); }
     if ((this.intercepts.insn & InsnIntercept.MovDr) !== 0) {
       const e = this.exit;
       e.drNumber = (b >> 3) & 7; e.drRead = !toDr; e.drGpr = rm;
@@ -3730,7 +3884,7 @@ export class X86Cpu implements Cpu {
       const la = (this.segBase[CS] + this.eip) >>> 0;
       let hit = 0;
       for (let i = 0; i < 4; i++) if ((this.dbgExec & (1 << i)) !== 0 && this.drAddr[i] === la) hit |= 1 << i;
-      if (hit !== 0) { this.dr6 = ((this.dr6 & ~0xf) | hit) >>> 0; this.fault(DB); }
+      if (hit !== 0) { this.setDr6((this.dr6 & ~0xf) | hit, hit); this.instrBp = true; this.fault(DB); }
     }
     this.flags &= ~RF; // RF lasts one instruction; IRET and POPF may set it again for the next
   }
@@ -3748,9 +3902,16 @@ export class X86Cpu implements Cpu {
   }
   /** Data breakpoints hit by the instruction that just completed: a #DB trap (SDM 17.2.4); with TF the single-step #DB carries it. */
   private dataBreakTrap(tf: boolean): void {
-    this.dr6 = ((this.dr6 & ~0xf) | this.dbgHit) >>> 0;
+    this.setDr6((this.dr6 & ~0xf) | this.dbgHit, this.dbgHit);
     this.dbgHit = 0;
     if (!tf && this.stop === CpuExitReason.None) this.deliver(DB, 0, false, EventType.HardwareException, 0);
+    else if (!tf) this.dbBits = 0; // the #DB is not raised
+  }
+  /** DR6 gets `v` for a #DB with `bits` (exit.dbBits); the first of one #DB's updates keeps DR6 before it. */
+  private setDr6(v: number, bits: number): void {
+    if (this.dbBits === 0) this.dr6Prev = this.dr6;
+    this.dbBits |= bits;
+    this.dr6 = v >>> 0;
   }
 
   /** Instructions retired so far, the current one included: the TSC's time base. */
@@ -3780,6 +3941,12 @@ export class X86Cpu implements Cpu {
       this.stopHere(CpuExitReason.Msr);
       return;
     }
+    this.msrAccess(write);
+  }
+
+  /** RDMSR/WRMSR of the MSR in ECX with EDX:EAX, past the CPL check and intercepts; #GP(0) as msrOp says. */
+  private msrAccess(write: boolean): void {
+    const r = this.regs, idx = r[1];
     if (!write) {
       let lo: number, hi: number;
       switch (idx) {
@@ -3820,6 +3987,22 @@ export class X86Cpu implements Cpu {
         this.msrStore[slot * 2 + 1] = hi;
       }
     }
+  }
+
+  /** Cpu.accessMsr: msrAccess with EAX/ECX/EDX saved and restored, a #GP(0) returned as false. */
+  accessMsr(index: number, write: boolean, lo: number, hi: number, out: Uint32Array): boolean {
+    const r = this.regs, a = r[0]!, c = r[1]!, d = r[2]!;
+    r[0] = lo; r[1] = index; r[2] = hi;
+    let ok = true;
+    try {
+      this.msrAccess(write);
+      if (!write) { out[0] = r[0]!; out[1] = r[2]!; }
+    } catch (e) {
+      if (e !== FAULT) throw e;
+      ok = false;
+    }
+    r[0] = a; r[1] = c; r[2] = d;
+    return ok;
   }
 
   /**
@@ -3881,7 +4064,7 @@ export class X86Cpu implements Cpu {
       this.eaOff = this.asz === 2 ? (this.eaOff + delta) & 0xffff : (this.eaOff + delta) >>> 0;
     }
     bit &= bits - 1;
-    const v = this.readRM(osz), m = (1 << bit) >>> 0;
+    const v = kind === 0 ? this.readRM(osz) : this.readRMW(osz), m = (1 << bit) >>> 0;
     this.setFlags(CF, (v & m) !== 0 ? CF : 0);
     if (kind === 0) return;
     this.writeRM(osz, kind === 1 ? v | m : kind === 2 ? v & ~m : v ^ m);
@@ -3951,7 +4134,7 @@ export class X86Cpu implements Cpu {
 
   /**
    * CPUID when not intercepted: an honest i686 profile. Leaf 0 names the vendor
-   * "hvkitSoftx86" (max basic leaf 1); leaf 1 reports family 6 model 13 stepping 8 (a
+   * "hvkitSoftx86" (max basic leaf 0Dh, for XSAVE); leaf 1 reports family 6 model 13 stepping 8 (a
    * Pentium M-class P6 with PAE and NX; model >= 3 so SEP is believed, SDM Vol. 2
    * SYSENTER) and exactly what this core implements (CPUID1_EDX); 80000001h EDX reports
    * NX; 80000008h: 32 physical and 32 linear address bits (MAXPHYADDR 32, mmu.ts).
@@ -3960,16 +4143,25 @@ export class X86Cpu implements Cpu {
    */
   private cpuid(): void {
     const r = this.regs, m = this.cpuidMask;
-    const leaf = r[0];
+    const leaf = r[0], sub = r[1];
+    const xsave = (m.leaf1Ecx & CPUID1_ECX_XSAVE) !== 0;
     r[0] = 0; r[3] = 0; r[1] = 0; r[2] = 0;
+    // Leaves 2-0Ch are within range but not supported here: all zeros (SDM Vol. 2A CPUID).
     if (leaf === 0) {
-      r[0] = 1;
+      r[0] = 0xd;
       // EBX, EDX, ECX spell "hvkitSoftx86" in little-endian order.
       r[3] = 0x696b7668; // "hvki"
       r[2] = 0x666f5374; // "tSof"
       r[1] = 0x36387874; // "tx86"
     } else if (leaf === 1) {
-      r[0] = CPUID_SIGNATURE; r[2] = (CPUID1_EDX & m.leaf1Edx) >>> 0; // ECX: no SSE3-era feature
+      r[0] = CPUID_SIGNATURE; r[2] = (CPUID1_EDX & m.leaf1Edx) >>> 0;
+      // ECX: XSAVE, and OSXSAVE as CR4.OSXSAVE holds it; no SSE3-era feature.
+      if (xsave) r[1] = (CPUID1_ECX_XSAVE | ((this.cr4 & CR4_OSXSAVE) !== 0 ? CPUID1_ECX_OSXSAVE & m.leaf1Ecx : 0)) >>> 0;
+    } else if (leaf === 0xd) {
+      // SDM Vol. 1 13.2: sub-leaf 0 EDX:EAX = the XCR0 bits supported, EBX = the area size
+      // for the current XCR0, ECX = for all supported (576 both: x87 is the only component).
+      // Sub-leaf 1 EAX = 0: no XSAVEOPT, XSAVEC, XGETBV ECX=1, XSAVES. Others: invalid, zeros.
+      if (xsave && sub === 0) { r[0] = XCR0_SUPPORTED; r[3] = XSAVE_AREA_SIZE; r[1] = XSAVE_AREA_SIZE; }
     } else if (leaf === 0x80000000) {
       r[0] = 0x80000008;
     } else if (leaf === 0x80000001) {
@@ -3988,6 +4180,7 @@ export class X86Cpu implements Cpu {
     if ((f & (1 << 6)) === 0) ok &= ~CR4_PAE;
     if ((f & (1 << 13)) === 0) ok &= ~CR4_PGE;
     if ((f & (1 << 24)) === 0) ok &= ~CR4_OSFXSR;
+    if ((this.cpuidMask.leaf1Ecx & CPUID1_ECX_XSAVE) !== 0) ok |= CR4_OSXSAVE; // SDM 2.5: CR4.OSXSAVE needs CPUID XSAVE
     return ok;
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DE, F80, IE, OE, PE, RC_DOWN, RC_NEAREST, RC_UP, RC_ZERO, UE, ZE } from "./float80.js";
+import { BIG_P, DE, F80, IE, OE, PE, RC_DOWN, RC_NEAREST, RC_UP, RC_ZERO, UE, ZE, bigLn2, bigPi } from "./float80.js";
 import { rng } from "./testing.js";
 
 const A = 0, B = 1, D = 2, D2 = 3;
@@ -141,6 +141,19 @@ describe("F80 special values and exceptions (masked responses, SDM 4.9.1)", () =
     f.set(A, 0, 0x7fff, 0xd0000000, 0); // QNaN, larger
     f.add(D, A, B, false);
     expect(dump(f, D)).toEqual([0, 0x7fff, "d000000000000000"]);
+    expect(f.exc).toBe(0);
+  });
+  it("subtraction returns a NaN operand with its own sign: 1 - (-QNaN) and -QNaN - 1 stay negative, 1 - (+QNaN) stays positive", () => {
+    const f = unit();
+    f.fromInt32(A, 1);
+    f.set(B, 1, 0x7fff, 0xf8000000, 0); // -QNaN
+    f.add(D, A, B, true);
+    expect(dump(f, D)).toEqual([1, 0x7fff, "f800000000000000"]);
+    f.add(D, B, A, true);
+    expect(dump(f, D)).toEqual([1, 0x7fff, "f800000000000000"]);
+    f.set(B, 0, 0x7fff, 0xf8000000, 0);
+    f.add(D, A, B, true);
+    expect(dump(f, D)).toEqual([0, 0x7fff, "f800000000000000"]);
     expect(f.exc).toBe(0);
   });
   it("an unnormal or pseudo-infinity operand is invalid; a pseudo-denormal is a denormal (DE)", () => {
@@ -344,5 +357,15 @@ describe("F80 FPREM, FPREM1, FSCALE and FXTRACT", () => {
     f.extract(D, D2, A);
     expect(f.toNumber(D)).toBe(5);
     expect(f.toNumber(D2)).toBe(-1.5);
+  });
+});
+
+describe("F80 big floats for the transcendentals", () => {
+  it("the series give pi and ln 2 to 128 bits (C90FDAA2 2168C234 C4C6628B 80DC1CD1..., B17217F7 D1CF79AB C9E3B398 03F2F6AF...)", () => {
+    const top128 = (m: bigint) => (m >> BigInt(BIG_P - 128)).toString(16);
+    expect(top128(bigPi().m)).toBe("c90fdaa22168c234c4c6628b80dc1cd1");
+    expect(bigPi().e + BIG_P - 1).toBe(1); // 2^1 <= pi < 2^2
+    expect(top128(bigLn2().m)).toBe("b17217f7d1cf79abc9e3b39803f2f6af");
+    expect(bigLn2().e + BIG_P - 1).toBe(-1);
   });
 });

@@ -86,6 +86,27 @@ export class F80 {
   hiOf(s: number): number { return this.v[s * 3 + 1]; }
   loOf(s: number): number { return this.v[s * 3]; }
 
+  /** A finite slot's magnitude as a BigFloat (0n for zero); its sign is signOf(). For the transcendentals. */
+  bigOf(s: number): Big {
+    const v = this.v, exp = v[s * 3 + 2] & 0x7fff;
+    const m = (BigInt(v[s * 3 + 1]) << 32n) | BigInt(v[s * 3]);
+    return bigNorm(m, (exp === 0 ? 1 : exp) - BIAS - 63);
+  }
+  /**
+   * d = (-1)^sign * r rounded to 64 bits per RC (transcendental results ignore PC,
+   * SDM 8.1.5.2), with PE/UE/OE and C1 (round up) as for arithmetic. `inexact`: r is
+   * an approximation of a value that is not exactly representable (a series result).
+   */
+  roundBig(d: number, sign: number, r: Big, inexact: boolean): void {
+    const top = r.m >> BigInt(BIG_P - 96);
+    const sticky = inexact || (r.m & ((1n << BigInt(BIG_P - 96)) - 1n)) !== 0n ? 1 : 0;
+    this.h = Number((top >> 64n) & 0xffffffffn);
+    this.l = Number((top >> 32n) & 0xffffffffn);
+    this.x = (Number(top & 0xffffffffn) | sticky) >>> 0;
+    this.e = r.e + BIG_P - 1;
+    this.finish(d, sign, 64);
+  }
+
   /** Class of a slot without normalizing (for FXAM and tags). */
   classOf(s: number): Cls {
     const v = this.v, hi = v[s * 3 + 1], lo = v[s * 3], exp = v[s * 3 + 2] & 0x7fff;
@@ -254,8 +275,9 @@ export class F80 {
   /** d = a + b (or a - b when negB), rounded to PC. */
   add(d: number, a: number, b: number, negB: boolean): void {
     this.unpack(a, 0); this.unpack(b, 1);
-    if (negB) this.us[1] ^= 1;
+    // A NaN result keeps the NaN operand's own sign: negate b only after NaN selection (SDM 4.8.3.5).
     if (this.nans(d, true)) return;
+    if (negB) this.us[1] ^= 1;
     this.denormals(true);
     const k0 = this.uk[0], k1 = this.uk[1], s0 = this.us[0], s1 = this.us[1];
     if (k0 === Cls.Inf || k1 === Cls.Inf) {
@@ -812,3 +834,113 @@ export class F80 {
 
 const F64 = new Float64Array(1);
 const F64_U32 = new Uint32Array(F64.buffer);
+
+// ---------------------------------------------------------------- big floats
+// The transcendentals (F2XM1, FYL2X, FYL2XP1, FPATAN) are evaluated on BigInt
+// significands of BIG_P bits (series with well over 64 correct bits), then rounded once
+// to the 64-bit format. They allocate: acceptable for these rare, slow instructions.
+
+/** Significand bits of a Big. */
+export const BIG_P = 192;
+/** A positive value m * 2^e with m of exactly BIG_P bits (or m = 0n for zero). */
+export interface Big { m: bigint; e: number }
+
+function bitLen(m: bigint): number { return m === 0n ? 0 : m.toString(2).length; }
+
+export function bigNorm(m: bigint, e: number): Big {
+  if (m === 0n) return { m, e: 0 };
+  const n = bitLen(m);
+  return n > BIG_P ? { m: m >> BigInt(n - BIG_P), e: e + n - BIG_P } : { m: m << BigInt(BIG_P - n), e: e - (BIG_P - n) };
+}
+export function bigInt(k: number): Big { return bigNorm(BigInt(k), 0); }
+export function bigMul(a: Big, b: Big): Big { return bigNorm(a.m * b.m, a.e + b.e); }
+export function bigDiv(a: Big, b: Big): Big { return bigNorm((a.m << BigInt(BIG_P + 2)) / b.m, a.e - b.e - BIG_P - 2); }
+/** a + b, or a - b when neg (callers keep a >= b for a difference). */
+export function bigAdd(a: Big, b: Big, neg = false): Big {
+  if (b.m === 0n) return a;
+  if (a.m === 0n) return b;
+  const lo = Math.min(a.e, b.e), hi = Math.max(a.e, b.e);
+  if (hi - lo > 2 * BIG_P) return a.e > b.e ? a : b; // far below the precision kept
+  const am = a.m << BigInt(a.e - lo), bm = b.m << BigInt(b.e - lo);
+  return bigNorm(neg ? am - bm : am + bm, lo);
+}
+function bigSqrt(a: Big): Big {
+  // isqrt of m * 2^k with k even and enough bits for BIG_P result bits.
+  let m = a.m, e = a.e;
+  m <<= BigInt(BIG_P + 2); e -= BIG_P + 2;
+  if (e & 1) { m <<= 1n; e -= 1; }
+  let x = 1n << BigInt(Math.ceil(bitLen(m) / 2));
+  for (;;) { const y = (x + m / x) >> 1n; if (y >= x) break; x = y; }
+  return bigNorm(x, e / 2);
+}
+/** Relative smallness: b below a * 2^-(BIG_P - 8). */
+function negligible(term: Big, sum: Big): boolean { return term.m === 0n || term.e < sum.e - BIG_P + 8; }
+
+/** atanh(t) = t + t^3/3 + ..., for 0 < t <= 1/3. */
+function bigAtanh(t: Big): Big {
+  const t2 = bigMul(t, t);
+  let p = t, sum = t;
+  for (let k = 3; ; k += 2) {
+    p = bigMul(p, t2);
+    const term = bigDiv(p, bigInt(k));
+    if (negligible(term, sum)) return sum;
+    sum = bigAdd(sum, term);
+  }
+}
+/** atan(z) for 0 < z <= 1: three halvings z / (1 + sqrt(1 + z^2)), then the alternating series. */
+function bigAtan(z: Big): Big {
+  const one = bigInt(1);
+  for (let i = 0; i < 3; i++) z = bigDiv(z, bigAdd(one, bigSqrt(bigAdd(one, bigMul(z, z)))));
+  const z2 = bigMul(z, z);
+  let p = z, pos = z, negs: Big = { m: 0n, e: 0 };
+  for (let k = 3; ; k += 2) {
+    p = bigMul(p, z2);
+    const term = bigDiv(p, bigInt(k));
+    if (negligible(term, pos)) break;
+    if (((k - 1) / 2) & 1) negs = bigAdd(negs, term); else pos = bigAdd(pos, term);
+  }
+  const r = bigAdd(pos, negs, true);
+  return { m: r.m, e: r.e + 3 };
+}
+let LN2: Big | null = null, PI: Big | null = null;
+/** ln 2 = 2 atanh(1/3). */
+export function bigLn2(): Big { if (!LN2) { const a = bigAtanh(bigDiv(bigInt(1), bigInt(3))); LN2 = { m: a.m, e: a.e + 1 }; } return LN2; }
+/** pi = 4 atan(1). */
+export function bigPi(): Big { if (!PI) { const a = bigAtan(bigInt(1)); PI = { m: a.m, e: a.e + 2 }; } return PI; }
+
+/** log2(x) for finite x > 0, as [sign, magnitude]. */
+export function bigLog2(x: Big): [number, Big] {
+  const k = x.e + BIG_P - 1; // x = mm * 2^k, mm in [1, 2)
+  const mm: Big = { m: x.m, e: -(BIG_P - 1) };
+  const one = bigInt(1);
+  const frac = mm.m === one.m && mm.e === one.e ? { m: 0n, e: 0 }
+    : (() => { const a = bigAtanh(bigDiv(bigAdd(mm, one, true), bigAdd(mm, one))); return bigDiv({ m: a.m, e: a.e + 1 }, bigLn2()); })();
+  if (k >= 0) return [0, bigAdd(bigInt(k), frac)];
+  // k < 0: log2 = -( |k| - frac ), |k| >= 1 > frac
+  return [1, bigAdd(bigInt(-k), frac, true)];
+}
+/** log2(1 + x) for -1 < x, x != 0, given sign and |x|: 2 atanh(x / (2 + x)) / ln 2, as [sign, magnitude]. */
+export function bigLog2p1(sx: number, ax: Big): [number, Big] {
+  const two = bigInt(2);
+  const den = sx ? bigAdd(two, ax, true) : bigAdd(two, ax);
+  const a = bigAtanh(bigDiv(ax, den));
+  return [sx, bigDiv({ m: a.m, e: a.e + 1 }, bigLn2())];
+}
+/** 2^x - 1 for 0 < |x| <= 1, given sign and |x|, as [sign, magnitude]: the series of expm1(x ln 2). */
+export function bigExp2m1(sx: number, ax: Big): [number, Big] {
+  const y = bigMul(ax, bigLn2());
+  let p = y, pos = y, negs: Big = { m: 0n, e: 0 };
+  for (let k = 2; ; k++) {
+    p = bigDiv(bigMul(p, y), bigInt(k));
+    if (negligible(p, pos)) break;
+    if (sx && !(k & 1)) negs = bigAdd(negs, p); else pos = bigAdd(pos, p); // expm1(-y) = -(y - y^2/2! + y^3/3! ...)
+  }
+  return sx ? [1, bigAdd(pos, negs, true)] : [0, pos];
+}
+/** atan2 magnitude for |y|, |x| finite and nonzero, with x's sign: in (0, pi). */
+export function bigAtan2(ay: Big, sx: number, ax: Big): Big {
+  const yBig = ay.e > ax.e || (ay.e === ax.e && ay.m > ax.m);
+  let a = yBig ? bigAtan(bigDiv(ax, ay)) : bigAtan(bigDiv(ay, ax));
+  if (yBig) a = bigAdd({ m: bigPi().m, e: bigPi().e - 1 }, a, true);
+  return sx ? bigAdd(bigPi(), a, true) : a;
+}

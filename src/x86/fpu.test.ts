@@ -1,33 +1,21 @@
 import { describe, expect, it } from "vitest";
-import { X86Cpu } from "./cpu.js";
 import { IE, PE, ZE } from "./float80.js";
-import { FlatMemory } from "./memory.js";
-import { realModeState, resetState } from "./state.js";
+import { cloneState, resetState } from "./state.js";
 import { CpuExitReason } from "./types.js";
 import type { X86State } from "./types.js";
-import { NO_IO } from "./testing.js";
+import { DM_CODE, DM_DATA, dataMachine } from "./testing.js";
 
-const CODE = 0x1000, DATA = 0x2000; // CS:0 at 0x10000, DS:0 at 0x20000
+const CODE = DM_CODE, DATA = DM_DATA; // CS:0 at 0x10000, DS:0 at 0x20000
 const SW_SF = 0x40, SW_ES = 0x80, SW_C0 = 0x100, SW_C1 = 0x200, SW_C2 = 0x400, SW_C3 = 0x4000, SW_B = 0x8000;
 const CR0_MP = 0x2, CR0_EM = 0x4, CR0_TS = 0x8, CR0_NE = 0x20;
 
 /** ModR/M memory form [disp16] (mod 00, rm 110) with a reg field. */
 const mem = (op: number, reg: number, addr: number): number[] => [op, (reg << 3) | 6, addr & 0xff, addr >>> 8];
-const HLT = 0xf4;
 
 function machine(code: number[], init?: (s: X86State) => void) {
-  const m = new FlatMemory(0x40000);
-  const cpu = new X86Cpu(m, NO_IO);
-  m.bytes.set([...code, HLT], CODE * 16);
-  const s = realModeState(CODE, 0);
-  s.ds = { selector: DATA, base: DATA * 16, limit: 0xffff, attrib: 0x93 };
-  s.ss = { selector: 0x3000, base: 0x30000, limit: 0xffff, attrib: 0x93 }; s.esp = 0x100;
-  init?.(s);
-  cpu.setState(s);
+  const { m, cpu, state, d } = dataMachine(code, init);
   const fpu = cpu.fpu, f = fpu.f;
   const st = (i: number) => f.toNumber(fpu.stSlot(i));
-  const state = () => { const o = resetState(); cpu.getState(o); return o; };
-  const d = (off: number) => DATA * 16 + off;
   const f64 = (off: number, v: number) => new DataView(m.bytes.buffer).setFloat64(d(off), v, true);
   const f32 = (off: number, v: number) => new DataView(m.bytes.buffer).setFloat32(d(off), v, true);
   const getF64 = (off: number) => new DataView(m.bytes.buffer).getFloat64(d(off), true);
@@ -175,6 +163,20 @@ describe("x87 through the core (real mode)", () => {
     expect(x.st(0)).toBe(1);
   });
 
+  it("FCOMI with an unmasked #IA leaves ZF/PF/CF but still clears OF, SF and AF (SDM Vol. 2 FCOMI)", () => {
+    const x = machine([
+      ...mem(0xd9, 5, 0x200), // FLDCW [200]: IM clear
+      ...mem(0xd9, 0, 0x204), 0xd9, 0xe8, // FLD dword [204] (QNaN); FLD1
+      0xdb, 0xf1, // FCOMI ST0, ST1: QNaN -> #IA, unmasked
+      0x9c, // PUSHF
+    ], (s) => { s.eflags = 0x2 | 0x800 | 0x80 | 0x10 | 0x40 | 0x1; });
+    x.m.write16(x.d(0x200), 0x037f & ~IE);
+    x.m.write32(x.d(0x204), 0x7fc00000);
+    x.runToHlt();
+    expect(x.m.read16(0x30000 + 0xfe) & 0x8d5).toBe(0x41); // ZF and CF as before; OF, SF, AF cleared; PF not set
+    expect(x.fpu.sw & (IE | SW_ES)).toBe(IE | SW_ES);
+  });
+
   it("FCOM, FUCOM, FTST and FXAM set C3/C2/C0 (and C1 = sign for FXAM)", () => {
     const x = machine([
       0xd9, 0xe8, 0xd9, 0xee, // ST0 = 0, ST1 = 1
@@ -286,6 +288,46 @@ describe("x87 through the core (real mode)", () => {
     expect(x.fpu.sw & (SW_C0 | SW_C1 | SW_C2 | SW_C3)).toBe(SW_C3);
   });
 
+  it("F2XM1, FYL2X, FYL2XP1 and FPATAN give the full 64-bit result, rounded once per RC with C1 (SDM 8.3.10)", () => {
+    /** Load the doubles at 200h.. (FLD qword each), run `op`, return ST0 as [sign, exponent, significand hex] and FSW. */
+    const calc = (vals: number[], op: number[], cw = 0x037f) => {
+      const code = [...mem(0xd9, 5, 0x300)];
+      vals.forEach((_, i) => code.push(...mem(0xdd, 0, 0x200 + 8 * i)));
+      const x = machine([...code, ...op]);
+      x.m.write16(x.d(0x300), cw);
+      vals.forEach((v, i) => x.f64(0x200 + 8 * i, v));
+      x.runToHlt();
+      const p = x.fpu.stSlot(0);
+      const sig = x.f.hiOf(p).toString(16).padStart(8, "0") + x.f.loOf(p).toString(16).padStart(8, "0");
+      return { v: [x.f.signOf(p), x.f.expOf(p), sig], sw: x.fpu.sw };
+    };
+    // 2^0.5 - 1 = 0.6A09E667F3BCC908B2FB...h: D413CCCFE7799211 65F6...
+    expect(calc([0.5], [0xd9, 0xf0]).v).toEqual([0, 0x3ffd, "d413cccfe7799211"]);
+    const up = calc([0.5], [0xd9, 0xf0], 0x0b7f);
+    expect(up.v).toEqual([0, 0x3ffd, "d413cccfe7799212"]);
+    expect(up.sw & (SW_C1 | PE)).toBe(SW_C1 | PE);
+    // 1 * log2(10) is FLDL2T's value, ...8AFE 492B... to nearest; 3 * log2(8) = 9 exactly (no PE).
+    expect(calc([1, 10], [0xd9, 0xf1]).v).toEqual([0, 0x4000, "d49a784bcd1b8afe"]);
+    const nine = calc([3, 8], [0xd9, 0xf1]);
+    expect(nine.v).toEqual([0, 0x4002, "9000000000000000"]);
+    expect(nine.sw & PE).toBe(0);
+    // FYL2XP1(1, -0.25) = log2(0.75) = FYL2X(1, 0.75).
+    expect(calc([1, -0.25], [0xd9, 0xf9]).v).toEqual(calc([1, 0.75], [0xd9, 0xf1]).v);
+    // atan2(1, 1) = pi/4 = C90FDAA22168C234 C4C6...: rounds up, C1 = 1; atan2(+0, -1) = pi; atan2(1, -1) = 3pi/4.
+    const q = calc([1, 1], [0xd9, 0xf3]);
+    expect(q.v).toEqual([0, 0x3ffe, "c90fdaa22168c235"]);
+    expect(q.sw & (SW_C1 | PE)).toBe(SW_C1 | PE);
+    expect(calc([0, -1], [0xd9, 0xf3]).v).toEqual([0, 0x4000, "c90fdaa22168c235"]);
+    expect(calc([1, -1], [0xd9, 0xf3]).v).toEqual([0, 0x4000, "96cbe3f9990e91a8"]);
+    expect(calc([-1e-300, 5], [0xd9, 0xf3]).v[0]).toBe(1);
+    // Exact zeros, without PE: atan2(-3, +inf) = -0; 0 * log2(0.5) = -0; log2(1 + 0) * 7 = +0.
+    for (const [vals, op, sign] of [[[-3, Infinity], [0xd9, 0xf3], 1], [[0, 0.5], [0xd9, 0xf1], 1], [[7, 0], [0xd9, 0xf9], 0]] as const) {
+      const z = calc([...vals], [...op]);
+      expect(z.v).toEqual([sign, 0, "0000000000000000"]);
+      expect(z.sw & PE).toBe(0);
+    }
+  });
+
   it("CPUID.1:EDX reports FPU (bit 0) and FXSR (bit 24)", () => {
     const x = machine([0x66, 0xb8, 1, 0, 0, 0, 0x0f, 0xa2]);
     x.runToHlt();
@@ -302,5 +344,52 @@ describe("x87 through the core (real mode)", () => {
     expect(y.fpu.sw).toBe(x.fpu.sw);
     expect(y.fpu.tagWord).toBe(0x0fff);
     expect(() => y.fpu.loadState({ ...s, v: 2 })).toThrow(/version/);
+  });
+
+  it("X86State.fpu round-trips through getState/setState as plain data; without the field getState leaves it out", () => {
+    const x = machine([
+      ...mem(0xd9, 5, 0x200), // FLDCW [200]: RC down, ZM clear
+      0xd9, 0xeb, 0xd9, 0xe8, 0xd9, 0xee, // FLDPI, FLD1, FLDZ
+      0xdc, 0xf9, // DC F8+i is FDIV ST(i), ST0: ST1 = 1/0, unmasked ZE pending
+      0xdd, 0xc0, // FFREE ST0: a waiting instruction, so it reports the pending ZE (#MF) and frees nothing
+    ], (s) => { s.cr0 = 0x10 | CR0_NE; });
+    x.m.write16(x.d(0x200), (0x037f & ~ZE) | 0x400);
+    x.cpu.intercepts.exceptionBitmap = 1 << 16;
+    expect(x.runToHlt()).toBe(CpuExitReason.Exception);
+    const plain = x.state();
+    expect("fpu" in plain).toBe(false);
+    const s = resetState();
+    s.fpu = { fcw: 0, fsw: 0, ftw: 0, fip: 0, fcs: 0, fdp: 0, fds: 0, fop: 0, regs: [] };
+    x.cpu.getState(s);
+    const regsBefore = s.fpu!.regs;
+    x.cpu.getState(s);
+    expect(s.fpu!.regs).toBe(regsBefore); // reused, not reallocated
+    const copy = JSON.parse(JSON.stringify(s)) as X86State;
+    expect(copy.fpu!.fcw).toBe((0x037f & ~ZE) | 0x400);
+    expect(copy.fpu!.fsw & (ZE | SW_ES | SW_B | 0x3800)).toBe(ZE | SW_ES | SW_B | (5 << 11));
+    expect(copy.fpu!.ftw).toBe(x.fpu.tagWord);
+    expect(copy.fpu!.regs[7]).toEqual({ hi: 0xc90fdaa2, lo: 0x2168c234, se: 0x4000 }); // FLDPI rounded down, in R7
+    expect(copy.fpu!.fop).toBe(x.fpu.fop);
+    expect(copy.fpu!.fip).toBe(x.fpu.fip);
+
+    const y = machine([0xdd, 0xd1]); // FST ST1 (waiting): the restored pending ZE raises #MF
+    const st = y.state();
+    st.cr0 = 0x10 | CR0_NE;
+    st.fpu = copy.fpu;
+    y.cpu.setState(st);
+    const back = resetState();
+    back.fpu = { fcw: 0, fsw: 0, ftw: 0, fip: 0, fcs: 0, fdp: 0, fds: 0, fop: 0, regs: [] };
+    y.cpu.getState(back);
+    expect(back.fpu).toEqual(copy.fpu);
+    expect([y.st(0), y.st(1), y.st(2)]).toEqual([0, 1, Math.PI]); // the unmasked 1/0 wrote nothing
+    expect(y.fpu.stEmpty(3)).toBe(true);
+    y.cpu.intercepts.exceptionBitmap = 1 << 16;
+    expect(y.runToHlt()).toBe(CpuExitReason.Exception);
+    expect(y.cpu.exit.vector).toBe(16);
+    // cloneState copies the x87 part deeply.
+    const c = cloneState(back);
+    c.fpu!.regs[0].hi ^= 1;
+    expect(back.fpu!.regs[0].hi).not.toBe(c.fpu!.regs[0].hi);
+    expect(() => y.cpu.setState({ ...st, fpu: { ...copy.fpu!, regs: [] } })).toThrow(/8 registers/);
   });
 });

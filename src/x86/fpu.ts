@@ -11,14 +11,19 @@
 // core checks it before decoding the operand; exec() checks again).
 //
 // Not emulated / precision notes:
-// - F2XM1, FYL2X, FYL2XP1, FPTAN, FPATAN, FSIN, FCOS, FSINCOS go through float64
-//   (Math.*): results carry about 53 correct bits, not the 64 of the hardware,
-//   and always report PE; the special cases (NaN, infinities, zero, domain) follow
-//   the SDM tables.
+// - F2XM1 (|x| <= 1), FYL2X, FYL2XP1 (|x| < 1) and FPATAN are computed on 192-bit
+//   BigInt significands (float80.ts big floats) and rounded once per RC: the correctly
+//   rounded 64-bit result in practice (the hardware promises < 1 ulp). Zeros,
+//   infinities and out-of-domain arguments take the float64 path below.
+// - FPTAN, FSIN, FCOS, FSINCOS go through float64 (Math.*): about 53 correct bits, not
+//   the 64 of the hardware, and always PE; the special cases (NaN, infinities, zero,
+//   |x| >= 2^63) follow the SDM tables.
 // - FISTTP is SSE3 (#UD on a P6). MMX state is not modelled (FXSAVE writes the x87
 //   part of the image; MXCSR and the XMM area are left as they are: no SSE).
 // - Reserved fields of the environment images are written as 0.
-import { Cls, DE, F80, IE, OE, PE, UE, ZE } from "./float80.js";
+import { BIG_P, Cls, DE, F80, IE, OE, PE, UE, ZE, bigAdd, bigAtan2, bigExp2m1, bigInt, bigLog2, bigLog2p1, bigMul, bigPi } from "./float80.js";
+import type { Big } from "./float80.js";
+import type { X87State } from "./types.js";
 
 /** Status word bits (SDM 8.1.3). */
 const SW_SF = 0x40, SW_ES = 0x80, SW_C0 = 0x100, SW_C1 = 0x200, SW_C2 = 0x400, SW_C3 = 0x4000, SW_B = 0x8000;
@@ -57,14 +62,9 @@ export interface FpuHost {
   fault(vector: number): never;
 }
 
-/** Saved x87 state: plain and JSON-safe (registers in physical order R0-R7). */
-export interface FpuState {
+/** Saved x87 state: plain and JSON-safe; the X86State.fpu part with a version (registers in physical order R0-R7). */
+export interface FpuState extends X87State {
   readonly v: 1;
-  fcw: number; fsw: number; /** Full tag word (2 bits per physical register, as FSTENV writes it). */
-  ftw: number;
-  fip: number; fcs: number; fdp: number; fds: number; fop: number;
-  /** 8 x [significand 31:0, significand 63:32, sign<<15|exponent]. */
-  regs: number[];
 }
 
 /** Thrown by fromState for malformed input. */
@@ -144,22 +144,40 @@ export class X87 {
   }
 
   saveState(): FpuState {
-    const regs: number[] = [];
-    const v = this.f.v;
-    for (let i = 0; i < 24; i++) regs.push(v[i]);
-    return { v: 1, fcw: this.fcw, fsw: this.sw, ftw: this.tagWord, fip: this.fip, fcs: this.fcs, fdp: this.fdp, fds: this.fds, fop: this.fop, regs };
+    const out: FpuState = { v: 1, fcw: 0, fsw: 0, ftw: 0, fip: 0, fcs: 0, fdp: 0, fds: 0, fop: 0, regs: [] };
+    this.getX87(out);
+    return out;
   }
   loadState(s: FpuState): void {
     if (s.v !== 1) throw new FpuStateError(`unsupported version ${String(s.v)}`);
-    if (!Array.isArray(s.regs) || s.regs.length !== 24) throw new FpuStateError("regs must hold 24 words");
-    for (let i = 0; i < 24; i++) this.f.v[i] = s.regs[i] >>> 0;
+    this.setX87(s);
+  }
+
+  /** Copy the unit into an X86State part (X86State.fpu), reusing its register objects. */
+  getX87(out: X87State): void {
+    out.fcw = this.fcw; out.fsw = this.sw; out.ftw = this.tagWord;
+    out.fip = this.fip; out.fcs = this.fcs; out.fdp = this.fdp; out.fds = this.fds; out.fop = this.fop;
+    const f = this.f;
+    for (let p = 0; p < 8; p++) {
+      const r = out.regs[p] ?? (out.regs[p] = { hi: 0, lo: 0, se: 0 });
+      r.hi = f.hiOf(p); r.lo = f.loOf(p); r.se = (f.signOf(p) << 15) | f.expOf(p);
+    }
+    out.regs.length = 8;
+  }
+  /** Load the unit from an X86State part; FERR# follows the loaded ES (a pending unmasked exception). */
+  setX87(s: X87State): void {
+    if (!Array.isArray(s.regs) || s.regs.length !== 8) throw new FpuStateError("X87State.regs must hold 8 registers");
+    for (let p = 0; p < 8; p++) {
+      const r = s.regs[p];
+      this.f.set(p, (r.se >>> 15) & 1, r.se & 0x7fff, r.hi >>> 0, r.lo >>> 0);
+    }
     this.fcw = s.fcw & 0x1f7f; this.fsw = s.fsw & 0xffff; this.top = (s.fsw >>> 11) & 7;
     let e = 0;
     for (let p = 0; p < 8; p++) if (((s.ftw >>> (2 * p)) & 3) === 3) e |= 1 << p;
     this.empty = e;
     this.fip = s.fip >>> 0; this.fcs = s.fcs & 0xffff; this.fdp = s.fdp >>> 0; this.fds = s.fds & 0xffff; this.fop = s.fop & 0x7ff;
     this.applyCw();
-    this.ferr = false;
+    this.setFerr(false); // re-asserted by the next waiting instruction if an exception is pending
     this.syncEs();
   }
 
@@ -592,13 +610,15 @@ export class X87 {
   private comi(rm: number, quiet: boolean, popAfter: boolean, h: FpuHost): void {
     const f = this.f;
     this.setC1(false);
+    // OF, SF and AF are cleared even when an unmasked exception leaves ZF/PF/CF alone (SDM Vol. 2 FCOMI).
     if (this.isEmpty(0) || this.isEmpty(rm)) {
       if (this.stackFault(false)) { h.setCmpFlags(ZF | PF | CF); if (popAfter) this.pop(); }
+      else h.setCmpFlags(h.flags() & (ZF | PF | CF));
       return;
     }
     const r = f.compare(this.phys(0), this.phys(rm), quiet);
     const exc = f.exc;
-    if ((exc & (IE | DE) & ~this.fcw) !== 0) { this.raise(exc); return; }
+    if ((exc & (IE | DE) & ~this.fcw) !== 0) { this.raise(exc); h.setCmpFlags(h.flags() & (ZF | PF | CF)); return; }
     this.raise(exc);
     h.setCmpFlags(r === 0 ? 0 : r === 1 ? CF : r === 2 ? ZF : ZF | PF | CF);
     if (popAfter) this.pop();
@@ -813,6 +833,12 @@ export class X87 {
       return;
     }
     if (f.isDenormal(p0) || (two && f.isDenormal(p1))) f.exc |= DE;
+    if (this.transcBig(kind, p0, p1, c0, c1)) {
+      if (kind === 0) { this.commitTo(p0); return; }
+      if (!this.commitTo(p1)) return;
+      this.pop();
+      return;
+    }
     const x = f.toNumber(p0), y = two ? f.toNumber(p1) : 0;
     let r = 0, r2 = 0, invalid = false, zdiv = false;
     // FSIN/FCOS/FPTAN/FSINCOS: |x| >= 2^63 leaves ST0 and sets C2 (SDM Vol. 2 FSIN).
@@ -840,7 +866,9 @@ export class X87 {
       f.fromNumber(S_R, r);
       if (kind === 2) f.fromNumber(S_R2, 1);
       if (kind === 5) f.fromNumber(S_R2, r2);
+      // Zeros and infinities out of FYL2X/FYL2XP1 are exact (a zero operand, log2(1), an infinite one).
       const exact = (kind === 0 && (x === 0 || !Number.isFinite(x))) || (kind === 3 && (y === 0 || (x === 0 && y === 0)))
+        || ((kind === 1 || kind === 4) && (r === 0 || !Number.isFinite(r)))
         || ((kind === 5 || kind === 6 || kind === 2) && x === 0);
       if (!exact) f.exc |= PE;
     }
@@ -856,6 +884,66 @@ export class X87 {
     if (kind === 2 || kind >= 5) this.setC2(false);
   }
   private commitTo(p: number): boolean { return this.commit(p); }
+
+  /**
+   * F2XM1, FYL2X, FYL2XP1 and FPATAN to the full 64 bits (float80.ts big floats, one
+   * rounding per RC; C1 is the round-up indicator). Covers the finite operands in the
+   * SDM's ranges and FPATAN's results that are multiples of pi/4; false for the rest
+   * (zeros, infinities, out-of-range arguments), which take the float64 path.
+   * The result is left in S_R for the caller to commit.
+   */
+  private transcBig(kind: number, p0: number, p1: number, c0: Cls, c1: Cls): boolean {
+    const f = this.f;
+    const s0 = f.signOf(p0), s1 = f.signOf(p1);
+    let sign = 0, r: Big | null = null, inexact = true;
+    // An exact signed zero (SDM Vol. 2 FYL2X/FYL2XP1/FPATAN tables), without float64 (which
+    // cannot hold every finite extended operand).
+    const zero = (sz: number): boolean => { f.set(S_R, sz, 0, 0, 0); f.c1 = false; return true; };
+    switch (kind) {
+      case 0: { // F2XM1, -1 <= x <= 1
+        if (c0 !== Cls.Normal) return false;
+        const x = f.bigOf(p0), one = bigInt(1);
+        const cmp = x.e === one.e ? (x.m > one.m ? 1 : x.m === one.m ? 0 : -1) : x.e > one.e ? 1 : -1;
+        if (cmp > 0) return false;
+        if (cmp === 0) { f.fromNumber(S_R, s0 ? -0.5 : 1); f.c1 = false; return true; } // 2^1 - 1, 2^-1 - 1: exact
+        [sign, r] = bigExp2m1(s0, x);
+        break;
+      }
+      case 1: { // FYL2X: ST1 * log2(ST0), ST0 > 0
+        if (c0 !== Cls.Normal || s0 || (c1 !== Cls.Normal && c1 !== Cls.Zero)) return false;
+        const [sl, l] = bigLog2(f.bigOf(p0));
+        if (l.m === 0n) return zero(s1); // log2(1) = +0
+        if (c1 === Cls.Zero) return zero(s1 ^ sl);
+        // A power of two gives an integer logarithm: the product is then exact before rounding.
+        inexact = !(f.hiOf(p0) === 0x80000000 && f.loOf(p0) === 0);
+        r = bigMul(f.bigOf(p1), l); sign = sl ^ s1;
+        break;
+      }
+      case 4: { // FYL2XP1: ST1 * log2(1 + ST0), |ST0| < 1
+        if ((c0 === Cls.Zero && c1 !== Cls.Inf) || (c1 === Cls.Zero && c0 === Cls.Normal)) return zero(s0 ^ s1);
+        if (c0 !== Cls.Normal || c1 !== Cls.Normal) return false;
+        const x = f.bigOf(p0);
+        if (x.e + BIG_P - 1 >= 0) return false; // |x| >= 1: outside the SDM's range
+        const [sl, l] = bigLog2p1(s0, x);
+        r = bigMul(f.bigOf(p1), l); sign = sl ^ s1;
+        break;
+      }
+      case 3: { // FPATAN: atan2(ST1, ST0), sign of ST1 (SDM Vol. 2 FPATAN table 3-29)
+        sign = s1;
+        const pi = bigPi(), half = { m: pi.m, e: pi.e - 1 }, quarter = { m: pi.m, e: pi.e - 2 };
+        if (c1 === Cls.Normal && c0 === Cls.Normal) r = bigAtan2(f.bigOf(p1), s0, f.bigOf(p0));
+        else if (c1 === Cls.Zero || (c1 === Cls.Normal && c0 === Cls.Inf)) {
+          if (!s0) return zero(s1); // +-0 or finite over +0, +x, +inf: exact +-0
+          r = pi; // over -0, -x, -inf: +-pi
+        } else if (c0 === Cls.Zero) r = half;
+        else r = c0 !== Cls.Inf ? half : s0 ? bigAdd(pi, quarter, true) : quarter; // y infinite
+        break;
+      }
+      default: return false;
+    }
+    f.roundBig(S_R, sign, r, inexact);
+    return true;
+  }
   private setC2(v: boolean): void { this.fsw = (this.fsw & ~SW_C2) | (v ? SW_C2 : 0); }
 
   // ---------------------------------------------------------------- environment
@@ -986,6 +1074,14 @@ export class X87 {
       h.write(o, 4, f.loOf(p)); h.write(o + 4, 4, f.hiOf(p)); h.write(o + 8, 2, f.v[p * 3 + 2]);
       h.write(o + 10, 2, 0); h.write(o + 12, 4, 0);
     }
+  }
+  /**
+   * The x87 initial configuration (SDM Vol. 1 13.6), which XRSTOR loads when XSTATE_BV[0] = 0:
+   * FNINIT's state, and ST0-ST7 zero as well.
+   */
+  initComponent(): void {
+    this.init();
+    this.f.v.fill(0, 0, 24);
   }
   /** FXRSTOR (0F AE /1): the inverse of fxsave (abridged tag bit set = not empty). */
   fxrstor(h: FpuHost): void {

@@ -58,5 +58,6 @@ export function cloneState(s: X86State): X86State {
     es: { ...s.es }, cs: { ...s.cs }, ss: { ...s.ss }, ds: { ...s.ds }, fs: { ...s.fs }, gs: { ...s.gs },
     ldtr: { ...s.ldtr }, tr: { ...s.tr },
     gdtr: { ...s.gdtr }, idtr: { ...s.idtr },
+    ...(s.fpu ? { fpu: { ...s.fpu, regs: s.fpu.regs.map((r) => ({ ...r })) } } : {}),
   };
 }

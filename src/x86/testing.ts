@@ -1,6 +1,6 @@
 // Test helpers shared by the x86 tests (not product code).
 import { X86Cpu } from "./cpu.js";
-import type { FlatMemory } from "./memory.js";
+import { FlatMemory } from "./memory.js";
 import { realModeState, resetState } from "./state.js";
 import type { IoPorts, PhysMemory, X86State } from "./types.js";
 
@@ -50,4 +50,25 @@ export function realModeMachine<M extends FlatMemory>(mem: M, code: number[], in
   cpu.setState(s);
   const state = (): X86State => { const o = resetState(); cpu.getState(o); return o; };
   return { mem, cpu, state };
+}
+
+/** Segments of dataMachine: CS:0 at 10000h, DS:0 at 20000h (64-byte aligned), SS:0 at 30000h with SP = 100h. */
+export const DM_CODE = 0x1000, DM_DATA = 0x2000;
+
+/**
+ * A core over 256 KiB running `code` then HLT in real mode, with DS and SS apart from CS
+ * (the FPU and XSAVE tests); `d(off)` is the physical address of DS:off.
+ */
+export function dataMachine(code: number[], init?: (s: X86State) => void) {
+  const m = new FlatMemory(0x40000);
+  const cpu = new X86Cpu(m, NO_IO);
+  m.bytes.set([...code, 0xf4], DM_CODE * 16);
+  const s = realModeState(DM_CODE, 0);
+  s.ds = { selector: DM_DATA, base: DM_DATA * 16, limit: 0xffff, attrib: 0x93 };
+  s.ss = { selector: 0x3000, base: 0x30000, limit: 0xffff, attrib: 0x93 }; s.esp = 0x100;
+  init?.(s);
+  cpu.setState(s);
+  const state = (): X86State => { const o = resetState(); cpu.getState(o); return o; };
+  const d = (off: number): number => DM_DATA * 16 + off;
+  return { m, cpu, state, d };
 }

@@ -50,6 +50,32 @@ export interface X86State {
   efer: number;
   activity: Activity;
   interruptibility: number;
+  /**
+   * XCR0 (SDM Vol. 1 13.3), optional: getState fills it only when the object already has
+   * the field; setState loads it only when present (a monitor emulating an XSETBV exit).
+   */
+  xcr0?: number;
+  /**
+   * The x87 FPU (SDM Vol. 1 8.1), optional: getState fills it only when the object
+   * already has the field (writing into its objects, no allocation); setState loads it
+   * only when present.
+   */
+  fpu?: X87State;
+}
+
+/** One x87 register as its 80 bits: significand 63:32 and 31:0, and sign << 15 | biased exponent. */
+export interface X87Register { hi: number; lo: number; se: number }
+
+/**
+ * x87 state, the content of an FSAVE image. `regs` are the physical registers R0-R7
+ * (ST(i) is R((TOP + i) mod 8), TOP being FSW 13:11). `ftw` is the full tag word (2 bits
+ * per physical register, 11b = empty) as FSTENV stores it; on load only "empty or not"
+ * counts, as with FLDENV. fip/fdp are offsets, fcs/fds selectors, fop the 11-bit opcode.
+ */
+export interface X87State {
+  fcw: number; fsw: number; ftw: number;
+  fip: number; fcs: number; fdp: number; fds: number; fop: number;
+  regs: X87Register[];
 }
 
 /** GPR indices in x86 ModR/M order; also the layout of a DCB's guestControl frame. */
@@ -114,6 +140,11 @@ export interface InterceptControls {
   softIntBitmap: Uint8Array | null;
   /** Bit v set: exception v exits instead of being delivered (VMX exception bitmap, SVM exception intercepts). */
   exceptionBitmap: number;
+  /**
+   * Optional: a #DB stopped by exceptionBitmap still updates DR6 first, as AMD SVM does
+   * (APM 15.12); unset, DR6 is left unchanged and the bits go to exit.dbBits (Intel VMX, SDM 27.1).
+   */
+  dbExitSetsDr6?: boolean;
   /** RDMSR/WRMSR exit (VMX "use MSR bitmaps" off, SVM MSR_PROT with every bit set); else the core's own MSR set. */
   msr: boolean;
   /**
@@ -135,8 +166,14 @@ export interface InterceptControls {
   cr0Shadow: number;
   cr4Mask: number;
   cr4Shadow: number;
-  /** MOV to CR3 stops with CrAccess (VMX CR3-load exiting; no CR3-target values). */
+  /** MOV to CR3 stops with CrAccess (VMX CR3-load exiting), unless the value is a CR3 target (below). */
   cr3LoadExit: boolean;
+  /**
+   * Optional, with cr3LoadExit: a MOV to CR3 of one of `cr3Targets[0 .. cr3TargetCount-1]`
+   * does not stop (VMX CR3-target values, SDM 26.1.3). Absent or 0: every MOV to CR3 stops.
+   */
+  cr3TargetCount?: number;
+  cr3Targets?: Uint32Array;
   /** MOV from CR3 stops with CrAccess (VMX CR3-store exiting). */
   cr3StoreExit: boolean;
   /**
@@ -316,6 +353,12 @@ export interface CpuExit {
   /** The event that went through a task gate had an error code (pushed on the new task's stack). */
   tsHasErrorCode: boolean;
   tsErrorCode: number;
+  /**
+   * The EFLAGS.RF the switch would save in the outgoing TSS: 1 for a fault-class exception
+   * through a task gate (its image has RF = 1, SDM 17.3.1.1), else the live RF (AMD APM
+   * 15.14.1: EXITINFO2 bit 48). Optional for engines that do not report it.
+   */
+  tsRf?: boolean;
   // Physical-access abort (reason MemAbort), filled by the core before each access that leaves the RAM window.
   /** The physical address of the refused access. */
   memGpa: number;
@@ -337,6 +380,21 @@ export interface CpuExit {
   vectoringVector: number;
   vectoringErrorCode: number;
   vectoringHasErrorCode: boolean;
+  /**
+   * The exit (an intercepted fault, MemAbort or TaskSwitch) stopped an IRET that found
+   * blocking by NMI in effect and cleared it (SDM 6.7.1; VMX: SDM 28.2.2 "NMI unblocking
+   * due to IRET"). Cleared at every run and when the IRET completes or its fault is
+   * delivered to the guest.
+   */
+  iretUnblockedNmi: boolean;
+  /**
+   * An intercepted #DB (reason Exception, vector 1): the DR6 bits it would set, B0-B3 (3:0),
+   * BD (13), BS (14), BT (15). DR6 itself is left unchanged (SDM 27.1; the VMX exit
+   * qualification carries them, table 28-1) unless `InterceptControls.dbExitSetsDr6`.
+   * Written at every exception-bitmap exit of a hardware exception: 0 for other vectors;
+   * meaningless for other exits (an INT1/ICEBP sets no DR6 bit).
+   */
+  dbBits: number;
 }
 
 /** Events the engine asks the core to deliver before the next instruction. */
@@ -385,4 +443,11 @@ export interface Cpu {
    * copy of them. Writes between runs need no call (see PhysMemory.ram).
    */
   invalidateCode?(pa: number, len: number): void;
+  /**
+   * Optional: RDMSR (write false; the value into out[0] = bits 31:0, out[1] = 63:32) or WRMSR
+   * (lo/hi) of the core's own MSR set, without the CPL check or intercepts: the VMX MSR-load
+   * and MSR-store areas (SDM 27.4, 28.3, 28.4). False where the instruction would #GP(0);
+   * registers and state other than the MSR are untouched.
+   */
+  accessMsr?(index: number, write: boolean, lo: number, hi: number, out: Uint32Array): boolean;
 }
