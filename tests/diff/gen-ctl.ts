@@ -4,19 +4,29 @@
 // return), ring-3 faults, and task switches by JMP/CALL to a TSS, a task gate and
 // an IDT task gate (SDM Vol. 3A 5.8, 6.12, 7.3; Vol. 2 CALL/JMP/RET/IRET/INT n).
 import { aluSequence } from "./gen-alu.js";
-import { ARITH, GDT_BASE, OF, RING3_ESP, SAVE, Sel, TASK2_ESP, TSS2, R } from "./layout.js";
+import { ARITH, GDT_BASE, OF, RING3_ESP, SAVE, Sel, TASK2_ESP, TSS2, R, ZF } from "./layout.js";
 import type { Prng } from "./prng.js";
 import { SeqBuilder } from "./seq.js";
 import type { Sequence } from "./seq.js";
 
 const hex = (v: number): string => "0x" + (v >>> 0).toString(16);
 
-/** Reset TR to TSS1 and describe task 2 afresh (both descriptors available first: SDM 7.2.2). */
-function taskPreamble(b: SeqBuilder, rng: Prng, entry: string): void {
+/**
+ * Reset TR to TSS1 (both descriptors available first: SDM 7.2.2). A task switch of an
+ * earlier sequence leaves TR on TSS2, whose SS0:ESP0 is not set up; a ring-3 sequence
+ * needs TSS1's for its way back (SDM 7.2.1, 6.12.1). Leaves GS = data32.
+ */
+function resetTr(b: SeqBuilder): void {
   const p = b.pre;
   p.push(`mov ax, ${hex(Sel.data32)}`, "mov gs, ax");
   p.push(`and byte [gs:${hex(GDT_BASE + Sel.tss1 + 5)}], 0xfd`, `and byte [gs:${hex(GDT_BASE + Sel.tss2 + 5)}], 0xfd`);
   p.push(`mov ax, ${hex(Sel.tss1)}`, "ltr ax");
+}
+
+/** Reset TR to TSS1 and describe task 2 afresh. */
+function taskPreamble(b: SeqBuilder, rng: Prng, entry: string): void {
+  const p = b.pre;
+  resetTr(b);
   const fields: Array<[number, string]> = [
     [0x00, "0"], [0x20, entry], [0x24, hex((rng.u32() & (ARITH | 0x400)) | 2)],
     [0x28, hex(rng.value())], [0x2c, hex(rng.value())], [0x30, hex(rng.value())], [0x34, hex(rng.value())],
@@ -31,7 +41,8 @@ function taskPreamble(b: SeqBuilder, rng: Prng, entry: string): void {
 
 function aluFill(rng: Prng, b: SeqBuilder, seqNo: number, max: number): void {
   const s = aluSequence(rng, 32, seqNo * 1000 + b.insns.length);
-  for (const i of s.insns.slice(0, max)) b.add(i.asm, { undef: ARITH });
+  // CMPXCHG8B keeps its suspect flags (gen-alu.ts, explained.ts qemu-cmpxchg8b-flags).
+  for (const i of s.insns.slice(0, max)) b.add(i.asm, { undef: ARITH, suspect: /^cmpxchg8b/.test(i.asm) ? ~ZF >>> 0 : 0 });
 }
 
 export function ctlSequence(rng: Prng, seqNo: number): Sequence {
@@ -96,6 +107,8 @@ export function ctlSequence(rng: Prng, seqNo: number): Sequence {
     case 6: case 7: case 8: {
       b.note = "ring 3: iret out, gates and faults, int 42h back";
       const r3 = L();
+      resetTr(b);
+      b.pre.push(`mov ax, ${hex(Sel.scratch)}`, "mov gs, ax");
       // IRET to CPL 3 (SDM Vol. 2 IRET, "RETURN-TO-OUTER-PRIVILEGE-LEVEL"): DS/ES/FS/GS holding DPL-0 segments become null.
       b.add(`push dword ${hex(Sel.stack32Ring3 | 3)}`).add(`push dword ${hex(RING3_ESP)}`)
         .add(`push dword ${hex((rng.u32() & ARITH) | 2)}`).add(`push dword ${hex(Sel.code32Ring3 | 3)}`)

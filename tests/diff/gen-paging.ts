@@ -44,6 +44,20 @@ function pagingSeq(rng: Prng, seqNo: number, g: Geometry): Sequence {
   const b = new SeqBuilder(rng, g.pae ? "PAE paging" : "2-level paging");
   const p = b.pre;
   p.push(`mov ax, ${hex(Sel.data32)}`, "mov gs, ax");
+  // The large-page frame is reachable only through the test window. Map it there as one
+  // writable large page and flush before writing the RET bytes: the previous sequence
+  // left random entries, and entries still cached from them may or may not be used
+  // (SDM 4.10.2.2, 4.10.4.3), so no write may depend on the TLB's contents.
+  if (!g.pae) p.push("mov eax, cr4", "or eax, 0x10", "mov cr4, eax");
+  p.push(`mov dword [gs:${hex(g.pde)}], ${hex(g.big | 0x83)}`);
+  if (g.pae) p.push(`mov dword [gs:${hex(g.pde + 4)}], 0`);
+  p.push("mov eax, cr3", "mov cr3, eax");
+  // A RET at a random offset of each backing frame for the execute tests: the 4 KiB
+  // frames through the identity map, the large frame through the window.
+  const retOff = rng.int(0x1000);
+  for (let i = 0; i < g.pages; i++) {
+    p.push(`mov byte [gs:${hex(TEST_PHYS + i * 0x1000 + retOff)}], 0xc3`, `mov byte [gs:${hex(g.lin + i * 0x1000 + retOff)}], 0xc3`);
+  }
   const big = rng.chance(0.3);
   let pde = big ? g.big | 0x80 | flags(rng, 0.9) : g.pt | (flags(rng, 0.95) & ~0x40);
   if (!big && rng.chance(0.7)) pde |= 7; // mostly let the leaf decide
@@ -55,14 +69,12 @@ function pagingSeq(rng: Prng, seqNo: number, g: Geometry): Sequence {
     p.push(`mov dword [gs:${hex(g.pt + i * g.entry)}], ${hex(pte)}`);
     if (g.pae) p.push(`mov dword [gs:${hex(g.pt + i * g.entry + 4)}], ${rng.chance(0.03) ? "0x80000000" : "0"}`);
   }
-  // A RET at a random offset of each backing frame for the execute tests.
-  const retOff = rng.int(0x1000);
-  for (let i = 0; i < g.pages; i++) {
-    p.push(`mov byte [gs:${hex(TEST_PHYS + i * 0x1000 + retOff)}], 0xc3`, `mov byte [gs:${hex(g.big + i * 0x1000 + retOff)}], 0xc3`);
-  }
   const wp = rng.chance(0.5);
   p.push("mov eax, cr0", wp ? "or eax, 0x10000" : "and eax, 0xfffeffff", "mov cr0, eax");
-  if (!g.pae) p.push("mov eax, cr4", rng.chance(0.85) ? "or eax, 0x10" : "and eax, 0xffffffef", "mov cr4, eax");
+  // CR4.PSE off makes a PS = 1 PDE point to a page table at the large frame, whose
+  // contents the generator does not control (its entries could map any physical page,
+  // unbacked ones included): PSE goes off only under a PDE without PS.
+  if (!g.pae) p.push("mov eax, cr4", big || rng.chance(0.85) ? "or eax, 0x10" : "and eax, 0xffffffef", "mov cr4, eax");
   p.push("mov eax, cr3", "mov cr3, eax");
 
   const addr = (size: number): number => {

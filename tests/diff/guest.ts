@@ -9,7 +9,7 @@ import { join } from "node:path";
 import {
   BODY, BODY_MAX, DEBUGCON_PORT, ESP0, EXIT_PORT, EXTRA_DWORDS, LDT_BASE, MAGIC_END, MAGIC_SEQ, NEXT, NO_VECTOR,
   PAE_PD, PAE_PDPT, PAE_PT0, PAE_PT1, PD, PT0, PT1, R, RECORD_BYTES, RING0_ESP, ROM_SIZE, SAVE, SCRATCH_SIZE,
-  GDT_BASE, SETUP_SP, STACK, Sel, TSS1, TSS2,
+  GDT_BASE, GDT_SEGMENTS, SETUP_SP, STACK, Sel, TSS1, TSS2,
 } from "./layout.js";
 import { Prng } from "./prng.js";
 import type { Sequence } from "./seq.js";
@@ -67,38 +67,30 @@ function desc(base: number, limit: number, access: number, flags: number): strin
   return "db " + b.map(hex).join(", ");
 }
 
+/** Segment descriptors come from layout.ts (GDT_SEGMENTS); gates, TSSes and the LDT are written here. */
 function gdt(): string[] {
-  return [
-    "gdt:",
-    desc(0, 0, 0, 0),
-    desc(0, 0xfffff, 0x9a, 0xc), // 08 code32 flat
-    desc(0, 0xfffff, 0x92, 0xc), // 10 data32 flat
-    desc(0, 0xffff, 0x9a, 0x0), // 18 code16
-    desc(0x20000, 0xffff, 0x92, 0x0), // 20 scratch
-    desc(0x30000, 0xffff, 0x92, 0x0), // 28 stack16
-    desc(0x30000, 0xffff, 0x92, 0x4), // 30 stack32
-    desc(0x20000, 0x00ff, 0x96, 0x0), // 38 scratch expand-down
-    desc(0x20000, 0xffff, 0x90, 0x0), // 40 scratch read-only
-    desc(0x20000, 0xffff, 0x12, 0x0), // 48 not present
-    desc(0x20000, 0xffff, 0xf2, 0x0), // 50 scratch DPL3
-    desc(0, 0xfffff, 0x98, 0xc), // 58 code32 execute-only
-    desc(0, 0xfffff, 0x9e, 0xc), // 60 code32 conforming readable
-    desc(0x20000, 0x3ff, 0x92, 0x0), // 68 scratch limit 3FF
-    desc(0, 0xfffff, 0xfa, 0xc), // 70 code32 DPL3
-    desc(0x30000, 0xffff, 0xf2, 0x4), // 78 stack32 DPL3
-    desc(TSS1, 0x67, 0x89, 0), // 80 TSS1
-    "dw gate_target, 0x08, 0xec00, 0", // 88 call gate DPL3, no parameters
-    "dw gate_target_params, 0x08, 0xec02, 0", // 90 call gate DPL3, 2 dword parameters
-    desc(LDT_BASE, 0x17, 0x82, 0), // 98 LDT
-    desc(TSS2, 0x67, 0x89, 0), // A0 TSS2
-    "dw 0, 0xa0, 0xe500, 0", // A8 task gate to TSS2, DPL3
-    desc(0x30000, 0xffff, 0x90, 0x4), // B0 stack read-only
-    desc(0, 0xffff, 0xfa, 0x0), // B8 code16 DPL3
-    desc(0, 0xfffff, 0xf2, 0xc), // C0 data32 flat DPL3
+  const system: Record<number, string> = {
+    [Sel.null]: desc(0, 0, 0, 0),
+    [Sel.tss1]: desc(TSS1, 0x67, 0x89, 0),
+    [Sel.callGate3]: "dw gate_target, 0x08, 0xec00, 0", // call gate DPL3, no parameters
+    [Sel.callGateParams]: "dw gate_target_params, 0x08, 0xec02, 0", // call gate DPL3, 2 dword parameters
+    [Sel.ldt]: desc(LDT_BASE, 0x17, 0x82, 0),
+    [Sel.tss2]: desc(TSS2, 0x67, 0x89, 0),
+    [Sel.taskGate]: "dw 0, 0xa0, 0xe500, 0", // task gate to TSS2, DPL3
+  };
+  const out = ["gdt:"];
+  for (let sel = 0; sel < Sel.beyondLimit; sel += 8) {
+    const seg = GDT_SEGMENTS.get(sel);
+    const line = seg ? desc(seg.base, seg.limit, seg.access, seg.flags) : system[sel];
+    if (line === undefined) throw new Error(`GDT selector ${hex(sel)} is not described`);
+    out.push(line);
+  }
+  out.push(
     "gdt_end:",
     "gdt_ptr: dw gdt_end - gdt - 1",
     `dd ${hex(GDT_BASE)}`,
-  ];
+  );
+  return out;
 }
 
 function idt(bits: 16 | 32): string[] {

@@ -12,7 +12,7 @@ import { fnv1a } from "./prng.js";
 import { runQemu } from "./qemu.js";
 
 /** Bump when the generator's output for a seed changes (it keys the QEMU cache with the image hash). */
-export const GENERATOR_VERSION = 1;
+export const GENERATOR_VERSION = 4;
 export const DEFAULT_CACHE_DIR = join(process.cwd(), ".cache", "diff");
 
 /** The seed of guest `index` of a variant: each variant has its own stream. */

@@ -51,6 +51,32 @@ export const Sel = {
   beyondLimit: 0xc8,
 } as const;
 
+/** A code or data segment descriptor as the guest's GDT holds it (access byte without A; flags = G, D/B, L, AVL). */
+export interface SegDesc { base: number; limit: number; access: number; flags: number }
+/** The GDT's code and data segments by selector (guest.ts writes them; gates and system entries are its own). */
+export const GDT_SEGMENTS: ReadonlyMap<number, SegDesc> = new Map([
+  [Sel.code32, { base: 0, limit: 0xfffff, access: 0x9a, flags: 0xc }],
+  [Sel.data32, { base: 0, limit: 0xfffff, access: 0x92, flags: 0xc }],
+  [Sel.code16, { base: 0, limit: 0xffff, access: 0x9a, flags: 0x0 }],
+  [Sel.scratch, { base: 0x20000, limit: 0xffff, access: 0x92, flags: 0x0 }],
+  [Sel.stack16, { base: 0x30000, limit: 0xffff, access: 0x92, flags: 0x0 }],
+  [Sel.stack32, { base: 0x30000, limit: 0xffff, access: 0x92, flags: 0x4 }],
+  [Sel.scratchExpandDown, { base: 0x20000, limit: 0x00ff, access: 0x96, flags: 0x0 }],
+  [Sel.scratchRo, { base: 0x20000, limit: 0xffff, access: 0x90, flags: 0x0 }],
+  [Sel.notPresent, { base: 0x20000, limit: 0xffff, access: 0x12, flags: 0x0 }],
+  [Sel.scratchDpl3, { base: 0x20000, limit: 0xffff, access: 0xf2, flags: 0x0 }],
+  [Sel.code32ExecOnly, { base: 0, limit: 0xfffff, access: 0x98, flags: 0xc }],
+  [Sel.code32Conforming, { base: 0, limit: 0xfffff, access: 0x9e, flags: 0xc }],
+  [Sel.scratchSmall, { base: 0x20000, limit: 0x3ff, access: 0x92, flags: 0x0 }],
+  [Sel.code32Ring3, { base: 0, limit: 0xfffff, access: 0xfa, flags: 0xc }],
+  [Sel.stack32Ring3, { base: 0x30000, limit: 0xffff, access: 0xf2, flags: 0x4 }],
+  [Sel.stackRo, { base: 0x30000, limit: 0xffff, access: 0x90, flags: 0x4 }],
+  [Sel.code16Ring3, { base: 0, limit: 0xffff, access: 0xfa, flags: 0x0 }],
+  [Sel.data32Ring3, { base: 0, limit: 0xfffff, access: 0xf2, flags: 0xc }],
+]);
+/** The LDT's entries (selectors 04h, 0Ch, 14h) are copies of these GDT segments. */
+export const LDT_COPIES: readonly number[] = [Sel.scratch, Sel.scratchDpl3, Sel.code32];
+
 /** Record fields, as dword indices (the record is RECORD_DWORDS little-endian dwords). */
 export const enum R {
   Magic = 0, Seq = 1,
