@@ -118,10 +118,22 @@ export const enum GuestControlWord {
    * or delivery through the guest IDT) and clears it; a bit it cannot take yet stays set.
    */
   PendingEvents = 11,
+  /**
+   * Words 12-15: exit information the extension copies here at every exit, so a typical
+   * exit costs the monitor no reads (read-only for the monitor: the VMCS/VMCB stays
+   * authoritative, as for the ESP slot). The layout is the extension's (VMX:
+   * plugins/vmx VmxExitWord); an extension that publishes none leaves them alone.
+   */
+  ExitInfo = 12,
 }
 /** Bits of GuestControlWord.PendingEvents: external signals a monitor can raise (VMX: SDM 26.2, 26.7.6). */
 export const enum PendingEvent {
   Nmi = 1, Init = 2, Sipi = 4,
+  /**
+   * A system-management interrupt (SMI#). SVM: exit 62h with the SMI intercept, else taken
+   * by the host's SMM (no SMM modelled: consumed without guest-visible effect), APM 15.13.2.
+   */
+  Smi = 8,
   /** The SIPI vector sits in bits 15:8. */
   SipiVectorShift = 8,
 }
@@ -146,9 +158,15 @@ export const enum GuestFrameRole {
   SvmIopm = 3,
   /** SVM MSR permission map, 8 KiB (APM 15.11). */
   SvmMsrpm = 4,
+  /** VMX VM-entry MSR-load area (SDM 25.8.2): 16-byte entries; the VMCS address must lie in this Frame. */
+  VmxEntryMsrLoad = 5,
+  /** VMX VM-exit MSR-store area (SDM 25.7.2). */
+  VmxExitMsrStore = 6,
+  /** VMX VM-exit MSR-load area (SDM 25.7.2). */
+  VmxExitMsrLoad = 7,
 }
 /** Minimum Frame size per GuestFrameRole. */
-export const GUEST_FRAME_BYTES: readonly number[] = [4096, 4096, 4096, 12288, 8192];
+export const GUEST_FRAME_BYTES: readonly number[] = [4096, 4096, 4096, 12288, 8192, 16, 16, 16];
 
 export interface GuestSetup {
   vmcontrol: CPtr;
@@ -257,6 +275,14 @@ export interface EngineVcpu {
   /** Instructions retired since creation. */
   readonly retired: number;
   /**
+   * Optional (engines whose clock is the instruction count): instruction-times the vCPU
+   * spent waiting in HLT or shutdown (wait()); the TSC includes them, as the TSC runs in
+   * HLT. retired + idle is the vCPU's clock (e.g. the VMX-preemption timer's, SDM 26.5.1).
+   */
+  readonly idle?: number;
+  /** Optional, with `idle`: `n` instruction-times pass while the vCPU waits (HLT, shutdown); idle and the TSC advance. */
+  wait?(n: number): void;
+  /**
    * Added to the TSC the guest reads (RDTSC, RDMSR IA32_TSC): VMX TSC offsetting
    * (SDM 26.3). Set by the extension before run; exact while |TSC| < 2^53.
    */
@@ -274,6 +300,12 @@ export interface EngineVcpu {
    * An engine without it cannot honour nested paging.
    */
   setMemory?(memory: PhysMemory): void;
+  /**
+   * Optional: RDMSR (out[0] = bits 31:0, out[1] = 63:32) or WRMSR of a guest MSR as the VMX
+   * MSR-load/store areas perform them (SDM 27.4, 28.3): no CPL check, no intercepts; false
+   * where the instruction would #GP(0). An engine without it cannot honour those areas.
+   */
+  accessMsr?(index: number, write: boolean, lo: number, hi: number, out: Uint32Array): boolean;
 }
 
 export interface Engine {

@@ -56,4 +56,19 @@ describe("soft engine", () => {
     expect(vcpu.exit).toBe(vcpu.cpu.exit);
     expect(vcpu.run(50)).toBe(CpuExitReason.Budget);
   });
+
+  it("time waited in HLT (wait) adds to idle and to the TSC the guest reads, not to retired or to tscOffset", () => {
+    const { vcpu } = vcpuWith([0x0f, 0x31, 0xf4]); // rdtsc; hlt
+    vcpu.tscOffset = 1000;
+    vcpu.wait(500);
+    vcpu.wait(-3); // nothing: time does not run backwards
+    expect([vcpu.idle, vcpu.retired, vcpu.tscOffset]).toEqual([500, 0, 1000]);
+    expect(vcpu.run(100)).toBe(CpuExitReason.Hlt);
+    const s = realModeState(0, 0);
+    vcpu.getState(s);
+    // TSC = offset + idle + instructions retired (RDTSC itself counts).
+    expect(s.eax).toBe(1000 + 500 + 1);
+    vcpu.tscOffset = 0; // a new offset keeps the waited time
+    expect(vcpu.cpu.tscOffset).toBe(500);
+  });
 });

@@ -42,11 +42,21 @@ export class SoftVcpu implements EngineVcpu {
   get retired(): number {
     return this.cpu.retired;
   }
+  /**
+   * Time spent waiting in HLT or shutdown, in instruction-times: no instruction retires, but
+   * the TSC goes on (SDM 18.17), so the core's TSC offset carries it on top of `tscOffset`.
+   */
+  idle = 0;
+  wait(n: number): void {
+    if (!(n > 0)) return;
+    this.idle += n;
+    this.cpu.tscOffset += n;
+  }
   get tscOffset(): number {
-    return this.cpu.tscOffset;
+    return this.cpu.tscOffset - this.idle;
   }
   set tscOffset(v: number) {
-    this.cpu.tscOffset = v;
+    this.cpu.tscOffset = v + this.idle;
   }
   get rdtscpEnabled(): boolean {
     return this.cpu.rdtscpEnabled;
@@ -72,6 +82,10 @@ export class SoftVcpu implements EngineVcpu {
   /** The core re-reads `mem.ram` at each run, so a new provider takes effect at the next run. */
   setMemory(memory: PhysMemory): void {
     this.cpu.mem = memory;
+  }
+  /** The core's MSR set, for the VMX MSR-load/store areas; a core without accessMsr refuses every MSR. */
+  accessMsr(index: number, write: boolean, lo: number, hi: number, out: Uint32Array): boolean {
+    return this.cpu.accessMsr?.(index, write, lo, hi, out) ?? false;
   }
 }
 

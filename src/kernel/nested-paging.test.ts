@@ -286,3 +286,112 @@ describe("identity tables for monitors (writeIdentityTables)", () => {
     expect(np.faultKind).toBe(NestedFaultKind.Violation);
   });
 });
+
+describe("accessed and dirty flags (APM 15.25 with 5.4.2; SDM 29.3.5)", () => {
+  const U = NptEntry.P | NptEntry.RW | NptEntry.US;
+  function nptTables(set: (pa: number, lo: number, hi?: number) => void): void {
+    set(PML4, PDPT | U); set(PDPT, PD | U); set(PD, PT | U);
+    for (let i = 0; i < 512; i++) set(PT + i * 8, (i << 12) | U);
+  }
+  const lo32 = (host: GuestPhysMemory, pa: number): number => host.read32(pa) >>> 0;
+
+  it("NPT: a read sets Accessed in every entry used and no Dirty; the first write sets Dirty in the leaf only", () => {
+    const { host, set, np } = setup();
+    nptTables(set);
+    np.setRoot(NestedFormat.Npt, PML4);
+    expect(np.accessedDirty).toBe(true);
+    np.read8(0x7010);
+    for (const pa of [PML4, PDPT, PD, PT + 7 * 8]) expect(lo32(host, pa) & NptEntry.Accessed).toBe(NptEntry.Accessed);
+    expect(lo32(host, PT + 7 * 8) & NptEntry.Dirty).toBe(0);
+    expect(lo32(host, PT + 8 * 8) & NptEntry.Accessed).toBe(0); // an entry no walk used
+    // The read is cached; the write after it must still reach the leaf's Dirty flag.
+    np.write8(0x7011, 1);
+    expect(lo32(host, PT + 7 * 8) & NptEntry.Dirty).toBe(NptEntry.Dirty);
+    expect(lo32(host, PD) & NptEntry.Dirty).toBe(0); // non-leaf entries have no dirty flag
+    const walks = np.walks;
+    np.write8(0x7012, 2); // D already set: a cache hit
+    expect(np.walks).toBe(walks);
+  });
+
+  it("NPT: a faulting translation sets no flag; a 2 MiB leaf gets Dirty on a write", () => {
+    const { host, set, np } = setup();
+    nptTables(set);
+    set(PT + 2 * 8, 0x2000 | NptEntry.P | NptEntry.US); // read-only
+    set(PD + 8, 0x40_0000 | U | NptEntry.Large);
+    np.setRoot(NestedFormat.Npt, PML4);
+    expect(abortOf(() => np.write8(0x2000, 1))).toBe(MEM_ABORT);
+    expect(lo32(host, PT + 2 * 8) & (NptEntry.Accessed | NptEntry.Dirty)).toBe(0);
+    np.write32(0x20_0100, 5);
+    expect(lo32(host, PD + 8) & (NptEntry.Accessed | NptEntry.Dirty)).toBe(NptEntry.Accessed | NptEntry.Dirty);
+  });
+
+  it("NPT: a guest page-table access counts as a write for Dirty, not for the permission check", () => {
+    const { host, set, np } = setup();
+    nptTables(set);
+    set(PT + 3 * 8, 0x3000 | NptEntry.P | NptEntry.US); // read-only page holding guest tables
+    np.setRoot(NestedFormat.Npt, PML4);
+    const exit = { memWalk: true };
+    np.walkSource = exit;
+    np.read32(0x5000); // the guest walker reads a PTE
+    expect(lo32(host, PT + 5 * 8) & NptEntry.Dirty).toBe(NptEntry.Dirty);
+    expect(np.read32(0x3000)).toBe(0); // read-only: the walk read is allowed, sets A only
+    expect(lo32(host, PT + 3 * 8) & (NptEntry.Accessed | NptEntry.Dirty)).toBe(NptEntry.Accessed);
+    exit.memWalk = false;
+    np.read32(0x6000); // an ordinary read
+    expect(lo32(host, PT + 6 * 8) & NptEntry.Dirty).toBe(0);
+    exit.memWalk = true;
+    np.read32(0x6004); // cached without D: a walk access must not hit it
+    expect(lo32(host, PT + 6 * 8) & NptEntry.Dirty).toBe(NptEntry.Dirty);
+  });
+
+  it("EPT: no flag without EPTP bit 6; with it bit 8 in every entry and bit 9 in the leaf on a write", () => {
+    const { host, set, np } = setup();
+    eptTables(set);
+    np.setRoot(NestedFormat.Ept, PML4);
+    expect(np.accessedDirty).toBe(false);
+    np.write8(0x9000, 1);
+    for (const pa of [PML4, PDPT, PD, PT + 9 * 8]) expect(lo32(host, pa) & (EptEntry.Accessed | EptEntry.Dirty)).toBe(0);
+    const f = np.flushes;
+    np.setRoot(NestedFormat.Ept, PML4, true);
+    expect(np.flushes).toBe(f + 1); // turning A/D on flushes the cache
+    np.read8(0x9000);
+    for (const pa of [PML4, PDPT, PD, PT + 9 * 8]) expect(lo32(host, pa) & EptEntry.Accessed).toBe(EptEntry.Accessed);
+    expect(lo32(host, PT + 9 * 8) & EptEntry.Dirty).toBe(0);
+    np.write8(0x9000, 2);
+    expect(lo32(host, PT + 9 * 8) & EptEntry.Dirty).toBe(EptEntry.Dirty);
+  });
+
+  it("EPT with A/D: a guest paging-structure access to a read-only page is a write violation (SDM 29.3.3.2)", () => {
+    const { set, np } = setup();
+    eptTables(set);
+    set(PT + 4 * 8, 0x4000 | EptEntry.R | WB);
+    np.setRoot(NestedFormat.Ept, PML4, true);
+    np.walkSource = { memWalk: true };
+    expect(abortOf(() => np.read32(0x4000))).toBe(MEM_ABORT);
+    expect(np.faultAccess & NestedAccess.Write).toBe(NestedAccess.Write);
+  });
+
+  it("the identity window covers only pages whose A and D are already set", () => {
+    const { set, np } = setup();
+    nptTables(set);
+    np.setRoot(NestedFormat.Npt, PML4);
+    expect(np.ram.length).toBe(0); // fresh tables: every access must walk to set A/D
+    const AD = NptEntry.Accessed | NptEntry.Dirty;
+    set(PML4, PDPT | U | NptEntry.Accessed); set(PDPT, PD | U | NptEntry.Accessed); set(PD, PT | U | NptEntry.Accessed);
+    for (let i = 0; i < 512; i++) set(PT + i * 8, (i << 12) | U | (i < 0x10 ? AD : NptEntry.Accessed));
+    np.flush();
+    expect(np.ram.length).toBe(0x10_000); // pages 0-15 pre-set; page 16 lacks D
+  });
+
+  it.each([[NestedFormat.Ept], [NestedFormat.Npt]] as const)("writeIdentityTables (format %i) pre-sets A/D, so the window stays whole with A/D on", (format) => {
+    const host = new GuestPhysMemory();
+    const ramBytes = 0x30_3000;
+    host.map(0, new Uint8Array(ramBytes), 7, true, "ram");
+    const tables = new Uint8Array(identityTablesBytes(ramBytes));
+    host.map(0x80_0000, tables, 7, true, "tables");
+    const np = new NestedPagingMemory(host);
+    np.setRoot(format, writeIdentityTables(format, tables, 0x80_0000, ramBytes), true);
+    expect(np.accessedDirty).toBe(true);
+    expect(np.ram.length).toBe(ramBytes);
+  });
+});

@@ -8,11 +8,21 @@
 //   the levels), execute-only pages, 2 MiB and 1 GiB pages, memory types checked
 //   (29.3.7). Misconfigurations of 29.3.3.1: W without R, reserved bits (including
 //   address bits at or above MAXPHYADDR = 32), memory types 2, 3, 7 in a leaf.
-//   No accessed/dirty flags (EPTP bit 6 must stay 0), no #VE, no mode-based execute.
+//   Accessed/dirty flags (29.3.5) when the EPTP enables them (bit 6: setRoot's
+//   `accessedDirty`): bit 8 (accessed) in every entry a translation uses, bit 9 (dirty) in
+//   the leaf on a write; guest paging-structure accesses then count as writes, for the
+//   permission check too (29.3.3.2). No #VE, no mode-based execute.
 // - NPT (AMD APM Vol. 2 15.25): long-mode 4-level tables (host paging mode), P/RW/US/NX
 //   (nested accesses are user accesses, 15.25.5; EFER.NXE taken as 1), 2 MiB and 1 GiB
-//   pages; reserved bits give an RSVD fault. Not modelled: the A/D bits hardware sets in
-//   nested entries, PAT/PCD/PWT memory types.
+//   pages; reserved bits give an RSVD fault. A/D as in host paging (APM 5.4.1/5.4.2,
+//   always on): Accessed (bit 5) in every entry used, Dirty (bit 6) in the leaf on a write;
+//   a guest page-table access counts as a write for the nested A/D bits (the guest's
+//   walker may write A/D there; APM 15.25.5), its permission check stays the real access.
+//   Not modelled: PAT/PCD/PWT memory types.
+//
+// A/D bits are set after a translation succeeds, never for a faulting one. Which guest
+// accesses are page-table accesses comes from `walkSource` (the core's CpuExit.memWalk,
+// which the core sets before every access leaving its RAM window).
 //
 // A guest-physical address that translates to a host-physical address where the
 // GuestPhysSpace maps no RAM is the space's MMIO, as without nested paging (the monitor's
@@ -23,9 +33,15 @@
 //
 // Translations are cached per 4 KiB page in a direct-mapped table until flush(): INVEPT,
 // a new EPTP or N_CR3, TLB_CONTROL (SDM 29.4.1, APM 15.16 allow caching until then).
-// Faulting translations are never cached. While the tables map guest-physical [0, N)
-// identically onto the space's RAM window with full permissions (computed at flush),
-// `ram` keeps the core's direct window over that prefix.
+// Faulting translations are never cached. A cached translation grants a write only once
+// the leaf's dirty flag is set, so the first write after a read still walks and sets it.
+// While the tables map guest-physical [0, N) identically onto the space's RAM window with
+// full permissions (computed at flush), `ram` keeps the core's direct window over that
+// prefix. With A/D on, a page is in that prefix only if every entry mapping it already has
+// A set and its leaf D set (writeIdentityTables pre-sets them): accesses through the window
+// skip the walker, so the bits they would have set must already be there. Software that
+// clears them must flush (INVEPT, TLB_CONTROL), which recomputes the window, as hardware
+// may also cache translations until then.
 import type { AccessSize, PhysMemory } from "../x86/types.js";
 import { MEM_ABORT } from "../x86/memory.js";
 
@@ -64,6 +80,8 @@ export interface NestedPagingOptions {
   largePages1G?: boolean;
 }
 
+/** Cache perm bit: no dirty-flag work left for this page (D set, A/D off, or the leaf not writable). */
+const DIRTY_DONE = 8;
 const CACHE_BITS = 12;
 const CACHE_SIZE = 1 << CACHE_BITS;
 const CACHE_MASK = CACHE_SIZE - 1;
@@ -89,9 +107,23 @@ export class NestedPagingMemory implements PhysMemory {
   private window: Uint8Array = EMPTY;
   private readonly large2M: boolean;
   private readonly large1G: boolean;
+  private adValue = false;
   // Walk results (no allocation): the host address and the size of the leaf.
   private walkHpa = 0;
   private walkLeafBytes = 0;
+  /** Host-physical addresses of the entries the last walk used (root first), and how many. */
+  private readonly walkPath = new Float64Array(4);
+  private walkDepth = 0;
+  /** The last walk found A set in every entry it used / D set in its leaf. */
+  private walkAllAccessed = false;
+  private walkLeafDirty = false;
+
+  /**
+   * Where the walker learns that an access is a guest page-table access (the engine core's
+   * CpuExit: memWalk is set before each such access that leaves the core's RAM window).
+   * Null: no access is taken for one. Only consulted with A/D on.
+   */
+  walkSource: { readonly memWalk: boolean } | null = null;
 
   // ---- the last fault (valid after this object threw MEM_ABORT) ----
   faultKind: NestedFaultKind = NestedFaultKind.None;
@@ -115,13 +147,21 @@ export class NestedPagingMemory implements PhysMemory {
   get format(): NestedFormat { return this.formatValue; }
   /** The host-physical address of the top-level table (EPTP/N_CR3 bits 31:12). */
   get root(): number { return this.rootValue; }
+  /** Whether the walker sets accessed/dirty flags in the entries (NPT always; EPT with EPTP bit 6). */
+  get accessedDirty(): boolean { return this.adValue; }
 
-  /** Point the walker at new tables; a different root or format flushes the cache. */
-  setRoot(format: NestedFormat, root: number): void {
+  /**
+   * Point the walker at new tables; a different root, format or A/D setting flushes the
+   * cache. `accessedDirty` defaults to the format's own rule: always for NPT (APM 15.25),
+   * never for EPT unless the EPTP's bit 6 asks for it (SDM 29.3.5).
+   */
+  setRoot(format: NestedFormat, root: number, accessedDirty: boolean = format === NestedFormat.Npt): void {
     root = (root & ~0xfff) >>> 0;
-    if (format === this.formatValue && root === this.rootValue) return;
+    const ad = format !== NestedFormat.None && accessedDirty;
+    if (format === this.formatValue && root === this.rootValue && ad === this.adValue) return;
     this.formatValue = format;
     this.rootValue = root;
+    this.adValue = ad;
     this.flush();
   }
 
@@ -148,6 +188,8 @@ export class NestedPagingMemory implements PhysMemory {
     let gpa = 0;
     while (gpa < limit) {
       if (!this.walk(gpa, NestedAccess.Read) || this.faultPerms !== 7 || this.walkHpa !== gpa) break;
+      // With A/D on, the window may only cover pages whose bits are already all set.
+      if (this.adValue && (!this.walkAllAccessed || !this.walkLeafDirty)) break;
       // The leaf covers [gpa rounded down to its size, + size): step to its end.
       gpa = gpa - (gpa % this.walkLeafBytes) + this.walkLeafBytes;
     }
@@ -179,11 +221,17 @@ export class NestedPagingMemory implements PhysMemory {
     this.faultGpa = gpa;
     this.faultAccess = access;
     this.faultPresent = false;
+    this.walkDepth = 0;
+    let accessed = true;
+    const aBit = ept ? 0x100 : 0x20;
     for (let level = 4; level >= 1; level--) {
       // Guest-physical addresses are 32 bits: the PML4 index (bits 47:39) is 0.
       const idx = level === 4 ? 0 : (gpa >>> (12 + 9 * (level - 1))) & 511;
-      const lo = this.readEntry(table + idx * 8);
+      const entryPa = table + idx * 8;
+      const lo = this.readEntry(entryPa);
       const hi = this.entryHi;
+      this.walkPath[this.walkDepth++] = entryPa;
+      if ((lo & aBit) === 0) accessed = false;
       const large = level >= 2 && level <= 3 && (lo & 0x80) !== 0;
       const leaf = level === 1 || large;
       let bad: boolean;
@@ -223,6 +271,8 @@ export class NestedPagingMemory implements PhysMemory {
         this.walkLeafBytes = bytes;
         this.faultPerms = perms;
         this.faultPresent = true;
+        this.walkAllAccessed = accessed;
+        this.walkLeafDirty = (lo & (ept ? 0x200 : 0x40)) !== 0;
         if ((perms & access) !== access) return this.fail(NestedFaultKind.Violation, perms);
         return true;
       }
@@ -239,20 +289,59 @@ export class NestedPagingMemory implements PhysMemory {
 
   /**
    * The host-physical address of `gpa` for `access`, through the cache; throws MEM_ABORT
-   * (the fault fields say why) when the tables refuse it.
+   * (the fault fields say why) when the tables refuse it. With A/D on, a successful walk
+   * sets A in each entry used and D in the leaf for a write (or a guest page-table access).
    */
   translate(gpa: number, access: number): number {
     gpa >>>= 0;
     if (this.formatValue === NestedFormat.None) return gpa;
+    let dirty = access === NestedAccess.Write;
+    if (this.adValue && this.walkSource !== null && this.walkSource.memWalk) {
+      // A guest page-table access: a write for the nested A/D bits (APM 15.25.5); with EPT
+      // A/D also for the permission check (SDM 29.3.3.2).
+      dirty = true;
+      if (this.formatValue === NestedFormat.Ept) access |= NestedAccess.Write;
+    }
     const gpn = gpa >>> 12;
     const i = gpn & CACHE_MASK;
-    if (this.tag[i] === gpn + 1 && (this.perm[i]! & access) === access) return this.hbase[i]! + (gpa & 0xfff);
+    const p = this.perm[i]!;
+    if (this.tag[i] === gpn + 1 && (p & access) === access && (!dirty || (p & DIRTY_DONE) !== 0)) return this.hbase[i]! + (gpa & 0xfff);
     if (!this.walk(gpa, access)) throw MEM_ABORT;
     this.faultKind = NestedFaultKind.None;
+    let done = DIRTY_DONE;
+    if (this.adValue) done = this.setAccessedDirty(dirty);
     this.tag[i] = gpn + 1;
     this.hbase[i] = (this.walkHpa & ~0xfff) >>> 0;
-    this.perm[i] = this.faultPerms;
+    this.perm[i] = this.faultPerms | done;
     return this.walkHpa;
+  }
+
+  /**
+   * After a successful walk: A in every entry it used, D in the leaf when `dirty` and the
+   * leaf allows writes (a read of a guest table on a read-only nested page sets only A).
+   * Returns DIRTY_DONE when no later access needs to set D. Byte read-modify-writes of RAM.
+   */
+  private setAccessedDirty(dirty: boolean): number {
+    const ept = this.formatValue === NestedFormat.Ept;
+    const aByte = ept ? 1 : 0, aMask = ept ? 0x01 : 0x20, dMask = ept ? 0x02 : 0x40;
+    const n = this.walkDepth;
+    if (!this.walkAllAccessed) {
+      for (let k = 0; k < n; k++) this.orEntryByte(this.walkPath[k]!, aByte, aMask);
+      this.walkAllAccessed = true;
+    }
+    const writable = (this.faultPerms & NestedAccess.Write) !== 0;
+    if (this.walkLeafDirty || !writable) return DIRTY_DONE;
+    if (!dirty) return 0;
+    this.orEntryByte(this.walkPath[n - 1]!, aByte, dMask);
+    this.walkLeafDirty = true;
+    return DIRTY_DONE;
+  }
+
+  private orEntryByte(entryPa: number, byte: number, mask: number): void {
+    const m = this.host.mappingAt(entryPa);
+    if (m === null) return;
+    const i = entryPa - m.gpa + byte;
+    m.bytes[i] = m.bytes[i]! | mask;
   }
 
   // ---- PhysMemory (hot path: a cache hit allocates nothing and walks nothing) ----
@@ -310,9 +399,9 @@ export class NestedPagingMemory implements PhysMemory {
 }
 
 /** Bits of an EPT paging-structure entry (SDM 29.3.2), for monitors building tables. */
-export const EptEntry = { R: 1, W: 2, X: 4, MemTypeWb: 6 << 3, IgnorePat: 1 << 6, Large: 1 << 7 } as const;
+export const EptEntry = { R: 1, W: 2, X: 4, MemTypeWb: 6 << 3, IgnorePat: 1 << 6, Large: 1 << 7, Accessed: 1 << 8, Dirty: 1 << 9 } as const;
 /** Bits of an NPT (long-mode) entry (APM 5.3.3); NX is bit 31 of the high dword. */
-export const NptEntry = { P: 1, RW: 2, US: 4, Large: 1 << 7, NxHi: 0x80000000 } as const;
+export const NptEntry = { P: 1, RW: 2, US: 4, Accessed: 1 << 5, Dirty: 1 << 6, Large: 1 << 7, NxHi: 0x80000000 } as const;
 
 /**
  * The nested-paging PhysMemory for a GuestPhysSpace's memory, or null when that memory
@@ -331,7 +420,7 @@ export function identityTablesBytes(ramBytes: number): number {
 
 /**
  * Write nested tables (EPT or NPT) that map guest-physical [0, ramBytes) identically with
- * full permissions (EPT: RWX, write-back; NPT: P/RW/US) using 2 MiB pages and 4 KiB pages
+ * full permissions (EPT: RWX, write-back; NPT: P/RW/US) and A/D pre-set, using 2 MiB pages and 4 KiB pages
  * for a tail, and nothing else: every other guest-physical address faults (an EPT
  * violation / NPF, which a monitor sends to its memory assist as MMIO). `tables` is the
  * monitor's view of the frame it maps at host-physical `tablesAddr` (4 KiB aligned), at
@@ -343,8 +432,11 @@ export function writeIdentityTables(format: NestedFormat.Ept | NestedFormat.Npt,
     throw new RangeError(`nested paging: cannot map ${ramBytes} bytes with ${tables.length} bytes of tables at 0x${tablesAddr.toString(16)}`);
   }
   const ept = format === NestedFormat.Ept;
-  const dir = ept ? EptEntry.R | EptEntry.W | EptEntry.X : NptEntry.P | NptEntry.RW | NptEntry.US;
-  const leaf = ept ? dir | EptEntry.MemTypeWb : dir;
+  // A and D are pre-set (the monitor built the tables and every page is RAM it owns): the
+  // walker's identity window may then cover the pages (see NestedPagingMemory) and skip
+  // the per-access A/D updates. With EPT A/D off, bits 8 and 9 are ignored (SDM 29.3.2).
+  const dir = ept ? EptEntry.R | EptEntry.W | EptEntry.X | EptEntry.Accessed : NptEntry.P | NptEntry.RW | NptEntry.US | NptEntry.Accessed;
+  const leaf = ept ? dir | EptEntry.MemTypeWb | EptEntry.Dirty : dir | NptEntry.Dirty;
   const dv = new DataView(tables.buffer, tables.byteOffset, tables.length);
   const put = (off: number, lo: number): void => { dv.setUint32(off, lo >>> 0, true); dv.setUint32(off + 4, 0, true); };
   tables.fill(0, 0, identityTablesBytes(ramBytes));

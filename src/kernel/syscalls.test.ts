@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
-import { GUEST_CONTROL_BYTES, GuestControlWord, GuestFrameRole, MapPerm, ObjType, Rights, SYS_ERR_NAMES, SysErr } from "./api.js";
+import { GUEST_CONTROL_BYTES, GUEST_FRAME_BYTES, GuestControlWord, GuestFrameRole, MapPerm, ObjType, Rights, SYS_ERR_NAMES, SysErr } from "./api.js";
 import type {
   AccessSize, CPtr, DispatcherObject, Engine, EngineVcpu, ExtensionContext, GuestBinding, MmioHandler,
   PhysMemory, SvmExtension, SysRet, VmControlObject, VmxExtension,
@@ -656,7 +656,7 @@ describe("dispatcherBindFrame", () => {
     expect(w.sys.dispatcherBindFrame(mint(w, dcb, Rights.Read), GuestFrameRole.VmxMsrBitmap, bm)).toBe(SysErr.CapNoRight);
     expect(w.sys.dispatcherBindFrame(dcb, GuestFrameRole.VmxMsrBitmap, mint(w, bm, Rights.Write))).toBe(SysErr.CapNoRight);
     expect(w.sys.dispatcherBindFrame(dcb, GuestFrameRole.VmxMsrBitmap, gps)).toBe(SysErr.CapWrongType);
-    expect(w.sys.dispatcherBindFrame(dcb, 5 as GuestFrameRole, bm)).toBe(SysErr.InvalidArgument);
+    expect(w.sys.dispatcherBindFrame(dcb, GUEST_FRAME_BYTES.length as GuestFrameRole, bm)).toBe(SysErr.InvalidArgument);
     expect(w.sys.dispatcherBindFrame(dcb, GuestFrameRole.SvmIopm, bm)).toBe(SysErr.InvalidArgument); // 12 KiB needed
     ok(w.sys.dispatcherBindFrame(dcb, GuestFrameRole.VmxMsrBitmap, mint(w, bm, Rights.Read)));
   });
