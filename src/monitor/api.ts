@@ -178,9 +178,9 @@ export interface GuestMemory {
 // ---------------------------------------------------------------------------
 // Assists shared by the backends (STYLE rule 11, libnvmm's nvmm_assist_io)
 
-export { IoAssist, IO_ASSIST_MAX_ELEMENTS, newStringIo, busPortAccess, stringIoUnsupported, type StringIo, type PortAccess } from "./assist/io-assist.js";
+export { IoAssist, IoAssistStatus, IO_ASSIST_MAX_ELEMENTS, newStringIo, busPortAccess, stringIoUnsupported, type StringIo, type PortAccess } from "./assist/io-assist.js";
 export { MemAssist, MemAssistStatus, MEM_ASSIST_MAX_ELEMENTS, type MemAssistEnv } from "./assist/mem-assist.js";
-export { TaskSwitchAssist, type TaskGateEvent } from "./assist/task-switch.js";
+export { TaskSwitchAssist, TaskSwitchOutcome, faultSetsRf, type TaskGateEvent, type TaskSwitchFault } from "./assist/task-switch.js";
 
 // ---------------------------------------------------------------------------
 // The backend-neutral vCPU (STYLE rule 11: libnvmm-like)
@@ -220,6 +220,14 @@ export interface MmioExit {
   size: AccessSize;
   write: boolean;
   data: number;
+  /**
+   * Set only when the backend's MemAssist already performed the instruction against the
+   * MMIO bus (EPT violation / nested page fault): elements it moved (1 for a non-string
+   * instruction, 0 when it raised an exception instead). The handler must not touch the bus
+   * again; the exit is reported for the statistics, as IoExit.count. `gpa` and `write` are
+   * those of the faulting access; `size` and `data` carry nothing then.
+   */
+  count?: number;
 }
 export interface CpuidExit {
   kind: "cpuid";
@@ -249,7 +257,16 @@ export interface EntryFailureExit { kind: "entry-failure"; code: number; message
  */
 export interface MsrExit { kind: "msr"; write: boolean; index: number; lo: number; hi: number }
 /** An exit the backend cannot turn into any other kind; `code` is the raw exit reason / exit code. */
-export interface UnhandledExit { kind: "unhandled"; code: number; message: string }
+export interface UnhandledExit {
+  kind: "unhandled"; code: number; message: string;
+  /**
+   * Set when the backend stopped on a named internal error rather than an exit it does not
+   * emulate. "delivery-event": an access to MMIO while the CPU was delivering an event (its
+   * IDT, stack or TSS is outside RAM), KVM's KVM_INTERNAL_ERROR_DELIVERY_EV; the event stays
+   * pending (re-injected if the monitor runs the vCPU again).
+   */
+  internal?: "delivery-event" | undefined;
+}
 
 /** A discriminated union; backends reuse one object per kind (no allocation per exit). */
 export type VmExit =
@@ -302,6 +319,12 @@ export interface MachineCaps {
   readonly guestControl: CPtr;
   /** The guestControl words as the monitor maps them (GuestControlWord layout in src/kernel/api.ts: GPRs first). */
   readonly guestRegs: Uint32Array;
+  /**
+   * The CPUID feature words the guest sees (the profile narrowed by the config's `cpuid`
+   * mask). A plugin that runs guest code on its own src/x86 core copies them into
+   * X86Cpu.cpuidMask, so hidden features are off there too (CR4 bits, EFER.NXE reserved).
+   */
+  readonly guestFeatures?: { readonly leaf1Edx: number; readonly leaf1Ecx: number; readonly ext1Edx: number };
 }
 
 export interface MonitorEventMap {

@@ -98,6 +98,14 @@ describe("config validation", () => {
     expect(configError(() => validateConfig({ ...base, cpuid: { mask: { leaf1: { ecx: 2 ** 32 } } } }, "c", "/")).path).toBe("cpuid.mask.leaf1.ecx");
   });
 
+  it("reads a cpuid 80000001h EDX mask beside the leaf-1 one", () => {
+    expect(validateConfig({ ...base, cpuid: { mask: { ext1: { edx: 0xffefffff } } } }, "c", "/").cpuid)
+      .toEqual({ mask: { ext1: { edx: 0xffefffff } } });
+    expect(validateConfig({ ...base, cpuid: { mask: { leaf1: { edx: 1 }, ext1: { edx: 0 } } } }, "c", "/").cpuid)
+      .toEqual({ mask: { leaf1: { edx: 1 }, ext1: { edx: 0 } } });
+    expect(configError(() => validateConfig({ ...base, cpuid: { mask: { ext1: { ecx: 0 } } } }, "c", "/")).path).toBe("cpuid.mask.ext1.ecx");
+  });
+
   it("accepts a backend with options", () => {
     const c = validateConfig({ ...base, backend: { use: "svm", options: { npt: true } } }, "c", "/");
     expect(c.backend).toEqual({ use: "svm", options: { npt: true }, path: "backend" });

@@ -37,11 +37,15 @@ export const ConfigSchema = z.strictObject({
     /** instructions mode while the guest halts: jump to the next timer at once, or wait for it in host time. */
     idle: z.enum(["skip", "sleep"]).default("skip"),
   }).optional(),
-  /** CPUID: `mask.leaf1.{ecx,edx}` clear bits from what leaf 1 reports (it can only narrow: cpuid.ts). */
+  /** CPUID: `mask.leaf1.{ecx,edx}` and `mask.ext1.edx` clear bits from what leaves 1 and 80000001h report (it can only narrow: cpuid.ts). */
   cpuid: z.strictObject({
     mask: z.strictObject({
       leaf1: z.strictObject({
         ecx: z.number().int().min(0).max(0xffff_ffff).optional(),
+        edx: z.number().int().min(0).max(0xffff_ffff).optional(),
+      }).optional(),
+      /** CPUID.80000001h EDX (NX, bit 20). */
+      ext1: z.strictObject({
         edx: z.number().int().min(0).max(0xffff_ffff).optional(),
       }).optional(),
     }).optional(),
@@ -227,7 +231,9 @@ export function validateConfig(raw: unknown, file: string | undefined, dir: stri
   const out = c.console?.output ?? "all";
   const consoleOutput = out === "all" ? undefined : out;
   const clock: ClockConfig = { mode: c.clock?.mode ?? "host", mips: c.clock?.mips ?? DEFAULT_MIPS, idle: c.clock?.idle ?? "skip" };
-  const cpuid: CpuidConfig = c.cpuid?.mask?.leaf1 ? { mask: { leaf1: { ...c.cpuid.mask.leaf1 } } } : {};
+  const mask = c.cpuid?.mask;
+  const cpuid: CpuidConfig = mask?.leaf1 || mask?.ext1
+    ? { mask: { ...(mask.leaf1 ? { leaf1: { ...mask.leaf1 } } : {}), ...(mask.ext1 ? { ext1: { ...mask.ext1 } } : {}) } } : {};
   return { file, dir, name, backend, engine: "soft", memory, timeoutMs, plugins, consoleOutput, clock, cpuid };
 }
 

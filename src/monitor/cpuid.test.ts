@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { CpuidExit } from "./api.js";
 import {
   BRAND, CORE_FEATURES_EDX, CpuidPolicy, CpuidProfileError, EXT_ECX_SVM, FEATURE_ECX_HYPERVISOR, FEATURE_ECX_VMX, FEATURE_FPU,
-  HV_INTERFACE_VERSION, HV_LEAF_MAX, HV_SIGNATURE, defaultProfile,
+  HV_INTERFACE_VERSION, HV_LEAF_MAX, HV_SIGNATURE, defaultProfile, guestFeatureMask,
 } from "./cpuid.js";
 import { X86Cpu } from "../x86/cpu.js";
 import { FlatMemory } from "../x86/memory.js";
@@ -103,5 +103,45 @@ describe("CPUID policy", () => {
 
   it("rejects a vendor that is not 12 characters", () => {
     expect(() => new CpuidPolicy({ ...defaultProfile("vmx"), vendor: "Intel" })).toThrow(CpuidProfileError);
+  });
+});
+
+describe("CPUID narrowing reaches the cores (guestFeatureMask)", () => {
+  it("hides NX through mask.ext1.edx, for both vendors", () => {
+    for (const b of ["vmx", "svm"]) {
+      expect((ask(new CpuidPolicy(defaultProfile(b)), 0x8000_0001)[3] >>> 20) & 1).toBe(1);
+      expect((ask(new CpuidPolicy(defaultProfile(b, { mask: { ext1: { edx: ~(1 << 20) >>> 0 } } })), 0x8000_0001)[3] >>> 20) & 1).toBe(0);
+    }
+  });
+
+  it("is what the guest's CPUID reports: leaf 1 EDX/ECX and 80000001h EDX after the config mask", () => {
+    const p = new CpuidPolicy(defaultProfile("vmx", { mask: { leaf1: { edx: ~(1 << 13) >>> 0 }, ext1: { edx: 0 } } }));
+    const m = guestFeatureMask(p);
+    expect(m.leaf1Edx).toBe(ask(p, 1)[3]);
+    expect(m.leaf1Ecx).toBe(ask(p, 1)[2]);
+    expect(m.ext1Edx).toBe(0);
+    expect((m.leaf1Edx >>> 13) & 1).toBe(0); // PGE hidden
+    expect(m.leaf1Edx).toBe((CORE_FEATURES_EDX & ~(1 << 13)) >>> 0);
+  });
+
+  it("set as a core's cpuidMask, a hidden PGE is a reserved CR4 bit there and PSE still works", () => {
+    const p = new CpuidPolicy(defaultProfile("vmx", { mask: { leaf1: { edx: ~(1 << 13) >>> 0 } } }));
+    const tryCr4 = (v: number) => {
+      const mem = new FlatMemory(0x20000);
+      const cpu = new X86Cpu(mem, { in: () => 0xff, out: () => {} });
+      Object.assign(cpu.cpuidMask, guestFeatureMask(p));
+      // mov eax, v; mov cr4, eax; hlt — IVT 13 points at 2000:0000, which holds hlt too.
+      mem.bytes.set([0x66, 0xb8, v & 0xff, (v >>> 8) & 0xff, 0, 0, 0x0f, 0x22, 0xe0, 0xf4], 0x10000);
+      mem.write16(13 * 4, 0); mem.write16(13 * 4 + 2, 0x1f00); mem.bytes[0x1f000] = 0xf4;
+      const s = realModeState(0x1000, 0);
+      s.eflags = 2; s.ss.selector = 0x1800; s.ss.base = 0x18000; s.esp = 0x100;
+      cpu.setState(s);
+      cpu.run(10);
+      const o = resetState();
+      cpu.getState(o);
+      return { gp: o.cs.selector === 0x1f00, cr4: o.cr4 };
+    };
+    expect(tryCr4(0x80)).toEqual({ gp: true, cr4: 0 }); // PGE
+    expect(tryCr4(0x10)).toEqual({ gp: false, cr4: 0x10 }); // PSE
   });
 });

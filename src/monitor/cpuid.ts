@@ -13,6 +13,10 @@
 //
 // VMX (CPUID.1:ECX bit 5) and SVM (CPUID.80000001h:ECX bit 2) are never reported: the
 // guest sees no nested virtualization. An option to expose them is not implemented.
+// XSAVE and OSXSAVE (CPUID.1:ECX bits 26, 27) are never reported either, though the core
+// implements XSAVE for x87: XCR0 cannot enable SSE there, and a 32-bit Linux that finds
+// XSAVE without SSE in XCR0 prints an error and disables XSAVE. Leaf 0Dh is therefore not
+// offered (max basic leaf 1), and guests keep FXSAVE/FNSAVE.
 //
 // Out-of-range leaves follow the vendor: Intel returns the highest basic leaf's data
 // (SDM Vol. 2A CPUID, "If a value entered for CPUID.EAX is higher than the maximum input
@@ -51,6 +55,9 @@ export const FEATURE_FXSR = 1 << 24;
 export const EXT_EDX_NX = 1 << 20;
 /** CPUID.1:ECX bits (SDM Vol. 2A table 3-10). */
 export const FEATURE_ECX_VMX = 1 << 5;
+/** XSAVE (26) and OSXSAVE (27): hidden from the guest (see the header). */
+export const FEATURE_ECX_XSAVE = 1 << 26;
+export const FEATURE_ECX_OSXSAVE = 1 << 27;
 /** Reserved for hypervisors: always 0 on real hardware (SDM table 3-10, bit 31 "Not Used"). */
 export const FEATURE_ECX_HYPERVISOR = 1 << 31;
 /** CPUID.80000001h:ECX bit 2 (APM Vol. 3 E.4.2). */
@@ -74,7 +81,11 @@ const ADDRESS_SIZES = 0x2020;
 
 /** `cpuid:` in the machine config: bits cleared from what the profile reports. */
 export interface CpuidConfig {
-  readonly mask?: { readonly leaf1?: { readonly ecx?: number; readonly edx?: number } };
+  readonly mask?: {
+    readonly leaf1?: { readonly ecx?: number; readonly edx?: number };
+    /** CPUID.80000001h EDX: clearing bit 20 hides NX (and makes EFER.NXE reserved in the core). */
+    readonly ext1?: { readonly edx?: number };
+  };
 }
 
 export function defaultProfile(backendId: string, config: CpuidConfig = {}): CpuidProfile {
@@ -89,7 +100,7 @@ export function defaultProfile(backendId: string, config: CpuidConfig = {}): Cpu
     features1Ecx: ecx,
     // AMD mirrors most leaf-1 bits in 80000001h EDX, where bit 11 means SYSCALL, which the
     // core lacks (APM E.4.2); Intel reports only SYSCALL/NX/LM/RDTSCP there. Both get NX.
-    ext1Edx: ((amd ? edx & ~FEATURE_SEP : 0) | EXT_EDX_NX) >>> 0,
+    ext1Edx: (((amd ? edx & ~FEATURE_SEP : 0) | EXT_EDX_NX) & (config.mask?.ext1?.edx ?? 0xffff_ffff)) >>> 0,
     ext1Ecx: 0,
     brand: BRAND,
   };
@@ -124,8 +135,8 @@ export class CpuidPolicy {
     this.#vendor = Uint32Array.of(word(profile.vendor, 0), word(profile.vendor, 4), word(profile.vendor, 8));
     for (let i = 0; i < 12; i++) this.#brand[i] = word(profile.brand, i * 4);
     this.#hv = Uint32Array.of(word(HV_SIGNATURE, 0), word(HV_SIGNATURE, 4), word(HV_SIGNATURE, 8));
-    // VMX and SVM are hidden whatever the profile says.
-    this.#leaf1Ecx = (profile.features1Ecx & ~FEATURE_ECX_VMX) >>> 0;
+    // VMX, SVM and XSAVE/OSXSAVE are hidden whatever the profile says.
+    this.#leaf1Ecx = (profile.features1Ecx & ~(FEATURE_ECX_VMX | FEATURE_ECX_XSAVE | FEATURE_ECX_OSXSAVE)) >>> 0;
     this.#ext1Ecx = (profile.ext1Ecx & ~EXT_ECX_SVM) >>> 0;
     this.#ext1Edx = profile.ext1Edx >>> 0;
     this.#ext1Eax = this.#amd ? profile.signature : 0;
@@ -177,4 +188,21 @@ export class CpuidPolicy {
     exit.eax = this.profile.signature; exit.ebx = 0;
     exit.ecx = this.#leaf1Ecx; exit.edx = this.profile.features1Edx;
   }
+}
+
+/** The feature words a guest sees, as X86Cpu.cpuidMask takes them (src/x86/cpu.ts CpuidMask). */
+export interface GuestFeatureMask { readonly leaf1Edx: number; readonly leaf1Ecx: number; readonly ext1Edx: number }
+
+/**
+ * What `policy` reports in CPUID.1 EDX/ECX and CPUID.80000001h EDX, for the cores that run
+ * the guest: set as their cpuidMask, a hidden feature is off there too (its CR4 bit or
+ * EFER.NXE reserved, SDM Vol. 3A 2.5), not only unreported.
+ */
+export function guestFeatureMask(policy: CpuidPolicy): GuestFeatureMask {
+  const x: CpuidExit = { kind: "cpuid", leaf: 1, subleaf: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 };
+  policy.answer(x);
+  const leaf1Edx = x.edx >>> 0, leaf1Ecx = x.ecx >>> 0;
+  x.leaf = 0x8000_0001;
+  policy.answer(x);
+  return { leaf1Edx, leaf1Ecx, ext1Edx: x.edx >>> 0 };
 }

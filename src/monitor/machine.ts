@@ -16,7 +16,8 @@ import { MmioBus, PioBus } from "./bus.js";
 import { loadConfig } from "./config.js";
 import type { MachineConfig, Override } from "./config.js";
 import { VmConsole } from "./console.js";
-import { CpuidPolicy, defaultProfile } from "./cpuid.js";
+import { CpuidPolicy, defaultProfile, guestFeatureMask } from "./cpuid.js";
+import { X86Cpu } from "../x86/cpu.js";
 import { FrameGuestMemory } from "./guest-memory.js";
 import { IrqLineSet } from "./irq.js";
 import { loadPlugins, registerPlugins } from "./plugins.js";
@@ -26,7 +27,7 @@ import { CountingSyscalls } from "./syscall-counter.js";
 import { MsrPolicy } from "./msr.js";
 import { MonitorClock } from "./clock.js";
 import type { InterruptController, VirtualClock } from "./api.js";
-import { MachinePlatform, RESET_MESSAGE } from "./platform.js";
+import { FERR_IRQ, FERR_PORT, FerrLatch, MachinePlatform, RESET_MESSAGE } from "./platform.js";
 
 /** A host-side failure while building the machine (a kernel call refused). */
 export class MachineError extends Error {
@@ -169,8 +170,18 @@ export async function assembleMachine(config: MachineConfig, opts: MachineOption
     vm.register(Tokens.Clock, { useValue: clock as VirtualClock });
     vm.register(Tokens.ConfigDir, { useValue: config.dir });
 
+    // The CPUID the guest sees; the cores that run it get the same feature words, so a
+    // feature the config hides is also off there (CR4 bit / EFER.NXE reserved, SDM 2.5).
+    const backendId = plugins.find((p) => p.ref.path === "backend")!.plugin.id;
+    const cpuid = new CpuidPolicy(defaultProfile(backendId, config.cpuid));
+    const guestFeatures = guestFeatureMask(cpuid);
+    // FERR# of the engine's cores to IRQ 13, cleared by a write to port F0h (platform.ts FerrLatch).
+    const ferr = new FerrLatch(irqs.line(FERR_IRQ));
+    const ferrErr = pio.insert({ space: "pio", base: FERR_PORT, length: 1 }, ferr);
+    if (ferrErr) throw new DeviceConflictError("plugins", ferrErr.message, config.file);
+    const engine = softEngine({ createCpu: (mem, io) => { const c = new X86Cpu(mem, io); Object.assign(c.cpuidMask, guestFeatures); ferr.attach(c); return c; } });
     // The kernel and the machine's objects, through capabilities only.
-    const kernel = bootKernel({ engine: softEngine(), ramBytes: config.memory + KERNEL_HEADROOM });
+    const kernel = bootKernel({ engine, ramBytes: config.memory + KERNEL_HEADROOM });
     // Every syscall the monitor and its plugins make goes through the counter (exit statistics).
     const sys = new CountingSyscalls(kernel.syscalls);
     const ramFrame = retype(sys, kernel.ram, ObjType.Frame, config.memory, "Frame for guest RAM");
@@ -185,7 +196,7 @@ export async function assembleMachine(config: MachineConfig, opts: MachineOption
     // A20 and reset, driven by the chipset devices (i8042, port 0x92) and the BIOS.
     const platform = new MachinePlatform(sys, gpspace, opts.logger ?? stderrLogger);
     vm.register(Tokens.Platform, { useValue: platform as Platform });
-    const caps: MachineCaps = { ram: kernel.ram, gpspace, dispatcher, guestControl, guestRegs };
+    const caps: MachineCaps = { ram: kernel.ram, gpspace, dispatcher, guestControl, guestRegs, guestFeatures };
     vm.register(Tokens.Syscalls, { useValue: sys });
     vm.register(Tokens.KernelExtensionHost, { useValue: kernel.extensions });
     vm.register(Tokens.MachineCaps, { useValue: caps });
@@ -216,7 +227,6 @@ export async function assembleMachine(config: MachineConfig, opts: MachineOption
     if (vm.isRegistered(Tokens.BootContribution, true)) {
       for (const b of vm.resolveAll<BootContribution>(Tokens.BootContribution)) b.boot(vcpu, memory);
     }
-    const backendId = plugins.find((p) => p.ref.path === "backend")!.plugin.id;
     clock.attach(vcpu, config.file); // "instructions" mode reads the wrapped vCPU's count
     // The TSC as the soft core counts it (retired instructions), else the VM clock in ns (1 GHz).
     const retired = vcpu.instructionsRetired?.bind(vcpu);
@@ -225,7 +235,7 @@ export async function assembleMachine(config: MachineConfig, opts: MachineOption
       vendor: MsrPolicy.vendorOf(backendId), tsc: retired ?? (() => clock.now()),
       events: { gp: (i, w) => log.debug(`${w ? "WRMSR" : "RDMSR"} 0x${i.toString(16)}: #GP (not in the MSR table)`) },
     });
-    const machine = new Machine(config, vm, console, events, pio, mmio, irqs, memory, vcpu, plugins, new CpuidPolicy(defaultProfile(backendId, config.cpuid)), { clock, controller, syscalls: sys, msr });
+    const machine = new Machine(config, vm, console, events, pio, mmio, irqs, memory, vcpu, plugins, cpuid, { clock, controller, syscalls: sys, msr });
     platform.onReset(() => machine.stop("shutdown", RESET_MESSAGE));
     return machine;
   } catch (e) {

@@ -279,6 +279,8 @@ export class RunLoop {
             else pio.write(exit.port, exit.size, exit.data);
             break;
           case "mmio":
+            // Assisted MMIO: the backend's MemAssist already used the bus (api.ts MmioExit.count).
+            if (exit.count !== undefined) break;
             if (exit.write) mmio.write(exit.gpa, exit.size, exit.data);
             else exit.data = mmio.read(exit.gpa, exit.size);
             break;

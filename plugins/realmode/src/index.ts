@@ -4,8 +4,10 @@ import { isAbsolute, resolve } from "node:path";
 import { instanceCachingFactory, Lifecycle, type DependencyContainer, type InjectionToken } from "tsyringe";
 import { ConfigError, joinPath, Tokens } from "../../../src/monitor/api.js";
 import type {
-  BootContribution, Bus, MonitorPlugin, Platform, VcpuBackend, VcpuInterposer, VirtualClock,
+  BootContribution, Bus, MachineCaps, MonitorPlugin, Platform, VcpuBackend, VcpuInterposer, VirtualClock,
 } from "../../../src/monitor/api.js";
+import { X86Cpu } from "../../../src/x86/cpu.js";
+import type { IoPorts, PhysMemory } from "../../../src/x86/types.js";
 import { Bios } from "./bios/bios.js";
 import { DiskImage, DiskImageError } from "./bios/disk.js";
 import { FileBacking } from "./bios/file-backing.js";
@@ -99,9 +101,18 @@ const plugin: MonitorPlugin<RealmodeConfig> = {
         const platform = c.isRegistered(Tokens.Platform, true) ? c.resolve(Tokens.Platform) : undefined;
         const a20 = platform ? () => platform.a20() : undefined;
         const mmio = optional<Bus>(c, Tokens.MmioBus);
+        // Our core runs guest code: it hides what the guest's CPUID hides (MachineCaps.guestFeatures).
+        const features = optional<MachineCaps>(c, Tokens.MachineCaps)?.guestFeatures;
+        const cpuFactory = features
+          ? (m: PhysMemory, io: IoPorts) => {
+            const cpu = new X86Cpu(m, io);
+            Object.assign(cpu.cpuidMask, features);
+            return cpu;
+          }
+          : undefined;
         return {
           wrap: (inner: VcpuBackend): VcpuBackend =>
-            config.mode === "native" ? new NativeBiosVcpu(inner, gate) : new EmulatedBiosVcpu(inner, mem, gate, undefined, undefined, a20, mmio),
+            config.mode === "native" ? new NativeBiosVcpu(inner, gate) : new EmulatedBiosVcpu(inner, mem, gate, undefined, cpuFactory, a20, mmio),
         };
       }),
     });

@@ -3,7 +3,9 @@ import { Gpr, type AccessSize } from "../../x86/types.js";
 import type { IoExit } from "../api.js";
 import { PioBus } from "../bus.js";
 import { FrameGuestMemory } from "../guest-memory.js";
-import { IoAssist, IO_ASSIST_MAX_ELEMENTS, busPortAccess, newStringIo, stringIoUnsupported, type StringIo } from "./io-assist.js";
+import { resetState } from "../../x86/state.js";
+import type { SegmentReg, X86State } from "../../x86/types.js";
+import { IoAssist, IoAssistStatus, IO_ASSIST_MAX_ELEMENTS, busPortAccess, newStringIo, stringIoUnsupported, type StringIo } from "./io-assist.js";
 
 interface Access { port: number; size: AccessSize; isIn: boolean; value: number }
 
@@ -89,7 +91,7 @@ describe("IoAssist OUTS", () => {
     expect(p.log[0]!.value).toBe(0x02);
   });
 
-  it("with 16-bit addressing a span crossing offset 0xffff wraps to offset 0 of the segment, byte by byte", () => {
+  it("with 16-bit addressing a span crossing offset 0xffff wraps to offset 0 of the segment, one batch each side", () => {
     const { ram, mem } = setup();
     const base = 0x10000;
     ram[base + 0xfffe] = 0xa1; ram[base + 0xffff] = 0xa2; ram[base] = 0xa3; ram[base + 1] = 0xa4;
@@ -99,7 +101,8 @@ describe("IoAssist OUTS", () => {
     new IoAssist().run(o, mem, p.fn);
     expect(p.log.map((a) => a.value)).toEqual([0xa1, 0xa2, 0xa3, 0xa4]);
     expect(o.esi).toBe(2);
-    expect(mem.batchedReads).toBe(0);
+    expect(mem.batchedReads).toBe(2);
+    expect(mem.byteReads).toBe(0);
   });
 
   it("a 16-bit update changes only SI and CX, leaving bits 31:16 of ESI and ECX", () => {
@@ -252,5 +255,254 @@ describe("IoAssist on the guest's registers", () => {
     expect(stringIoUnsupported(false, true, 0)).toMatch(/needs Tokens.PioBus and Tokens.GuestMemory/);
     expect(stringIoUnsupported(true, false, 0)).toMatch(/needs Tokens.PioBus and Tokens.GuestMemory/);
     expect(stringIoUnsupported(true, true, 0x8000_0011)).toMatch(/paging enabled/);
+    // A backend that passes the guest state gets paging walked.
+    expect(stringIoUnsupported(true, true, 0x8000_0011, true)).toBeUndefined();
+    expect(stringIoUnsupported(false, true, 0x8000_0011, true)).toMatch(/needs Tokens.PioBus/);
+  });
+});
+
+// ---------------------------------------------------------------- with the guest's state
+
+const PD = 0x1000, PT = 0x2000;
+const P = 1, RW = 2, US = 4, A = 0x20, D = 0x40;
+/** A flat 4 GiB data segment (type 3, S, P, DPL `dpl`, B) or the value given. */
+const flat = (dpl = 0, attrib = 0x4093): SegmentReg => ({ selector: 0x10 | dpl, base: 0, limit: 0xffffffff, attrib: attrib | (dpl << 5) });
+
+/** Protected mode with 32-bit paging at CR3 = PD; PD[0] -> PT; `cpl` 0 or 3 (SS.DPL). */
+function pagedGuest(cpl = 0): X86State {
+  const s = resetState();
+  s.cr0 = 0x8000_0011; s.cr3 = PD; s.cr4 = 0;
+  s.es = flat(cpl); s.ds = flat(cpl); s.ss = flat(cpl); s.fs = flat(cpl); s.gs = flat(cpl);
+  s.cs = flat(cpl, 0x409b);
+  return s;
+}
+
+/** 4 MiB of RAM whose 32-bit tables map linear page `lin >> 12` to `phys` with `flags`. */
+function paged(map: [number, number, number][]) {
+  const { ram, mem } = setup(0x400000);
+  const dv = new DataView(ram.buffer);
+  dv.setUint32(PD, PT | P | RW | US, true);
+  for (const [lin, phys, flags] of map) dv.setUint32(PT + ((lin >>> 12) << 2), phys | flags, true);
+  const pte = (lin: number) => dv.getUint32(PT + ((lin >>> 12) << 2), true);
+  return { ram, mem, dv, pte };
+}
+
+describe("IoAssist with guest paging (StringIo.guest)", () => {
+  it("REP INSW writes each linear page to the frame the guest maps, one batched write per guest-physical run", () => {
+    // Linear 0x10000 and 0x11000 map to adjacent frames (one run); 0x12000 elsewhere (a second run).
+    const { ram, mem, pte } = paged([[0x10000, 0x50000, P | RW], [0x11000, 0x51000, P | RW], [0x12000, 0x30000, P | RW]]);
+    const words = (0x13000 - 0x10800) / 2;
+    const answers = Array.from({ length: words }, (_, i) => (i * 7 + 1) & 0xffff);
+    const o = op({ in: true, size: 2, rep: true, addrSize: 4, edi: 0x10800, ecx: words, guest: pagedGuest() });
+    const assist = new IoAssist(8192);
+    expect(assist.run(o, mem, recordingPort(answers).fn)).toBe(words);
+    expect(assist.status).toBe(IoAssistStatus.Done);
+    const dv = new DataView(ram.buffer);
+    expect(dv.getUint16(0x50800, true)).toBe(answers[0]);
+    expect(dv.getUint16(0x50ffe, true)).toBe(answers[0x3ff]);
+    expect(dv.getUint16(0x51000, true)).toBe(answers[0x400]);
+    expect(dv.getUint16(0x30000, true)).toBe(answers[0xc00]);
+    expect(dv.getUint16(0x30ffe, true)).toBe(answers[words - 1]);
+    expect(dv.getUint16(0x10800, true)).toBe(0); // the linear address is not used as guest-physical
+    expect(mem.batchedWrites).toBe(2);
+    expect([o.edi, o.ecx, o.done]).toEqual([0x13000, 0, true]);
+    // SDM 4.8: accessed and dirty set on the PTEs written through.
+    for (const l of [0x10000, 0x11000, 0x12000]) expect(pte(l) & (A | D)).toBe(A | D);
+  });
+
+  it("REP OUTSB with DF=1 reads down across pages mapped apart, and a word straddling two frames takes a byte from each", () => {
+    const { ram, mem, pte } = paged([[0x20000, 0x60000, P], [0x21000, 0x40000, P]]);
+    ram[0x40001] = 0xb1; ram[0x40000] = 0xb0; ram[0x60fff] = 0xaf; ram[0x60ffe] = 0xae;
+    const p = recordingPort();
+    const o = op({ size: 1, rep: true, addrSize: 4, df: true, esi: 0x21001, ecx: 4, srcSeg: 3, guest: pagedGuest() });
+    new IoAssist().run(o, mem, p.fn);
+    expect(p.log.map((a) => a.value)).toEqual([0xb1, 0xb0, 0xaf, 0xae]);
+    expect(o.esi).toBe(0x20ffd);
+    expect(pte(0x20000) & (A | D)).toBe(A); // read only: accessed, not dirty
+    const w = recordingPort();
+    new IoAssist().run(op({ size: 2, addrSize: 4, esi: 0x20fff, guest: pagedGuest() }), mem, w.fn);
+    expect(w.log[0]!.value).toBe(0x00af | (0xb0 << 8));
+  });
+
+  it("a REP INSB reaching a non-present page moves the elements before it, then reports #PF with CR2 and the error code", () => {
+    const { ram, mem } = paged([[0x11000, 0x51000, P | RW]]); // 0x12000 not present
+    const p = recordingPort(Array.from({ length: 32 }, (_, i) => 0x40 + i));
+    const o = op({ in: true, size: 1, rep: true, addrSize: 4, edi: 0x11ff0, ecx: 0x20, guest: pagedGuest() });
+    const assist = new IoAssist();
+    expect(assist.run(o, mem, p.fn)).toBe(16);
+    expect(assist.status).toBe(IoAssistStatus.Exception);
+    expect([assist.vector, assist.errorCode, assist.hasErrorCode, assist.cr2]).toEqual([14, 2, true, 0x12000]); // W, supervisor, not present
+    expect(p.log.length).toBe(16); // the faulting element's port read never happened
+    expect(ram[0x51ff0]).toBe(0x40);
+    expect(ram[0x51fff]).toBe(0x4f);
+    expect([o.edi, o.ecx, o.count, o.done]).toEqual([0x12000, 0x10, 16, false]);
+  });
+
+  it("a word straddling into a non-present page faults with CR2 at the page and moves nothing", () => {
+    const { ram, mem } = paged([[0x11000, 0x51000, P | RW]]);
+    const p = recordingPort([0x1234]);
+    const o = op({ in: true, size: 2, addrSize: 4, edi: 0x11fff, guest: pagedGuest() });
+    const assist = new IoAssist();
+    expect(assist.run(o, mem, p.fn)).toBe(0);
+    expect([assist.status, assist.vector, assist.cr2, assist.errorCode]).toEqual([IoAssistStatus.Exception, 14, 0x12000, 2]);
+    expect(p.log).toEqual([]);
+    expect(ram[0x51fff]).toBe(0);
+    expect([o.edi, o.done]).toEqual([0x11fff, false]);
+  });
+
+  it("REP OUTSB going down (DF=1) faults at the first byte below a present page, keeping what it sent", () => {
+    const { ram, mem } = paged([[0x12000, 0x52000, P]]); // 0x11000 not present
+    for (let i = 0; i < 4; i++) ram[0x52000 + i] = 0x10 + i;
+    const p = recordingPort();
+    const o = op({ size: 1, rep: true, addrSize: 4, df: true, esi: 0x12003, ecx: 8, guest: pagedGuest() });
+    const assist = new IoAssist();
+    expect(assist.run(o, mem, p.fn)).toBe(4);
+    expect(p.log.map((a) => a.value)).toEqual([0x13, 0x12, 0x11, 0x10]);
+    expect([assist.vector, assist.errorCode, assist.cr2]).toEqual([14, 0, 0x11fff]); // a supervisor read
+    expect([o.esi, o.ecx]).toEqual([0x11fff, 4]);
+  });
+
+  it("protection: a CPL 3 access to a supervisor page is #PF P|W|U; a supervisor write to a read-only page faults only with CR0.WP", () => {
+    const { mem } = paged([[0x10000, 0x50000, P | RW], [0x11000, 0x51000, P | US]]);
+    const assist = new IoAssist();
+    const p = recordingPort([1, 2]);
+    assist.run(op({ in: true, size: 1, addrSize: 4, edi: 0x10010, guest: pagedGuest(3) }), mem, p.fn);
+    expect([assist.status, assist.vector, assist.errorCode, assist.cr2]).toEqual([IoAssistStatus.Exception, 14, 7, 0x10010]);
+    expect(p.log).toEqual([]);
+    // Read-only user page: a user write faults (P|W|U), a user read is fine.
+    assist.run(op({ in: true, size: 1, addrSize: 4, edi: 0x11000, guest: pagedGuest(3) }), mem, p.fn);
+    expect([assist.vector, assist.errorCode]).toEqual([14, 7]);
+    assist.run(op({ size: 1, addrSize: 4, esi: 0x11000, guest: pagedGuest(3) }), mem, p.fn);
+    expect(assist.status).toBe(IoAssistStatus.Done);
+    // Supervisor write to it: allowed without CR0.WP, #PF P|W with it.
+    const sup = pagedGuest();
+    expect(new IoAssist().run(op({ in: true, size: 1, addrSize: 4, edi: 0x11000, guest: sup }), mem, p.fn)).toBe(1);
+    sup.cr0 |= 0x10000;
+    assist.run(op({ in: true, size: 1, addrSize: 4, edi: 0x11000, guest: sup }), mem, p.fn);
+    expect([assist.vector, assist.errorCode]).toEqual([14, 3]);
+  });
+
+  it("PAE paging with a 2 MiB page maps the transfer through it", () => {
+    const { ram, mem } = setup(0x400000);
+    const dv = new DataView(ram.buffer);
+    dv.setUint32(0x3000, 0x4000 | P, true); // PDPT[0] -> PD
+    dv.setUint32(0x4000, 0x200000 | P | RW | 0x80, true); // PD[0]: 2 MiB page at 2 MiB
+    const g = pagedGuest(); g.cr3 = 0x3000; g.cr4 = 0x20;
+    const o = op({ in: true, size: 4, rep: true, addrSize: 4, edi: 0x10000, ecx: 2, guest: g });
+    new IoAssist().run(o, mem, recordingPort([0x11223344, 0x55667788]).fn);
+    expect(dv.getUint32(0x210000, true)).toBe(0x11223344);
+    expect(dv.getUint32(0x210004, true)).toBe(0x55667788);
+    expect(dv.getUint32(0x4000, true) & (A | D)).toBe(A | D);
+  });
+
+  it("a transfer scattered over more guest-physical runs than one call batches stops at a run boundary; the next call goes on", () => {
+    const pages = 70;
+    const map: [number, number, number][] = [];
+    for (let i = 0; i < pages; i++) map.push([0x100000 + i * 0x1000, 0x200000 + i * 0x2000, P | RW]); // frames with gaps
+    const { mem } = paged(map);
+    const o = op({ in: true, size: 4, rep: true, addrSize: 4, edi: 0x100000, ecx: pages * 1024, guest: pagedGuest() });
+    const assist = new IoAssist(1 << 17);
+    const port = recordingPort();
+    const first = assist.run(o, mem, port.fn);
+    expect(first).toBe(64 * 1024); // 64 runs of one page each
+    expect([o.done, o.ecx, o.edi, assist.status]).toEqual([false, pages * 1024 - first, 0x100000 + first * 4, IoAssistStatus.Done]);
+    expect(mem.batchedWrites).toBe(first / 1024);
+    assist.run(o, mem, port.fn);
+    expect([o.done, o.ecx, o.edi]).toEqual([true, 0, 0x100000 + pages * 0x1000]);
+    expect(port.log.length).toBe(pages * 1024);
+  });
+
+  it("a page table outside RAM is Unsupported with nothing moved", () => {
+    const { mem } = setup(0x10000);
+    const g = pagedGuest(); g.cr3 = 0x100000;
+    const p = recordingPort([1]);
+    const o = op({ in: true, size: 1, addrSize: 4, edi: 0x1000, guest: g });
+    const assist = new IoAssist();
+    expect(assist.run(o, mem, p.fn)).toBe(0);
+    expect(assist.status).toBe(IoAssistStatus.Unsupported);
+    expect(assist.message).toMatch(/page-table entry at gpa 0x100000 is not in RAM/);
+    expect(p.log).toEqual([]);
+  });
+
+  it("runOnGuest returns the status and reports the elements moved before the fault in the io exit", () => {
+    const { mem } = paged([[0x11000, 0x51000, P | RW]]);
+    const regs = new Uint32Array(16);
+    regs[Gpr.Edi] = 0x11ffe; regs[Gpr.Ecx] = 4;
+    const exit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0, count: 0 };
+    const assist = new IoAssist();
+    const st = assist.runOnGuest(op({ in: true, size: 1, rep: true, addrSize: 4, port: 0x1f0, guest: pagedGuest() }), mem, recordingPort([9, 9]).fn, regs, exit);
+    expect(st).toBe(IoAssistStatus.Exception);
+    expect(exit).toEqual({ kind: "io", port: 0x1f0, size: 1, in: true, data: 0, count: 2 });
+    expect([regs[Gpr.Edi], regs[Gpr.Ecx], assist.cr2]).toEqual([0x12000, 2, 0x12000]);
+  });
+});
+
+describe("IoAssist segment checks (StringIo.guest)", () => {
+  /** Protected mode without paging. */
+  const pm = (): X86State => { const s = pagedGuest(); s.cr0 = 0x11; return s; };
+
+  it("the segment bases come from the guest state: ES for INS, srcSeg (an override) for OUTS", () => {
+    const { ram, mem } = setup();
+    const g = pm(); g.es.base = 0x1000; g.fs.base = 0x2000;
+    ram[0x2010] = 0x77;
+    const p = recordingPort([0x66]);
+    new IoAssist().run(op({ in: true, size: 1, addrSize: 4, edi: 0x10, esBase: 0x9000, guest: g }), mem, p.fn);
+    expect(ram[0x1010]).toBe(0x66);
+    new IoAssist().run(op({ size: 1, addrSize: 4, esi: 0x10, srcSeg: 4, srcBase: 0x9000, guest: g }), mem, p.fn);
+    expect(p.log[1]!.value).toBe(0x77);
+  });
+
+  it("a REP INSB running past the ES limit moves the bytes inside it, then #GP(0)", () => {
+    const { ram, mem } = setup();
+    const g = pm(); g.es.limit = 0xfff;
+    const assist = new IoAssist();
+    const o = op({ in: true, size: 1, rep: true, addrSize: 4, edi: 0xffe, ecx: 4, guest: g });
+    expect(assist.run(o, mem, recordingPort([1, 2, 3, 4]).fn)).toBe(2);
+    expect([assist.status, assist.vector, assist.errorCode, assist.hasErrorCode]).toEqual([IoAssistStatus.Exception, 13, 0, true]);
+    expect([ram[0xffe], ram[0xfff], ram[0x1000]]).toEqual([1, 2, 0]);
+    expect([o.edi, o.ecx]).toEqual([0x1000, 2]);
+  });
+
+  it("OUTS beyond the limit of SS is #SS(0); in real mode a word at offset FFFFh is #GP with no error code", () => {
+    const { mem } = setup();
+    const g = pm(); g.ss.limit = 0xff;
+    const assist = new IoAssist();
+    assist.run(op({ size: 4, addrSize: 4, esi: 0xfe, srcSeg: 2, guest: g }), mem, recordingPort().fn);
+    expect([assist.vector, assist.errorCode, assist.hasErrorCode]).toEqual([12, 0, true]);
+    const r = resetState(); // real mode, 64 KiB limits
+    const p = recordingPort([0xabcd]);
+    expect(assist.run(op({ in: true, size: 2, edi: 0xffff, guest: r }), mem, p.fn)).toBe(0);
+    expect([assist.status, assist.vector, assist.hasErrorCode]).toEqual([IoAssistStatus.Exception, 13, false]);
+    expect(p.log).toEqual([]);
+  });
+
+  it("INS into a read-only or null ES is #GP(0); expand-down ES accepts only offsets above the limit", () => {
+    const { mem } = setup();
+    const assist = new IoAssist();
+    const ro = pm(); ro.es.attrib = 0x4091; // data, read-only
+    assist.run(op({ in: true, size: 1, addrSize: 4, edi: 0, guest: ro }), mem, recordingPort([1]).fn);
+    expect([assist.status, assist.vector]).toEqual([IoAssistStatus.Exception, 13]);
+    const nul = pm(); nul.es.attrib = 0x10000; // unusable
+    assist.run(op({ in: true, size: 1, addrSize: 4, edi: 0, guest: nul }), mem, recordingPort([1]).fn);
+    expect(assist.vector).toBe(13);
+    // OUTS may read a readable code segment through a CS override.
+    const code = pm(); code.cs.base = 0x100;
+    assist.run(op({ size: 1, addrSize: 4, esi: 0, srcSeg: 1, guest: code }), mem, recordingPort().fn);
+    expect(assist.status).toBe(IoAssistStatus.Done);
+    const down = pm(); down.es.attrib = 0x4097; down.es.limit = 0xfff; // expand-down, writable, B = 1
+    assist.run(op({ in: true, size: 1, addrSize: 4, edi: 0x800, guest: down }), mem, recordingPort([1]).fn);
+    expect(assist.status).toBe(IoAssistStatus.Exception);
+    assist.run(op({ in: true, size: 1, addrSize: 4, edi: 0x2000, guest: down }), mem, recordingPort([1]).fn);
+    expect(assist.status).toBe(IoAssistStatus.Done);
+  });
+});
+
+describe("IoAssist public API", () => {
+  it("is exported from the monitor's api.ts with its status values", async () => {
+    const api = await import("../api.js");
+    expect(api.IoAssist).toBe(IoAssist);
+    expect([IoAssistStatus.Done, IoAssistStatus.Exception, IoAssistStatus.Unsupported]).toEqual([0, 1, 2]);
+    const o = newStringIo();
+    expect([o.guest, o.srcSeg]).toEqual([null, 3]);
   });
 });

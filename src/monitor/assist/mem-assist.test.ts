@@ -738,6 +738,205 @@ describe("MemAssist segment checks", () => {
   });
 });
 
+describe("MemAssist shifts and rotates (D0-D3, C0/C1) with the operand in MMIO", () => {
+  it("every /0-/7 by 1, CL and imm8, 8/16/32-bit, counts 0-31 and edge values: result and EFLAGS as the core", () => {
+    const next = rng(0x5417);
+    let n = 0;
+    for (const size of [1, 2, 4] as const) {
+      const pre = size === 2 ? [0x66] : [];
+      const w = size === 1 ? 0 : 1;
+      for (let sub = 0; sub < 8; sub++) {
+        for (let k = 0; k < 10; k++) {
+          const dv = (k < EDGES.length ? EDGES[k]! : next()) & MASKS[size]!;
+          // Counts: the interesting ones (0, 1, size edges, above the width, masked to 5 bits) then random.
+          const cnt = [0, 1, 7, 8, 9, 15, 16, 17, 31, 0x21][k]! ^ (k >= 10 ? next() & 0xff : 0);
+          const s = flat32();
+          s.eflags = 2 | (next() & ARITH);
+          s.ebx = MMIO_BASE + 0x20;
+          s.ecx = (next() & 0xffffff00) | cnt;
+          const dev = (d: Uint8Array) => d.set(le(dv, size), 0x20);
+          const modrm = (sub << 3) | 3; // [ebx]
+          for (const code of [
+            [...pre, 0xd0 + w, modrm], // by 1
+            [...pre, 0xd2 + w, modrm], // by CL
+            [...pre, 0xc0 + w, modrm, cnt], // by imm8
+          ]) {
+            expectSameAsCore({ state: s, code, dev });
+            n++;
+          }
+        }
+      }
+    }
+    expect(n).toBe(3 * 8 * 10 * 3);
+  });
+
+  it("a count of 0 reads the operand only; a non-zero count is one read and one write", () => {
+    const s = real16();
+    s.ebx = 0x30; s.ecx = 0x20; // CL = 32: masked to 0
+    const zero = expectSameAsCore({ state: s, code: [0xd3, 0x27], dev: (d) => d.set([0x81, 0x40], 0x30) }); // shl word [bx], cl
+    expect(zero.bus.log).toEqual([{ gpa: MMIO_BASE + 0x30, write: false, size: 2, data: 0x4081 }]);
+    const one = expectSameAsCore({ state: s, code: [0xd1, 0x0f], dev: (d) => d.set([0x81, 0x40], 0x30) }); // ror word [bx], 1
+    expect(one.bus.log).toEqual([
+      { gpa: MMIO_BASE + 0x30, write: false, size: 2, data: 0x4081 },
+      { gpa: MMIO_BASE + 0x30, write: true, size: 2, data: 0xa040 },
+    ]);
+    expect(one.state.eflags & (CF | OF)).toBe(CF | OF);
+  });
+
+  it("LOCK on a shift is #UD; a write to a read-only segment is #GP(0) with no access", () => {
+    const s = flat32();
+    s.ebx = MMIO_BASE;
+    expect(expectSameAsCore({ state: s, code: [0xf0, 0xd1, 0x23] }).assist.vector).toBe(6); // lock shl dword [ebx], 1
+    const ro = flat32();
+    ro.ebx = MMIO_BASE;
+    ro.ds.attrib = 0xc091; // read-only data
+    const a = expectSameAsCore({ state: ro, code: [0xd1, 0x23] });
+    expect([a.assist.vector, a.assist.errorCode, a.bus.log]).toEqual([13, 0, []]);
+  });
+});
+
+describe("MemAssist MUL/IMUL/DIV/IDIV (F6/F7 /4-/7) with the operand in MMIO", () => {
+  it("results in AL/AX/EAX and AH/DX/EDX and the flags match the core, 8/16/32-bit, with edge values", () => {
+    const next = rng(0xd1f);
+    let faults = 0, n = 0;
+    for (const size of [1, 2, 4] as const) {
+      const pre = size === 2 ? [0x66] : [];
+      const w = size === 1 ? 0 : 1;
+      for (let sub = 4; sub < 8; sub++) {
+        for (let k = 0; k < 24; k++) {
+          const m = MASKS[size]!;
+          const sv = (k < EDGES.length ? EDGES[k]! : next()) & m;
+          const s = flat32();
+          s.eflags = 2 | (next() & ARITH);
+          s.ebx = MMIO_BASE + 0x40;
+          s.eax = k & 1 ? next() : EDGES[(k * 3) % EDGES.length]!;
+          // Small high halves too, so that DIV/IDIV do not always overflow.
+          s.edx = k % 3 === 0 ? 0 : k % 3 === 1 ? ((s.eax | 0) < 0 ? 0xffffffff : 0) : next();
+          const a = expectSameAsCore({ state: s, code: [...pre, 0xf6 + w, (sub << 3) | 3], dev: (d) => d.set(le(sv, size), 0x40) });
+          expect(a.bus.log.map((x) => [x.write, x.size])).toEqual([[false, size]]);
+          if (a.last === MemAssistStatus.Exception) faults++;
+          n++;
+        }
+      }
+    }
+    expect(n).toBe(3 * 4 * 24);
+    expect(faults).toBeGreaterThan(10); // the #DE cases were exercised
+  });
+
+  it("DIV by zero and a quotient too large are #DE (vector 0, no error code) with no register changed", () => {
+    const s = flat32();
+    s.ebx = MMIO_BASE; s.eax = 0x1234; s.edx = 0x5678;
+    const z = expectSameAsCore({ state: s, code: [0xf7, 0x33] }); // div dword [ebx] (= 0)
+    expect([z.assist.vector, z.assist.hasErrorCode, z.state.eax, z.state.edx, z.state.eip]).toEqual([0, false, 0x1234, 0x5678, CODE]);
+    const big = expectSameAsCore({ state: s, code: [0xf7, 0x33], dev: (d) => d.set([2]) }); // EDX:EAX / 2 > 2^32
+    expect(big.assist.vector).toBe(0);
+    const r = real16();
+    r.ebx = 0x10; r.eax = 0x8000; // IDIV byte: -32768 / -1 overflows
+    expect(expectSameAsCore({ state: r, code: [0xf6, 0x3f], dev: (d) => { d[0x10] = 0xff; } }).assist.vector).toBe(0);
+    const ok = expectSameAsCore({ state: r, code: [0xf6, 0x3f], dev: (d) => { d[0x10] = 0xf9; } }); // -32768 / -7 does not fit a byte either
+    expect(ok.assist.vector).toBe(0);
+    const fits = real16();
+    fits.ebx = 0x10; fits.eax = 0xff9c; // -100 / 7 = -14 rem -2
+    const f = expectSameAsCore({ state: fits, code: [0xf6, 0x3f], dev: (d) => { d[0x10] = 7; } });
+    expect(f.state.eax & 0xffff).toBe(0xfef2);
+  });
+
+  it("MUL r/m32 gives the full 64-bit product in EDX:EAX; IMUL sets CF/OF when it does not fit EAX", () => {
+    const s = flat32();
+    s.ebx = MMIO_BASE; s.eax = 0xffffffff;
+    const mul = expectSameAsCore({ state: s, code: [0xf7, 0x23], dev: (d) => d.set(le(0xffffffff, 4)) });
+    expect([mul.state.edx >>> 0, mul.state.eax >>> 0]).toEqual([0xfffffffe, 1]);
+    const t = flat32();
+    t.ebx = MMIO_BASE; t.eax = 0x10000;
+    const imul = expectSameAsCore({ state: t, code: [0xf7, 0x2b], dev: (d) => d.set(le(0xffff0000, 4)) }); // 65536 * -65536
+    expect([imul.state.edx >>> 0, imul.state.eax >>> 0, imul.state.eflags & (CF | OF)]).toEqual([0xffffffff, 0, CF | OF]);
+  });
+});
+
+describe("MemAssist CMPXCHG, CMPXCHG8B and XADD with the operand in MMIO", () => {
+  it("CMPXCHG r/m,r (0F B0/B1): equal stores the source, unequal loads the accumulator and writes the old value back", () => {
+    const next = rng(0xc3c3);
+    for (const size of [1, 2, 4] as const) {
+      const pre = size === 2 ? [0x66] : [];
+      for (let k = 0; k < 12; k++) {
+        const m = MASKS[size]!;
+        const dv = (k < EDGES.length ? EDGES[k]! : next()) & m;
+        const s = flat32();
+        s.eflags = 2 | (next() & ARITH);
+        s.ebx = MMIO_BASE + 0x60;
+        s.ecx = next(); s.edx = next();
+        s.eax = k & 1 ? (next() & ~m) | dv : next(); // odd k: the accumulator equals the destination
+        for (const lock of [[], [0xf0]]) {
+          const a = expectSameAsCore({ state: s, code: [...lock, ...pre, 0x0f, size === 1 ? 0xb0 : 0xb1, 0x0b], dev: (d) => d.set(le(dv, size), 0x60) }); // cmpxchg [ebx], cl/cx/ecx
+          expect(a.bus.log.map((x) => [x.write, x.size])).toEqual([[false, size], [true, size]]);
+          expect(a.bus.log[1]!.data).toBe(k & 1 ? (s.ecx & m) >>> 0 : dv >>> 0);
+        }
+      }
+    }
+  });
+
+  it("CMPXCHG8B m64 (0F C7 /1): two dword reads then two writes, ZF and EDX:EAX as the core", () => {
+    for (const equal of [true, false]) {
+      for (const lo of [0, 0x12345678]) {
+        const s = flat32();
+        s.eflags = 2 | (equal ? 0 : ZF);
+        s.ebx = 0xcafebabe; s.ecx = 0x0badf00d; s.esi = MMIO_BASE + 0x80;
+        s.eax = equal ? lo : 0x11111111; s.edx = 0x9abcdef0;
+        const dev = (d: Uint8Array) => { d.set(le(lo, 4), 0x80); d.set(le(0x9abcdef0, 4), 0x84); };
+        for (const lock of [[], [0xf0]]) {
+          const a = expectSameAsCore({ state: s, code: [...lock, 0x0f, 0xc7, 0x0e], dev }); // cmpxchg8b [esi]
+          expect(a.bus.log.map((x) => [x.gpa - MMIO_BASE, x.write])).toEqual([[0x80, false], [0x84, false], [0x80, true], [0x84, true]]);
+          expect(a.state.eflags & ZF).toBe(equal ? ZF : 0);
+          expect(a.bus.log[2]!.data).toBe(equal ? 0xcafebabe : lo);
+        }
+      }
+    }
+  });
+
+  it("CMPXCHG8B: a register operand or a reg field other than 1 is #UD; the high dword beyond the limit is #GP before any access", () => {
+    const s = real16();
+    expect(expectSameAsCore({ state: s, code: [0x0f, 0xc7, 0x17] }).assist.vector).toBe(6); // 0F C7 /2 [bx]
+    const f = flat32();
+    f.esi = MMIO_BASE + 0x100;
+    f.ds.limit = MMIO_BASE + 0x103; // the low dword fits the limit, the high one does not
+    const a = expectSameAsCore({ state: f, code: [0x0f, 0xc7, 0x0e] });
+    expect([a.assist.vector, a.bus.log]).toEqual([13, []]);
+  });
+
+  it("XADD r/m,r (0F C0/C1): the sum goes to memory, the old value to the register, flags as ADD", () => {
+    const next = rng(0xadd);
+    for (const size of [1, 2, 4] as const) {
+      const pre = size === 2 ? [0x66] : [];
+      for (let k = 0; k < 14; k++) {
+        const m = MASKS[size]!;
+        const dv = (k < EDGES.length ? EDGES[k]! : next()) & m;
+        const s = flat32();
+        s.eflags = 2 | (next() & ARITH);
+        s.ebx = MMIO_BASE + 0x90;
+        s.eax = next(); s.ecx = k < EDGES.length ? EDGES[(k + 3) % EDGES.length]! : next(); s.edx = next();
+        for (const lock of [[], [0xf0]]) {
+          // xadd [ebx], cl/cx/ecx and, for bytes, xadd [ebx], ch (a high byte register)
+          for (const modrm of size === 1 ? [0x0b, 0x2b] : [0x0b]) {
+            const a = expectSameAsCore({ state: s, code: [...lock, ...pre, 0x0f, size === 1 ? 0xc0 : 0xc1, modrm], dev: (d) => d.set(le(dv, size), 0x90) });
+            expect(a.bus.log.map((x) => [x.write, x.size])).toEqual([[false, size], [true, size]]);
+          }
+        }
+      }
+    }
+  });
+
+  it("an XADD operand crossing from RAM into MMIO splits at the boundary as the other read-modify-writes do", () => {
+    const s = flat32();
+    s.ebx = MMIO_BASE - 2; s.ecx = 0x01010101;
+    const a = expectSameAsCore({ state: s, code: [0x0f, 0xc1, 0x0b], ram: (r) => r.set([0xff, 0xff], MMIO_BASE - 2), dev: (d) => d.set([0x10, 0x20]) });
+    expect(a.bus.log).toEqual([
+      { gpa: MMIO_BASE, write: false, size: 2, data: 0x2010 },
+      { gpa: MMIO_BASE, write: true, size: 2, data: 0x2112 }, // 0x2010ffff + 0x01010101 = 0x21120100
+    ]);
+    expect(a.state.ecx >>> 0).toBe(0x2010ffff);
+  });
+});
+
 describe("MemAssist decoding limits", () => {
   it("LOCK on an instruction that does not allow it is #UD, as on the core", () => {
     const s = real16();
@@ -748,7 +947,8 @@ describe("MemAssist decoding limits", () => {
   it("an instruction it cannot emulate is Unsupported, names the opcode and changes nothing", () => {
     const w = world();
     const s = real16();
-    for (const [code, name] of [[[0xd1, 0x27], "D1"], [[0xf7, 0x37], "DIV"], [[0x0f, 0xb1, 0x07], "0F B1"]] as const) {
+    // SHLD [bx], ax, cl; JMP FAR [bx]; VMPTRLD [bx]
+    for (const [code, name] of [[[0x0f, 0xa5, 0x07], "0F A5"], [[0xff, 0x2f], "FF /5"], [[0x0f, 0xc7, 0x37], "0F C7 /6"]] as const) {
       place(w.ram, { state: s, code: [...code] });
       const st = cloneState(s);
       expect(w.assist.run(st, MMIO_BASE)).toBe(MemAssistStatus.Unsupported);

@@ -16,6 +16,14 @@
 //   r/m,r and r/m,imm8 (0F A3/AB/B3/BB/BA): EFLAGS as the SDM defines them (SDM Vol. 1
 //   3.4.3, appendix A); where the SDM leaves a flag undefined the assist does what the
 //   x86 core does (logic ops clear AF; BT* leave OF/SF/AF/PF);
+// - shifts and rotates ROL/ROR/RCL/RCR/SHL/SHR/SAR r/m by 1, CL or imm8 (D0-D3, C0/C1):
+//   count masked to 5 bits, a count of 0 reads the operand and changes nothing;
+// - MUL/IMUL/DIV/IDIV r/m (F6/F7 /4-/7), #DE for a zero divisor or a quotient that does
+//   not fit (SDM Vol. 2 DIV, IDIV);
+// - CMPXCHG r/m,r (0F B0/B1; the destination is written back when the compare fails),
+//   CMPXCHG8B m64 (0F C7 /1: two dword accesses, low first), XADD r/m,r (0F C0/C1);
+//   undefined flags of these (shift OF for counts > 1, MUL SF/ZF/PF/AF, DIV all) as the
+//   x86 core sets them, so the assist and the core agree;
 // - PUSH r/m (FF /6), POP r/m (8F /0), PUSH/POP reg with the stack in MMIO;
 // - LOCK where the SDM allows it (else #UD); a read-modify-write is one read and one
 //   write on the bus.
@@ -24,7 +32,8 @@
 //   mode the exception carries no error code (VM entry refuses one, SDM 27.2.1.3).
 // - Paging when CR0.PG: `env.translate`, else the assist walks 32-bit or PAE tables
 //   itself (SDM Vol. 3A 4.3, 4.4) with the U/S, R/W, CR0.WP and XD checks, and sets the
-//   accessed/dirty bits; a refused access is #PF with CR2 in `cr2`.
+//   accessed/dirty bits; a refused access is #PF with CR2 in `cr2`. The walk and the
+//   segment checks are guest-access.ts, shared with the I/O assist.
 // - Instruction bytes are read at CS.base+EIP (through paging), at most 15 (SDM 2.3.11);
 //   code in MMIO is Unsupported.
 //
@@ -39,12 +48,13 @@
 // Not emulated: the TF single-step trap after the emulated instruction, debug
 // breakpoints, alignment checks (#AC), SMEP/SMAP, reserved-bit checks in page tables
 // (the PAE PDPTEs are read from memory, not from the CPU's PDPTE registers), A20
-// masking, 64-bit mode, shifts/rotates, MUL/DIV, CMPXCHG/XADD and far transfers with
-// a memory operand (Unsupported, with the opcode in `message`).
+// masking, 64-bit mode, SHLD/SHRD, BSF/BSR, SETcc, CMOVcc, the VMX instructions of group 9
+// and far transfers with a memory operand (Unsupported, with the opcode in `message`).
 import { isLockable } from "../../x86/cpu.js";
 import { DecodedInsn, Kind, NO_REG, decodeInsn, decodeModrm } from "../../x86/decoder.js";
-import type { AccessSize, SegmentReg, X86State } from "../../x86/types.js";
+import type { AccessSize, X86State } from "../../x86/types.js";
 import type { Bus, GuestMemory } from "../api.js";
+import { GuestPageWalk, WALK_PAGE_FAULT, pfErrorBits, segOf, segmentOk } from "./guest-access.js";
 
 export interface MemAssistEnv {
   /** Guest RAM by guest-physical address. */
@@ -78,12 +88,8 @@ const ARITH = CF | PF | AF | ZF | SF | OF;
 // Segment registers, x86 Sreg order.
 const ES = 0, SS = 2, DS = 3;
 // Vectors
-const UD = 6, SSV = 12, GP = 13, PFV = 14;
-const CR0_PE = 0x1, CR0_WP = 0x10000, CR0_PG = 0x80000000;
-const CR4_PSE = 0x10, CR4_PAE = 0x20;
-const EFER_NXE = 0x800;
-// #PF error code (SDM Vol. 3A 4.7)
-const PFE_P = 1, PFE_W = 2, PFE_U = 4, PFE_I = 16;
+const DE = 0, UD = 6, SSV = 12, GP = 13, PFV = 14;
+const CR0_PE = 0x1, CR0_PG = 0x80000000;
 
 const MASK = [0, 0xff, 0xffff, 0, 0xffffffff];
 const SIGN = [0, 0x80, 0x8000, 0, 0x80000000];
@@ -104,6 +110,11 @@ const enum Op {
   /** r/m = r/m op imm. */
   AluMI,
   IncDec, Not, Neg, Xchg, Bt,
+  /** C0/C1/D0-D3: `sub` the ModR/M reg, `imm` the count or -1 for CL. */
+  Shift,
+  /** F6/F7 /4-/7: `sub` 4 MUL, 5 IMUL, 6 DIV, 7 IDIV. */
+  MulDiv,
+  Cmpxchg, Cmpxchg8b, Xadd,
   PushM, PopM, PushR, PopR,
   Movs, Stos, Lods, Cmps, Scas,
 }
@@ -121,20 +132,18 @@ class MemRef {
   tPage = -1; tGpa = 0; tWrite = false;
 }
 
-function segOf(s: X86State, i: number): SegmentReg {
-  switch (i) {
-    case 0: return s.es;
-    case 1: return s.cs;
-    case 2: return s.ss;
-    case 3: return s.ds;
-    case 4: return s.fs;
-    default: return s.gs;
-  }
-}
-
 function isPrefix(b: number): boolean {
   return b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65 ||
     b === 0x66 || b === 0x67 || b === 0xf0 || b === 0xf2 || b === 0xf3;
+}
+
+/** Unsigned 32 x 32 -> 64 bits into out[0] (low) and out[1] (high), exact in doubles. */
+function mul32(a: number, b: number, out: Uint32Array): void {
+  const al = a & 0xffff, ah = a >>> 16, bl = b & 0xffff, bh = b >>> 16;
+  const ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
+  const mid = (ll >>> 16) + (lh & 0xffff) + (hl & 0xffff);
+  out[0] = ((mid << 16) | (ll & 0xffff)) >>> 0;
+  out[1] = (hh + (lh >>> 16) + (hl >>> 16) + Math.floor(mid / 65536)) >>> 0;
 }
 
 function hex(v: number, w: number): string { return v.toString(16).padStart(w, "0"); }
@@ -161,6 +170,9 @@ export class MemAssist {
   readonly #regs = new Uint32Array(8);
   readonly #a = new MemRef();
   readonly #b = new MemRef();
+  readonly #walker = new GuestPageWalk();
+  /** MUL/IMUL r/m32: the 64-bit product, low and high dwords. */
+  readonly #wide = new Uint32Array(2);
   #st!: X86State;
   #gpa = 0;
   #flags = 0;
@@ -323,8 +335,7 @@ export class MemAssist {
       case Kind.IncDecE: this.#op = Op.IncDec; break;
       case Kind.PushR: this.#op = Op.PushR; this.#size = d.osz; return MemAssistStatus.Done;
       case Kind.PopR: this.#op = Op.PopR; this.#size = d.osz; return MemAssistStatus.Done;
-      case Kind.Shift:
-        return this.#unsupported(`${this.#opcodeName()} /${d.reg} (shift/rotate) with a memory operand is not emulated`);
+      case Kind.Shift: this.#op = Op.Shift; break;
       default:
         return this.#unsupported(`${this.#opcodeName()} has no memory operand to emulate`);
     }
@@ -355,6 +366,16 @@ export class MemAssist {
             break;
           case 0xa3: case 0xab: case 0xb3: case 0xbb:
             this.#op = Op.Bt; this.#sub = (op2 >> 3) & 3; this.#bitImm = false; modrm = true;
+            break;
+          case 0xb0: case 0xb1: case 0xc0: case 0xc1:
+            this.#op = op2 < 0xc0 ? Op.Cmpxchg : Op.Xadd; this.#size = op2 & 1 ? d.osz : 1; modrm = true;
+            break;
+          case 0xc7: // group 9: /1 CMPXCHG8B m64; /6 /7 are the VMX instructions (SDM Vol. 2, appendix A table A-6)
+            i = decodeModrm(d, c, 0, i, avail);
+            if (i < 0) return this.#truncated(avail);
+            if (d.reg === 6 || d.reg === 7) return this.#unsupported(`${this.#opcodeName()} /${d.reg} (a VMX instruction) is not emulated`);
+            if (d.reg !== 1 || d.mod === 3) return this.#fault(UD, -1);
+            this.#op = Op.Cmpxchg8b; this.#size = 4;
             break;
           case 0xba:
             i = decodeModrm(d, c, 0, i, avail);
@@ -404,8 +425,7 @@ export class MemAssist {
           }
           case 2: this.#op = Op.Not; break;
           case 3: this.#op = Op.Neg; break;
-          default:
-            return this.#unsupported(`${this.#opcodeName()} /${d.reg} (${["MUL", "IMUL", "DIV", "IDIV"][d.reg - 4]}) is not emulated`);
+          default: this.#op = Op.MulDiv; this.#sub = d.reg; break;
         }
         break;
       case 0xfe: case 0xff:
@@ -491,6 +511,54 @@ export class MemAssist {
         break;
       }
       case Op.Bt: return this.#bt();
+      case Op.Shift: {
+        // A count of 0 (after masking to 5 bits) reads the operand and changes nothing, as the core does.
+        const cnt = (this.#imm < 0 ? this.#regs[1] & 0xff : this.#imm) & 0x1f;
+        if ((s = this.#resolve(a, d.seg, this.#ea(), size, cnt !== 0)) !== MemAssistStatus.Done) return s;
+        const v = this.#load(a, size);
+        if (cnt !== 0) this.#store(a, size, this.#shift(this.#sub, size, v, cnt));
+        break;
+      }
+      case Op.MulDiv: {
+        if ((s = this.#resolve(a, d.seg, this.#ea(), size, false)) !== MemAssistStatus.Done) return s;
+        if ((s = this.#muldiv(this.#sub, size, this.#load(a, size))) !== MemAssistStatus.Done) return s;
+        break;
+      }
+      case Op.Cmpxchg: {
+        // SDM Vol. 2 CMPXCHG: flags as CMP accumulator, destination; the destination is written either way.
+        if ((s = this.#resolve(a, d.seg, this.#ea(), size, true)) !== MemAssistStatus.Done) return s;
+        const v = this.#load(a, size), acc = this.#getReg(size, 0);
+        this.#alu(7, size, acc, v);
+        if (acc === v) this.#store(a, size, this.#getReg(size, d.reg));
+        else { this.#store(a, size, v); this.#setReg(size, 0, v); }
+        break;
+      }
+      case Op.Xadd: {
+        // SDM Vol. 2 XADD: TEMP <- SRC + DEST; SRC <- DEST; DEST <- TEMP; flags as ADD.
+        if ((s = this.#resolve(a, d.seg, this.#ea(), size, true)) !== MemAssistStatus.Done) return s;
+        const v = this.#load(a, size);
+        const sum = this.#alu(0, size, v, this.#getReg(size, d.reg));
+        this.#store(a, size, sum);
+        this.#setReg(size, d.reg, v);
+        break;
+      }
+      case Op.Cmpxchg8b: {
+        // SDM Vol. 2 CMPXCHG8B: EDX:EAX against m64; equal: m64 <- ECX:EBX, ZF = 1; else EDX:EAX <- m64
+        // and m64 is written back, ZF = 0. Two dword accesses on the bus (low first), both checked first.
+        const off = this.#ea(), hiOff = d.asz === 2 ? (off + 4) & 0xffff : (off + 4) >>> 0;
+        if ((s = this.#resolve(a, d.seg, off, 4, true)) !== MemAssistStatus.Done) return s;
+        if ((s = this.#resolve(b, d.seg, hiOff, 4, true)) !== MemAssistStatus.Done) return s;
+        const r = this.#regs, lo = this.#load(a, 4), hi = this.#load(b, 4);
+        if (lo === r[0] && hi === r[2]) {
+          this.#store(a, 4, r[3]); this.#store(b, 4, r[1]);
+          this.#flags |= ZF;
+        } else {
+          this.#store(a, 4, lo); this.#store(b, 4, hi);
+          r[0] = lo; r[2] = hi;
+          this.#flags &= ~ZF;
+        }
+        break;
+      }
       case Op.PushR:
       case Op.PushM: {
         let v: number;
@@ -591,6 +659,162 @@ export class MemAssist {
     return MemAssistStatus.Done;
   }
 
+  #szp(size: number, r: number): number {
+    r = (r & MASK[size]) >>> 0;
+    return (r === 0 ? ZF : 0) | ((r & SIGN[size]) !== 0 ? SF : 0) | PARITY[r & 0xff];
+  }
+  #setFlags(mask: number, v: number): void { this.#flags = (this.#flags & ~mask) | v; }
+
+  /**
+   * Shifts and rotates (SDM Vol. 2 "RCL/RCR/ROL/ROR", "SAL/SAR/SHL/SHR"), `count` already
+   * masked to 5 bits and not 0. Rotates change only CF and OF; shifts set CF, OF, SF, ZF, PF
+   * and clear AF (undefined in the SDM: what the core does). OF for counts above 1 (undefined)
+   * and SAR's OF = 0 follow the core too.
+   */
+  #shift(op: number, size: number, d: number, count: number): number {
+    const bits = size * 8, m = MASK[size], sign = SIGN[size];
+    let r: number, cf: number, of: number;
+    switch (op) {
+      case 0: { // ROL
+        const c = count & (bits - 1);
+        r = c === 0 ? d : ((d << c) | (d >>> (bits - c))) & m;
+        cf = r & 1;
+        of = ((r & sign) !== 0 ? 1 : 0) ^ cf;
+        this.#setFlags(CF | OF, cf | (of ? OF : 0));
+        return r >>> 0;
+      }
+      case 1: { // ROR
+        const c = count & (bits - 1);
+        r = c === 0 ? d : ((d >>> c) | (d << (bits - c))) & m;
+        cf = (r & sign) !== 0 ? 1 : 0;
+        of = cf ^ (((r << 1) & sign) !== 0 ? 1 : 0);
+        this.#setFlags(CF | OF, cf | (of ? OF : 0));
+        return r >>> 0;
+      }
+      case 2: { // RCL: through CF, a 9/17/33-bit rotate
+        const c = size === 4 ? count : count % (bits + 1);
+        r = d; cf = this.#flags & CF;
+        for (let i = 0; i < c; i++) {
+          const out = (r & sign) !== 0 ? 1 : 0;
+          r = (r * 2 + cf) % (m + 1);
+          cf = out;
+        }
+        of = ((r & sign) !== 0 ? 1 : 0) ^ cf;
+        this.#setFlags(CF | OF, cf | (of ? OF : 0));
+        return r >>> 0;
+      }
+      case 3: { // RCR
+        const c = size === 4 ? count : count % (bits + 1);
+        r = d; cf = this.#flags & CF;
+        for (let i = 0; i < c; i++) {
+          const out = r & 1;
+          r = ((r >>> 1) | (cf ? sign : 0)) >>> 0;
+          cf = out;
+        }
+        of = (((r << 1) ^ r) & sign) !== 0 ? OF : 0;
+        this.#setFlags(CF | OF, cf | of);
+        return r >>> 0;
+      }
+      case 4: case 6: { // SHL/SAL
+        if (count < bits) { cf = (d >>> (bits - count)) & 1; r = (d << count) & m; }
+        else { cf = count === bits ? d & 1 : 0; r = 0; }
+        of = ((r & sign) !== 0 ? 1 : 0) ^ cf;
+        this.#setFlags(ARITH, cf | (of ? OF : 0) | this.#szp(size, r));
+        return r >>> 0;
+      }
+      case 5: { // SHR: OF = the MSB before the last 1-bit step
+        const before = count <= bits ? d >>> (count - 1) : 0;
+        cf = before & 1;
+        r = count >= bits ? 0 : d >>> count;
+        this.#setFlags(ARITH, cf | ((before & sign) !== 0 ? OF : 0) | this.#szp(size, r));
+        return r >>> 0;
+      }
+      default: { // SAR: OF = 0
+        const sd = size === 1 ? (d << 24) >> 24 : size === 2 ? (d << 16) >> 16 : d | 0;
+        const c = count >= bits ? bits - 1 : count;
+        cf = count >= bits ? (sd < 0 ? 1 : 0) : (sd >> (c - 1)) & 1;
+        r = (sd >> c) & m;
+        this.#setFlags(ARITH, cf | this.#szp(size, r));
+        return r >>> 0;
+      }
+    }
+  }
+
+  /**
+   * MUL/IMUL/DIV/IDIV with the r/m operand `s` (SDM Vol. 2): AL/AX/EAX with AH/DX/EDX.
+   * MUL/IMUL: CF = OF = the upper half is significant; SF, ZF, PF of the low half and AF
+   * cleared (undefined: what the core does). DIV/IDIV: flags unchanged (undefined); a zero
+   * divisor or a quotient that does not fit is #DE, with no register changed.
+   */
+  #muldiv(op: number, size: number, s: number): MemAssistStatus {
+    const r = this.#regs;
+    switch (op) {
+      case 4: { // MUL
+        let hi: number, lo: number;
+        if (size === 1) { const p = (r[0] & 0xff) * s; this.#setReg(2, 0, p); hi = p >>> 8; lo = p & 0xff; }
+        else if (size === 2) { const p = (r[0] & 0xffff) * s; this.#setReg(2, 0, p); this.#setReg(2, 2, p >>> 16); hi = p >>> 16; lo = p & 0xffff; }
+        else { mul32(r[0], s, this.#wide); r[0] = this.#wide[0]; r[2] = this.#wide[1]; lo = this.#wide[0]; hi = this.#wide[1]; }
+        this.#setFlags(ARITH, (hi !== 0 ? CF | OF : 0) | this.#szp(size, lo));
+        return MemAssistStatus.Done;
+      }
+      case 5: { // IMUL
+        let ovf: boolean, lo: number;
+        if (size === 1) { const p = ((r[0] << 24) >> 24) * ((s << 24) >> 24); this.#setReg(2, 0, p); lo = p & 0xff; ovf = p !== ((p << 24) >> 24); }
+        else if (size === 2) { const p = ((r[0] << 16) >> 16) * ((s << 16) >> 16); this.#setReg(2, 0, p); this.#setReg(2, 2, p >> 16); lo = p & 0xffff; ovf = p !== ((p << 16) >> 16); }
+        else {
+          const a = r[0] | 0, b = s | 0, w = this.#wide;
+          mul32(Math.abs(a) >>> 0, Math.abs(b) >>> 0, w);
+          if ((a < 0) !== (b < 0) && (w[0] | w[1]) !== 0) { w[0] = (~w[0] + 1) >>> 0; w[1] = (~w[1] + (w[0] === 0 ? 1 : 0)) >>> 0; }
+          r[0] = w[0]; r[2] = w[1]; lo = w[0];
+          ovf = w[1] !== ((w[0] | 0) < 0 ? 0xffffffff : 0);
+        }
+        this.#setFlags(ARITH, (ovf ? CF | OF : 0) | this.#szp(size, lo));
+        return MemAssistStatus.Done;
+      }
+      case 6: { // DIV
+        if (s === 0) return this.#fault(DE, -1);
+        if (size === 1) {
+          const n = r[0] & 0xffff, q = Math.floor(n / s);
+          if (q > 0xff) return this.#fault(DE, -1);
+          this.#setReg(2, 0, ((n % s) << 8) | q);
+        } else if (size === 2) {
+          const n = (r[2] & 0xffff) * 65536 + (r[0] & 0xffff), q = Math.floor(n / s);
+          if (q > 0xffff) return this.#fault(DE, -1);
+          this.#setReg(2, 0, q); this.#setReg(2, 2, n % s);
+        } else if (r[2] === 0) {
+          const n = r[0];
+          r[0] = Math.floor(n / s); r[2] = n % s;
+        } else { // a 64-bit dividend: rare, BigInt is exact
+          const n = (BigInt(r[2]) << 32n) | BigInt(r[0]), bs = BigInt(s), q = n / bs;
+          if (q > 0xffffffffn) return this.#fault(DE, -1);
+          r[0] = Number(q); r[2] = Number(n % bs);
+        }
+        return MemAssistStatus.Done;
+      }
+      default: { // IDIV: the quotient truncates toward 0, the remainder has the dividend's sign
+        if (s === 0) return this.#fault(DE, -1);
+        if (size === 1) {
+          const n = (r[0] << 16) >> 16, dv = (s << 24) >> 24, q = Math.trunc(n / dv);
+          if (q > 127 || q < -128) return this.#fault(DE, -1);
+          this.#setReg(2, 0, (((n % dv) & 0xff) << 8) | (q & 0xff));
+        } else if (size === 2) {
+          const n = (r[2] << 16) | (r[0] & 0xffff), dv = (s << 16) >> 16, q = Math.trunc(n / dv);
+          if (q > 32767 || q < -32768) return this.#fault(DE, -1);
+          this.#setReg(2, 0, q); this.#setReg(2, 2, n % dv);
+        } else if (r[2] === ((r[0] | 0) < 0 ? 0xffffffff : 0)) {
+          const n = r[0] | 0, dv = s | 0, q = Math.trunc(n / dv);
+          if (q > 0x7fffffff || q < -0x80000000) return this.#fault(DE, -1);
+          r[0] = q >>> 0; r[2] = (n % dv) >>> 0;
+        } else {
+          const n = (BigInt(r[2] | 0) << 32n) | BigInt(r[0]), dv = BigInt(s | 0), q = n / dv;
+          if (q > 0x7fffffffn || q < -0x80000000n) return this.#fault(DE, -1);
+          r[0] = Number(BigInt.asUintN(32, q)); r[2] = Number(BigInt.asUintN(32, n % dv));
+        }
+        return MemAssistStatus.Done;
+      }
+    }
+  }
+
   /** The ALU (SDM Vol. 1 appendix A): `op` 0-7 = ADD OR ADC SBB AND SUB XOR CMP, 8 TEST; sets the six arithmetic flags. */
   #alu(op: number, size: number, d: number, s: number): number {
     const sign = SIGN[size], mask = MASK[size];
@@ -658,7 +882,7 @@ export class MemAssist {
    */
   #resolve(ref: MemRef, seg: number, off: number, size: number, write: boolean): MemAssistStatus {
     const sr = segOf(this.#st, seg);
-    if (!this.#segmentOk(sr, off, size, write)) return this.#fault(seg === SS ? SSV : GP, 0);
+    if (!segmentOk(sr, off, size, write, this.#pe, (this.#flags & VM) !== 0)) return this.#fault(seg === SS ? SSV : GP, 0);
     const lin = (sr.base + off) >>> 0;
     ref.lin = lin;
     if (!this.#paging) {
@@ -678,25 +902,6 @@ export class MemAssist {
     return MemAssistStatus.Done;
   }
 
-  #segmentOk(sr: SegmentReg, off: number, size: number, write: boolean): boolean {
-    const last = off + size - 1;
-    if (!this.#pe || (this.#flags & VM) !== 0) return last <= sr.limit; // real and virtual-8086 mode: limit only
-    const a = sr.attrib;
-    // Unusable (a null selector), not present, or a system segment.
-    if ((a & 0x10000) !== 0 || (a & 0x80) === 0 || (a & 0x10) === 0) return false;
-    const type = a & 0xf;
-    if ((type & 8) !== 0) { // code: never writable; readable only with type bit 1
-      if (write || (type & 2) === 0) return false;
-      return last <= sr.limit;
-    }
-    if (write && (type & 2) === 0) return false;
-    if ((type & 4) !== 0) { // expand-down: offsets above the limit, up to 64 KiB or 4 GiB by the B bit
-      const upper = (a & 0x4000) !== 0 ? 0xffffffff : 0xffff;
-      return off > sr.limit && last <= upper;
-    }
-    return last <= sr.limit;
-  }
-
   /** Linear -> guest-physical through the one-page cache of `ref`: >= 0, or -1 (#PF set), -2 (Unsupported, message set). */
   #xlate(ref: MemRef, lin: number, write: boolean): number {
     const low = lin & 0xfff, page = lin - low;
@@ -714,93 +919,19 @@ export class MemAssist {
       const g = env.translate(lin, write, user, fetch);
       if (g >= 0) return g;
       const code = env.pfErrorCode ?? -1;
-      return this.#pageFault(lin, code >= 0 ? code : this.#pfBits(write, user, fetch));
+      return this.#pageFault(lin, code >= 0 ? code : pfErrorBits(this.#st, write, user, fetch));
     }
-    return this.#walk(lin, write, user, fetch);
-  }
-
-  #pfBits(write: boolean, user: boolean, fetch: boolean): number {
-    const st = this.#st;
-    // I/D is reported only when execute-disable is in force (SDM Vol. 3A 4.7).
-    const xd = (st.cr4 & CR4_PAE) !== 0 && (st.efer & EFER_NXE) !== 0;
-    return (write ? PFE_W : 0) | (user ? PFE_U : 0) | (fetch && xd ? PFE_I : 0);
+    const w = this.#walker, g = w.walk(env, this.#st, lin, write, user, fetch);
+    if (g >= 0) return g;
+    if (g === WALK_PAGE_FAULT) return this.#pageFault(lin, w.errorCode);
+    this.#unsupported(`a page-table entry at gpa 0x${hex(w.entryGpa, 8)} is in MMIO`);
+    return -2;
   }
 
   #pageFault(lin: number, code: number): number {
     this.#fault(PFV, code);
     this.cr2 = lin;
     return -1;
-  }
-
-  /** Read a paging-structure dword; -2 (Unsupported) when it is not RAM. */
-  #table(gpa: number): number {
-    if (this.#env.isMmio(gpa)) {
-      this.#unsupported(`a page-table entry at gpa 0x${hex(gpa, 8)} is in MMIO`);
-      return -2;
-    }
-    return this.#env.memory.read32(gpa) >>> 0;
-  }
-
-  /** The guest's page walk (SDM Vol. 3A 4.3 32-bit paging, 4.4 PAE paging, 4.6 access rights, 4.8 A/D bits). */
-  #walk(lin: number, write: boolean, user: boolean, fetch: boolean): number {
-    const st = this.#st, mem = this.#env.memory;
-    const wp = (st.cr0 & CR0_WP) !== 0, nxe = (st.efer & EFER_NXE) !== 0;
-    let rw = true, us = true, xd = false;
-    let leafA: number, leaf: number, base: number;
-    // Accessed bits to set on the non-leaf entries once the access is allowed.
-    let dirA = -1, dir = 0;
-    if ((st.cr4 & CR4_PAE) === 0) {
-      const pdeA = ((st.cr3 & 0xfffff000) >>> 0) + ((lin >>> 22) << 2);
-      const pde = this.#table(pdeA);
-      if (pde === -2) return -2;
-      if ((pde & 1) === 0) return this.#pageFault(lin, this.#pfBits(write, user, fetch));
-      rw &&= (pde & 2) !== 0; us &&= (pde & 4) !== 0;
-      if ((pde & 0x80) !== 0 && (st.cr4 & CR4_PSE) !== 0) { // 4 MiB page; PSE-36 bits 20:13 are address bits 39:32
-        leafA = pdeA; leaf = pde;
-        base = ((pde & 0xffc00000) >>> 0) + ((pde >>> 13) & 0xff) * 0x100000000 + (lin & 0x3fffff);
-      } else {
-        dirA = pdeA; dir = pde;
-        leafA = ((pde & 0xfffff000) >>> 0) + (((lin >>> 12) & 0x3ff) << 2);
-        leaf = this.#table(leafA);
-        if (leaf === -2) return -2;
-        if ((leaf & 1) === 0) return this.#pageFault(lin, this.#pfBits(write, user, fetch));
-        rw &&= (leaf & 2) !== 0; us &&= (leaf & 4) !== 0;
-        base = ((leaf & 0xfffff000) >>> 0) + (lin & 0xfff);
-      }
-    } else {
-      const pdpteA = ((st.cr3 & 0xffffffe0) >>> 0) + ((lin >>> 30) << 3);
-      const pdpte = this.#table(pdpteA);
-      if (pdpte === -2) return -2;
-      if ((pdpte & 1) === 0) return this.#pageFault(lin, this.#pfBits(write, user, fetch));
-      const pdpteHi = mem.read32(pdpteA + 4) >>> 0;
-      const pdeA = ((pdpte & 0xfffff000) >>> 0) + (pdpteHi & 0xfffff) * 0x100000000 + (((lin >>> 21) & 0x1ff) << 3);
-      const pde = this.#table(pdeA);
-      if (pde === -2) return -2;
-      if ((pde & 1) === 0) return this.#pageFault(lin, this.#pfBits(write, user, fetch));
-      const pdeHi = mem.read32(pdeA + 4) >>> 0;
-      rw &&= (pde & 2) !== 0; us &&= (pde & 4) !== 0; xd ||= nxe && (pdeHi & 0x80000000) !== 0;
-      if ((pde & 0x80) !== 0) { // 2 MiB page
-        leafA = pdeA; leaf = pde;
-        base = ((pde & 0xffe00000) >>> 0) + (pdeHi & 0xfffff) * 0x100000000 + (lin & 0x1fffff);
-      } else {
-        dirA = pdeA; dir = pde;
-        leafA = ((pde & 0xfffff000) >>> 0) + (pdeHi & 0xfffff) * 0x100000000 + (((lin >>> 12) & 0x1ff) << 3);
-        leaf = this.#table(leafA);
-        if (leaf === -2) return -2;
-        if ((leaf & 1) === 0) return this.#pageFault(lin, this.#pfBits(write, user, fetch));
-        const pteHi = mem.read32(leafA + 4) >>> 0;
-        rw &&= (leaf & 2) !== 0; us &&= (leaf & 4) !== 0; xd ||= nxe && (pteHi & 0x80000000) !== 0;
-        base = ((leaf & 0xfffff000) >>> 0) + (pteHi & 0xfffff) * 0x100000000 + (lin & 0xfff);
-      }
-    }
-    // SDM 4.6: user accesses need U/S everywhere; writes need R/W (supervisor only with CR0.WP); XD forbids fetches.
-    const denied = (user && !us) || (write && !rw && (user || wp)) || (fetch && xd);
-    if (denied) return this.#pageFault(lin, PFE_P | this.#pfBits(write, user, fetch));
-    // SDM 4.8: accessed on every entry used, dirty on the leaf of a write.
-    if (dirA >= 0 && (dir & 0x20) === 0) mem.write32(dirA, (dir | 0x20) >>> 0);
-    const set = 0x20 | (write ? 0x40 : 0);
-    if ((leaf & set) !== set) mem.write32(leafA, (leaf | set) >>> 0);
-    return base;
   }
 
   /** Read `size` bytes of a resolved operand: one piece per page, split at RAM/MMIO boundaries. */

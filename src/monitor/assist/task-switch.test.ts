@@ -5,11 +5,11 @@ import { describe, expect, it } from "vitest";
 import { X86Cpu } from "../../x86/cpu.js";
 import { FlatMemory } from "../../x86/memory.js";
 import { resetState } from "../../x86/state.js";
-import { CpuExitReason, TaskSwitchSource } from "../../x86/types.js";
+import { CpuExitReason, EventType, TaskSwitchSource } from "../../x86/types.js";
 import type { X86State } from "../../x86/types.js";
 import { NO_IO } from "../../x86/testing.js";
 import { FrameGuestMemory } from "../guest-memory.js";
-import { TaskSwitchAssist } from "./task-switch.js";
+import { TaskSwitchAssist, TaskSwitchOutcome, faultSetsRf } from "./task-switch.js";
 
 const GDT = 0x1000, IDT = 0x2000, TSS_A = 0x3000, TSS_B = 0x3400, CODE0 = 0x10000, CODE_B = 0x18000;
 const CS0 = 0x08, DS0 = 0x10, TSSA = 0x18, TSSB = 0x20;
@@ -101,5 +101,95 @@ describe("task-switch assist", () => {
     // No IDT entry for #NP (vector 11 is a null gate): #NP -> #GP on the gate -> #DF -> shutdown.
     expect(s.activity).toBe(2);
     expect(s.tr.selector).toBe(TSSA);
+  });
+});
+
+/** Run to the task-switch exit and return the state and the exit's event, as a backend sees them. */
+function atExit(mem: FlatMemory) {
+  const cpu = new X86Cpu(mem, NO_IO);
+  cpu.setState(pmState());
+  cpu.intercepts.taskSwitchExit = true;
+  expect(cpu.run(10)).toBe(CpuExitReason.TaskSwitch);
+  const s = resetState(); cpu.getState(s);
+  const e = cpu.exit;
+  const event = e.vectoringValid
+    ? { type: e.vectoringType, vector: e.vectoringVector, errorCode: e.vectoringErrorCode, hasErrorCode: e.vectoringHasErrorCode } : null;
+  return { s, source: e.tsSource, event, len: e.instrLen };
+}
+
+/** The first offset where two memories differ, or -1 (quicker than a deep equal of 256 KiB). */
+function firstDiff(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return -1;
+}
+
+describe("task-switch assist: run (faults delivered on the scratch core)", () => {
+  it("INT n through a gate to a bad TSS: #TS is delivered with the INT's address and RF = 1 in the frame", () => {
+    const mem = image([0xcd, 0x50]);
+    mem.bytes[GDT + TSSB] = 0x20; // TSS limit below 67h: #TS(TSSB), SDM 7.3 step 6
+    // IDT 10: a 32-bit interrupt gate to 0x11000.
+    mem.write32(IDT + 10 * 8, (CS0 << 16) | 0x1000); mem.write32(IDT + 10 * 8 + 4, 0x00018e00);
+    const x = atExit(mem);
+    new TaskSwitchAssist(new FrameGuestMemory(mem.bytes)).run(x.s, x.source, x.event, x.len);
+    expect([x.s.tr.selector, x.s.eip, x.s.esp]).toEqual([TSSA, 0x11000, 0x8000 - 16]);
+    // Error code, return EIP (the INT itself: it is re-executed after the handler), CS, EFLAGS.
+    expect([mem.read32(0x7ff0), mem.read32(0x7ff4), mem.read32(0x7ff8), mem.read32(0x7ffc) & 0x10000])
+      .toEqual([TSSB, CODE0, CS0, 0x10000]);
+  });
+});
+
+describe("task-switch assist: perform (faults returned for injection)", () => {
+  it("a switch that completes gives Switched and the same state and memory as the core's own", () => {
+    for (const code of [[0xea, 0, 0, 0, 0, TSSB, 0], [0x9a, 0, 0, 0, 0, TSSB, 0], [0xcd, 0x50]]) {
+      const mem = image(code), ref = new FlatMemory(mem.bytes.length);
+      ref.bytes.set(mem.bytes);
+      const x = atExit(mem);
+      const out = new TaskSwitchAssist(new FrameGuestMemory(mem.bytes)).perform(x.s, x.source, x.event, x.len);
+      const r = new X86Cpu(ref, NO_IO);
+      r.setState(pmState()); r.run(1);
+      const want = resetState(); r.getState(want);
+      expect(out).toBe(TaskSwitchOutcome.Switched);
+      expect(x.s).toEqual(want);
+      expect(firstDiff(mem.bytes, ref.bytes)).toBe(-1);
+    }
+  });
+
+  it("a TSS limit below 67h is #TS(selector) returned, not delivered: the old task at the JMP, memory untouched", () => {
+    const mem = image([0xea, 0, 0, 0, 0, TSSB, 0]);
+    mem.bytes[GDT + TSSB] = 0x20;
+    const x = atExit(mem), before = mem.bytes.slice();
+    const a = new TaskSwitchAssist(new FrameGuestMemory(mem.bytes));
+    expect(a.perform(x.s, x.source, x.event, x.len)).toBe(TaskSwitchOutcome.Fault);
+    expect(a.fault).toMatchObject({ vector: 10, errorCode: TSSB, hasErrorCode: true, duringEvent: false });
+    expect([x.s.tr.selector, x.s.eip, x.s.esp]).toEqual([TSSA, CODE0, 0x8000]);
+    expect(firstDiff(mem.bytes, before)).toBe(-1);
+  });
+
+  it("INT n through a gate to a bad TSS: #TS points at the INT (re-executed) and interrupts the event's delivery", () => {
+    const mem = image([0xcd, 0x50]);
+    mem.bytes[GDT + TSSB] = 0x20;
+    const x = atExit(mem);
+    expect(x.event).toMatchObject({ type: EventType.SoftwareInt, vector: 0x50 });
+    const a = new TaskSwitchAssist(new FrameGuestMemory(mem.bytes));
+    expect(a.perform(x.s, x.source, x.event, x.len)).toBe(TaskSwitchOutcome.Fault);
+    expect(a.fault).toMatchObject({ vector: 10, errorCode: TSSB, duringEvent: true });
+    expect(x.s.eip).toBe(CODE0);
+  });
+
+  it("a #GP reaching a task gate pushes its error code on the new stack and saves the old EFLAGS with RF (a fault)", () => {
+    const mem = image([0xf4]);
+    mem.write32(IDT + 13 * 8, TSSB << 16); mem.write32(IDT + 13 * 8 + 4, 0x8500);
+    const s = pmState();
+    const a = new TaskSwitchAssist(new FrameGuestMemory(mem.bytes));
+    const ev = { type: EventType.HardwareException, vector: 13, errorCode: 0x1234, hasErrorCode: true };
+    expect(a.perform(s, TaskSwitchSource.Gate, ev, 0)).toBe(TaskSwitchOutcome.Switched);
+    expect([s.tr.selector, s.esp, mem.read32(0x9000 - 4)]).toEqual([TSSB, 0x9000 - 4, 0x1234]);
+    expect(mem.read32(TSS_A + 0x24) & 0x10000).toBe(0x10000);
+  });
+
+  it("RF is pushed for fault-class vectors only (SDM 6.15 table 6-1)", () => {
+    const rf = Array.from({ length: 20 }, (_, v) => faultSetsRf(v));
+    expect(rf.map((x, v) => (x ? v : -1)).filter((v) => v >= 0)).toEqual([0, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19]);
   });
 });
