@@ -9,9 +9,10 @@
 ; Layout the driver reads: word at 7C02h = address of the step table, word at 7C04h =
 ; the number of steps, word at 7C06h = the INT 80h handler; each table entry is two
 ; words: the step's instruction address and the address after it.
-; Not reachable here (plugins/vmx/README.md): task switches (9), LLDT/LTR/SLDT/STR (47)
-; and #PF with the error-code mask/match (0, vector 14) need protected mode or paging;
-; XSETBV (55) is #UD first (no CR4.OSXSAVE), which the driver sees as exit 0 vector 6.
+; Not reachable here: task switches (9), LLDT/LTR/SLDT/STR (47), #GP/#PF with error codes
+; and the #PF error-code mask/match (0), ICEBP, XSETBV (55) with CR4.OSXSAVE: they need
+; protected mode or paging and are steps of vmx-exits-pm.asm. Here XSETBV is #UD first (no
+; CR4.OSXSAVE), which the driver sees as exit 0 vector 6.
 ; Build: nasm -i tests/guests/ -f bin -o tests/guests/vmx-exits.img tests/guests/vmx-exits.asm
 
 bits 16
@@ -24,14 +25,7 @@ MEM     equ 0x0600              ; scratch operand for INVLPG and the descriptor-
     dw STEPS
     dw handler
 
-%assign n 0
-; step INSN...: one exiting instruction, recorded in the table.
-%macro step 1+
-step_%[n]:
-    %1
-next_%[n]:
-%assign n n+1
-%endmacro
+%include "lib/steps.inc"
 
 start:
     xor ax, ax

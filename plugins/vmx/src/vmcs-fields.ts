@@ -156,6 +156,17 @@ export function lookupField(enc: number): FieldInfo | undefined {
   return info;
 }
 
+/**
+ * Encoding bits 14:0 → the field's byte offset, bit 0 set for a 16-bit field (offsets are
+ * multiples of 8), 0 for no field: VmcsView.get/set are on every entry and exit (a few
+ * hundred accesses), where a Map lookup per access showed in the profile.
+ */
+const SLOTS: Int32Array = (() => {
+  const slots = new Int32Array(0x8000);
+  for (const f of FIELD_TABLE.values()) slots[f.encoding] = f.offset | (f.width === VmcsWidth.W16 ? 1 : 0);
+  return slots;
+})();
+
 export function offsetOf(enc: number): number {
   const info = FIELD_TABLE.get(enc);
   if (info === undefined) throw new Error(`VMCS encoding 0x${enc.toString(16)} is not in the field table`);
@@ -177,15 +188,21 @@ export class VmcsView {
 
   /** Read a named field (full or high encoding). Unknown encodings throw: a host bug, never guest-driven. */
   get(enc: number): number {
-    const info = FIELD_TABLE.get(enc & ~1);
-    if (info === undefined) throw new Error(`VMCS encoding 0x${enc.toString(16)} is not in the field table`);
-    return this.readInfo(info, vmcsAccessHigh(enc));
+    const slot = enc >>> 0 < 0x8000 ? SLOTS[enc & 0x7ffe]! : 0;
+    if (slot === 0) throw new Error(`VMCS encoding 0x${enc.toString(16)} is not in the field table`);
+    const offset = slot & ~7;
+    if ((enc & 1) !== 0) return this.dv.getUint32(offset + 4, true);
+    const v = this.dv.getUint32(offset, true);
+    return (slot & 1) !== 0 ? v & 0xffff : v;
   }
   /** Write as VMWRITE outside IA-32e mode does: a full-encoding write clears the high half. */
   set(enc: number, value: number): void {
-    const info = FIELD_TABLE.get(enc & ~1);
-    if (info === undefined) throw new Error(`VMCS encoding 0x${enc.toString(16)} is not in the field table`);
-    this.writeInfo(info, vmcsAccessHigh(enc), value);
+    const slot = enc >>> 0 < 0x8000 ? SLOTS[enc & 0x7ffe]! : 0;
+    if (slot === 0) throw new Error(`VMCS encoding 0x${enc.toString(16)} is not in the field table`);
+    const offset = slot & ~7;
+    if ((enc & 1) !== 0) { this.dv.setUint32(offset + 4, value >>> 0, true); return; }
+    this.dv.setUint32(offset, (slot & 1) !== 0 ? value & 0xffff : value >>> 0, true);
+    this.dv.setUint32(offset + 4, 0, true);
   }
   readInfo(info: FieldInfo, high: boolean): number {
     if (high) return this.dv.getUint32(info.offset + 4, true);
@@ -227,7 +244,11 @@ export const ExitCtl = { SaveDebugControls: 1 << 2, HostAddrSpaceSize: 1 << 9, A
 export const EntryCtl = { LoadDebugControls: 1 << 2, Ia32eModeGuest: 1 << 9, EntryToSmm: 1 << 10, LoadPat: 1 << 14, LoadEfer: 1 << 15 } as const;
 
 /** Interruption-information format (SDM 25.8.3 table 25-17, 25.9.2 table 25-19). */
-export const IntrInfo = { Valid: 1 << 31, DeliverErrorCode: 1 << 11, TypeShift: 8, TypeMask: 7 << 8, VectorMask: 0xff } as const;
+export const IntrInfo = {
+  Valid: 1 << 31, DeliverErrorCode: 1 << 11, TypeShift: 8, TypeMask: 7 << 8, VectorMask: 0xff,
+  /** VM-exit interruption information bit 12, and EPT-violation qualification bit 12 (SDM 28.2.1, 28.2.2). */
+  NmiUnblocking: 1 << 12,
+} as const;
 /** Interruption types (bits 10:8). */
 export const IntrType = { ExtInt: 0, Reserved: 1, Nmi: 2, HardwareException: 3, SoftwareInt: 4, PrivSoftwareException: 5, SoftwareException: 6, OtherEvent: 7 } as const;
 
@@ -244,6 +265,22 @@ export const ExitReason = {
 } as const;
 /** Exit-reason bit 31: VM-entry failure (SDM 25.9.1). */
 export const EXIT_REASON_ENTRY_FAILURE = 0x80000000;
+
+/**
+ * The guestControl words (from GuestControlWord.ExitInfo = 12) the kernel half fills at
+ * every exit and entry failure: copies of VMCS fields, so an I/O, CPUID or MSR exit costs
+ * the monitor no VMREAD. The VMCS stays authoritative; the monitor writes through VMWRITE.
+ */
+export const VmxExitWord = {
+  /** Exit reason (0x4402). */
+  Reason: 12,
+  /** Exit qualification (0x6400), low 32 bits. */
+  Qualification: 13,
+  /** Guest RIP (0x681E) after the exit. */
+  Rip: 14,
+  /** VM-exit instruction length (0x440C) in bits 15:0, guest interruptibility state (0x4824) in bits 31:16. */
+  LenIntr: 15,
+} as const;
 
 /** VM-instruction error numbers (SDM 31.4, table 31-1). */
 export const VmxError = {

@@ -3,7 +3,7 @@
 // writes their addresses into the VMCS, and the guest exits only where a bit is set.
 import { describe, expect, it } from "vitest";
 import { GuestFrameRole, ObjType, SysErr } from "../../../../src/kernel/api.js";
-import { enterVmxOperation, testMachine } from "../testing/machine.js";
+import { enterVmxOperation, testMachine, withVmcs } from "../testing/machine.js";
 import { ExitReason, F, Proc, Proc2, VmxError } from "../vmcs-fields.js";
 import { SOFT_CAPS, VmxMsr, vmxMsrValue } from "./caps.js";
 import type { VmcsState } from "./vmx-extension.js";
@@ -24,11 +24,7 @@ interface Bitmaps { ioA: Uint8Array; ioB: Uint8Array; msr: Uint8Array; ioAAddr: 
 function runGuest(code: number[], setup: Setup = {}) {
   const m = testMachine();
   const { sys } = m;
-  enterVmxOperation(m);
-  const dcb = m.caps.dispatcher;
-  expect(sys.ramRetype(m.caps.ram, ObjType.VmControl, 4096, "vmcs")).toBe(SysErr.Ok);
-  const vmcs = sys.ret.cap;
-  expect(sys.dispatcherSetupGuest(dcb, { vmcontrol: vmcs, gpspace: m.caps.gpspace, guestControl: m.caps.guestControl })).toBe(SysErr.Ok);
+  const { dcb, vmcs } = withVmcs(m, false);
   const frame = (role: GuestFrameRole) => {
     expect(sys.ramRetype(m.caps.ram, ObjType.Frame, 4096)).toBe(SysErr.Ok);
     const cap = sys.ret.cap;

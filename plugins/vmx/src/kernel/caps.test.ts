@@ -58,7 +58,10 @@ describe("VMX capability MSRs (SDM appendix A)", () => {
     const misc = vmxMsrValue(SOFT_CAPS, VmxMsr.Misc)!;
     // Activity states HLT, shutdown, wait-for-SIPI (bits 8:6); timer rate (4:0); zero-length injection (30).
     expect([(misc >> 6n) & 7n, misc & 0x1fn, (misc >> 30n) & 1n]).toEqual([7n, BigInt(SOFT_CAPS.preemptionTimerRate), 1n]);
+    // Four CR3-target values (24:16, SDM A.6), MSR lists of at most 512 * (N + 1) = 512 entries (27:25).
+    expect([(misc >> 16n) & 0x1ffn, (misc >> 25n) & 7n]).toEqual([4n, 0n]);
     expect(capsFromMsrs((m) => vmxMsrValue(SOFT_CAPS, m))).toEqual(SOFT_CAPS);
+    expect(capsFromMsrs((m) => vmxMsrValue({ ...SOFT_CAPS, cr3Targets: 2, msrListN: 3 }, m))).toMatchObject({ cr3Targets: 2, msrListN: 3 });
     expect(vmxMsrValue(SOFT_CAPS, 0x10)).toBeUndefined();
   });
 

@@ -33,8 +33,14 @@ export interface VmxCaps {
   readonly preemptionTimerRate: number;
   /** IA32_VMX_MISC bit 30: injecting a software event with instruction length 0 is allowed. */
   readonly zeroLengthInjection: boolean;
+  /** IA32_VMX_MISC bits 24:16: the number of CR3-target values supported (SDM A.6; real parts report 4). */
+  readonly cr3Targets: number;
+  /** IA32_VMX_MISC bits 27:25 (N): each MSR-load/store list should hold at most 512 * (N + 1) entries (SDM A.6). */
+  readonly msrListN: number;
   /** IA32_VMX_EPT_VPID_CAP: allowed EPT paging-structure memory types (0 UC, 6 WB), and 4-level walks. */
   readonly eptMemTypes: readonly number[];
+  /** IA32_VMX_EPT_VPID_CAP bit 21: EPTP bit 6 may enable EPT accessed/dirty flags (SDM 29.3.5). Absent: no. */
+  readonly eptAccessedDirty?: boolean;
 }
 
 /** "Default1" controls of the non-TRUE MSRs (SDM A.2). */
@@ -77,14 +83,22 @@ export const SOFT_CAPS: VmxCaps = {
   cr0Fixed0: 0x80000001,
   cr0Fixed1: 0xe005003f, // PE MP EM TS ET NE, WP, AM, NW CD PG
   cr4Fixed0: 0,
-  cr4Fixed1: 0x000007ff, // VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT
+  // VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT, OSXSAVE (18): the core takes it
+  // while its CPUID reports XSAVE, and XSETBV then exits 55 (SDM 26.1.2, A.8).
+  cr4Fixed1: 0x000407ff,
   activityHlt: true,
   activityShutdown: true,
   activityWaitForSipi: true,
   // One timer tick per 32 TSC ticks (instructions here): a small X, as on most parts.
   preemptionTimerRate: 5,
   zeroLengthInjection: true,
+  // The four CR3-target fields exist and the core honours them (InterceptControls.cr3Targets).
+  cr3Targets: 4,
+  // 512 entries per MSR list; a longer list fails entry with exit 34 (README "MSR areas").
+  msrListN: 0,
   eptMemTypes: [0, 6],
+  // src/kernel/nested-paging.ts sets EPT A/D flags when EPTP bit 6 asks for them.
+  eptAccessedDirty: true,
 };
 
 /** IA32_VMX_EPT_VPID_CAP bits (SDM A.10). */
@@ -173,7 +187,10 @@ export function capsFromMsrs(read: (msr: number) => bigint | undefined): VmxCaps
     activityWaitForSipi: ((misc >> 8n) & 1n) === 1n,
     preemptionTimerRate: Number(misc & 0x1fn),
     zeroLengthInjection: ((misc >> 30n) & 1n) === 1n,
+    cr3Targets: Number((misc >> 16n) & 0x1ffn),
+    msrListN: Number((misc >> 25n) & 7n),
     eptMemTypes: [...(((ept >> 8n) & 1n) === 1n ? [0] : []), ...(((ept >> 14n) & 1n) === 1n ? [6] : [])],
+    eptAccessedDirty: (ept & EptCap.AccessedDirty) !== 0n,
   };
 }
 
@@ -210,6 +227,7 @@ export function vmxMsrValue(caps: VmxCaps, msr: number): bigint | undefined {
     case VmxMsr.Misc:
       return BigInt(caps.preemptionTimerRate & 0x1f) | (caps.activityHlt ? 1n << 6n : 0n)
         | (caps.activityShutdown ? 1n << 7n : 0n) | (caps.activityWaitForSipi ? 1n << 8n : 0n)
+        | (BigInt(caps.cr3Targets & 0x1ff) << 16n) | (BigInt(caps.msrListN & 7) << 25n)
         | (caps.zeroLengthInjection ? 1n << 30n : 0n);
     case VmxMsr.Cr0Fixed0: return BigInt(caps.cr0Fixed0 >>> 0);
     case VmxMsr.Cr0Fixed1: return BigInt(caps.cr0Fixed1 >>> 0);
@@ -223,8 +241,9 @@ export function vmxMsrValue(caps: VmxCaps, msr: number): bigint | undefined {
       let v = 1n << 6n; // 4-level page walk
       // What src/kernel/nested-paging.ts walks: execute-only pages (bit 0), 2 MiB and 1 GiB
       // pages (16, 17), INVEPT (20) with single-context (25) and all-context (26) types.
-      // No accessed/dirty flags (bit 21 clear: EPTP bit 6 must be 0).
+      // Accessed/dirty flags (bit 21) when the caps say so (SDM 29.3.5; else EPTP bit 6 must be 0).
       if ((caps.proc2.mayBe1 & Proc2.EnableEpt) !== 0) v |= EPT_CAP_NESTED;
+      if ((caps.proc2.mayBe1 & Proc2.EnableEpt) !== 0 && caps.eptAccessedDirty === true) v |= EptCap.AccessedDirty;
       if (caps.eptMemTypes.includes(0)) v |= 1n << 8n;
       if (caps.eptMemTypes.includes(6)) v |= 1n << 14n;
       return v;

@@ -2,10 +2,12 @@ import { describe, expect, it } from "vitest";
 import { realModeState } from "../../../../src/x86/state.js";
 import type { X86State } from "../../../../src/x86/types.js";
 import {
-  EntryCtl, ExitCtl, F, IntrInfo, Pin, Proc, Proc2, SEGMENT_FIELDS, VmcsView, VMCS_REGION_BYTES,
+  EntryCtl, ExitCtl, F, FIELD_TABLE, IntrInfo, Pin, Proc, Proc2, SEGMENT_FIELDS, VmcsType, VmcsView, VmcsWidth, VMCS_REGION_BYTES,
 } from "../vmcs-fields.js";
 import { SOFT_CAPS, controlValue } from "./caps.js";
-import { CONTROL_CHECKS, GUEST_CHECKS, HOST_CHECKS, runEntryChecks } from "./entry-checks.js";
+import {
+  CHECKED_RFLAGS_BITS, CONTROL_CHECKS, EntryCheckMemo, GUEST_CHECKS, HOST_CHECKS, UNCHECKED_FIELDS, checkUsesEnv, runEntryChecks,
+} from "./entry-checks.js";
 import { KERNEL_HOST_STATE, eptPointerFor } from "./vmx-extension.js";
 
 const ROOT = 0x0004_2000;
@@ -13,8 +15,12 @@ const ROOT = 0x0004_2000;
 const IO_A = 0x0005_0000, IO_B = 0x0005_1000, MSR_BM = 0x0005_3000;
 /** A page directory pointer table whose third entry is present with reserved bit 1 set (SDM 4.4.1). */
 const PDPT_BAD = 0x2000;
+/** Frames bound as VM-entry MSR-load, VM-exit MSR-store and VM-exit MSR-load areas (256 entries each). */
+const ML = 0x0006_0000, MS = 0x0006_1000, XL = 0x0006_2000;
+const AREA = { length: 4096 };
 const ENV = {
-  eptRoot: ROOT, frames: [{ paddr: IO_A }, { paddr: IO_B }, { paddr: MSR_BM }, null, null],
+  eptRoot: ROOT,
+  frames: [{ paddr: IO_A }, { paddr: IO_B }, { paddr: MSR_BM }, null, null, { paddr: ML, bytes: AREA }, { paddr: MS, bytes: AREA }, { paddr: XL, bytes: AREA }],
   memory: { read32: (pa: number) => (pa === PDPT_BAD + 16 ? 0x3 : 0) },
 };
 
@@ -64,10 +70,18 @@ const CASES: Record<string, (v: VmcsView) => void> = {
   "msr-bitmap-is-bound-frame": (v) => { or(v, F.ProcControls, Proc.UseMsrBitmaps); v.set(F.MsrBitmap, MSR_BM + 0x1000); },
   "proc2-controls-vs-caps": (v) => or(v, F.Proc2Controls, Proc2.EnableVpid),
   "cr3-target-count": (v) => v.set(F.Cr3TargetCount, 5),
+  "exit-msr-store-address": (v) => { v.set(F.ExitMsrStoreCount, 1); v.set(F.ExitMsrStoreAddr, MS + 8); },
+  "exit-msr-store-is-bound-frame": (v) => { v.set(F.ExitMsrStoreCount, 1); v.set(F.ExitMsrStoreAddr, MS + 0x1000); },
+  // Last byte beyond 4 GiB (the 32-bit physical-address width).
+  "exit-msr-load-address": (v) => { v.set(F.ExitMsrLoadCount, 2); v.set(F.ExitMsrLoadAddr, 0xfffffff0); },
+  // Starts in the frame, 257 entries run past its end.
+  "exit-msr-load-is-bound-frame": (v) => { v.set(F.ExitMsrLoadCount, 257); v.set(F.ExitMsrLoadAddr, XL); },
+  "entry-msr-load-address": (v) => { v.set(F.EntryMsrLoadCount, 1); v.set(F.EntryMsrLoadAddr | 1, 1); },
+  "entry-msr-load-is-bound-frame": (v) => { v.set(F.EntryMsrLoadCount, 1); v.set(F.EntryMsrLoadAddr, MS); },
   "unrestricted-guest-needs-ept": (v) => v.set(F.Proc2Controls, Proc2.UnrestrictedGuest),
   "eptp-memory-type": (v) => v.set(F.EptPointer, ROOT | (3 << 3) | 1),
   "eptp-walk-length": (v) => v.set(F.EptPointer, ROOT | (4 << 3) | 6),
-  "eptp-reserved": (v) => v.set(F.EptPointer, eptPointerFor(ROOT) | 0x40),
+  "eptp-reserved": (v) => v.set(F.EptPointer, eptPointerFor(ROOT) | 0x80), // bit 6 is A/D enable (SDM 29.3.5), bits 11:7 reserved
   "eptp-is-bound-gpspace": (v) => v.set(F.EptPointer, eptPointerFor(ROOT + 0x1000)),
   "exit-controls-vs-caps": (v) => or(v, F.ExitControls, ExitCtl.HostAddrSpaceSize),
   "entry-controls-vs-caps": (v) => or(v, F.EntryControls, EntryCtl.Ia32eModeGuest),
@@ -228,5 +242,91 @@ describe("VM-entry checks", () => {
     const v = baseline();
     v.set(F.Proc2Controls, Proc2.EnableEpt);
     expect(runEntryChecks(v, SOFT_CAPS, ENV)?.check.name).toBe("guest-cr0-fixed");
+  });
+});
+
+/** A VmcsView that records every encoding the checks read. */
+class RecordingView extends VmcsView {
+  readonly reads = new Set<number>();
+  override get(enc: number): number { this.reads.add(enc); return super.get(enc); }
+}
+const outcome = (f: ReturnType<typeof runEntryChecks>): string => (f === undefined ? "pass" : `${f.kind}:${f.code}:${f.qualification}:${f.check.name}`);
+/** The baseline and each breaking case, each also with I/O and MSR bitmaps on (more paths through the checks). */
+function variants(): [string, VmcsView][] {
+  const out: [string, VmcsView][] = [];
+  for (const name of ["baseline", ...Object.keys(CASES)]) {
+    for (const bitmaps of [false, true]) {
+      const v = new RecordingView(new Uint8Array(VMCS_REGION_BYTES));
+      v.bytes.set(baseline().bytes);
+      if (bitmaps) or(v, F.ProcControls, Proc.UseIoBitmaps | Proc.UseMsrBitmaps);
+      if (name !== "baseline") CASES[name]!(v);
+      out.push([`${name}${bitmaps ? " +bitmaps" : ""}`, v]);
+    }
+  }
+  return out;
+}
+
+describe("VM-entry check memo", () => {
+  it("no check reads RIP, RSP, the preemption timer value, an exit-information field or the high half of a field that has none", () => {
+    const reads = new Set<number>();
+    for (const [, v] of variants()) {
+      for (const c of [...CONTROL_CHECKS, ...HOST_CHECKS, ...GUEST_CHECKS]) c.fails(v, SOFT_CAPS, ENV);
+      for (const e of (v as RecordingView).reads) reads.add(e);
+    }
+    const readOnly = [...FIELD_TABLE.values()].filter((f) => f.type === VmcsType.ReadOnly).map((f) => f.encoding);
+    expect([...UNCHECKED_FIELDS, ...readOnly].filter((e) => reads.has(e) || reads.has(e | 1))).toEqual([]);
+    const notW64 = [...FIELD_TABLE.values()].filter((f) => f.width !== VmcsWidth.W64).map((f) => f.encoding | 1);
+    expect(notW64.filter((e) => reads.has(e))).toEqual([]);
+    expect(reads.has(F.EptPointer | 1)).toBe(true);
+    expect(reads.has(F.GuestRflags)).toBe(true); // the recording works
+  });
+
+  it("RFLAGS bits outside CHECKED_RFLAGS_BITS change no outcome", () => {
+    for (const [name, v] of variants()) {
+      const want = outcome(runEntryChecks(v, SOFT_CAPS, ENV));
+      const rf = v.get(F.GuestRflags);
+      for (let bit = 0; bit < 32; bit++) {
+        if ((CHECKED_RFLAGS_BITS >>> bit) & 1) continue;
+        v.set(F.GuestRflags, rf ^ (1 << bit));
+        expect(outcome(runEntryChecks(v, SOFT_CAPS, ENV)), `${name}, RFLAGS bit ${bit}`).toBe(want);
+      }
+      v.set(F.GuestRflags, rf);
+    }
+  });
+
+  it("the checks that read kernel state outside the VMCS are the ones declaring env", () => {
+    expect([...CONTROL_CHECKS, ...HOST_CHECKS, ...GUEST_CHECKS].filter(checkUsesEnv).map((c) => c.name)).toEqual([
+      "io-bitmap-is-bound-frame", "msr-bitmap-is-bound-frame", "eptp-is-bound-gpspace", "exit-msr-store-is-bound-frame",
+      "exit-msr-load-is-bound-frame", "entry-msr-load-is-bound-frame", "guest-pdpte-load",
+    ]);
+  });
+
+  it("after a passing entry, gives the same outcome as all the checks for every breaking case", () => {
+    for (const [name, v] of variants()) {
+      const memo = new EntryCheckMemo();
+      const base = new VmcsView(v.bytes);
+      const saved = v.bytes.slice();
+      base.bytes.set(baseline().bytes);
+      expect(memo.run(base, SOFT_CAPS, ENV)).toBeUndefined();
+      v.bytes.set(saved);
+      expect(outcome(memo.run(v, SOFT_CAPS, ENV)), name).toBe(outcome(runEntryChecks(v, SOFT_CAPS, ENV)));
+    }
+  });
+
+  it("skips the VMCS-only checks while only unchecked fields change, and still runs those that read env", () => {
+    const v = baseline();
+    or(v, F.ProcControls, Proc.UseIoBitmaps | Proc.UseMsrBitmaps);
+    const memo = new EntryCheckMemo();
+    expect(memo.run(v, SOFT_CAPS, ENV)).toBeUndefined();
+    v.set(F.GuestRip, 0x1234); v.set(F.GuestRsp, 0x88); v.set(F.GuestRflags, 2 | 0x8d5); v.set(F.ExitReason, 30);
+    expect(memo.run(v, SOFT_CAPS, ENV)).toBeUndefined();
+    expect(memo.hits).toBe(1);
+    // The I/O bitmap frames are no longer bound: an env check, run on a hit too.
+    expect(outcome(memo.run(v, SOFT_CAPS, { eptRoot: ROOT }))).toBe("control:7:0:io-bitmap-is-bound-frame");
+    expect(memo.hits).toBe(2);
+    // A checked bit (IF set with STI blocking already there) is a miss: all checks run.
+    v.set(F.GuestInterruptibility, 1);
+    expect(outcome(memo.run(v, SOFT_CAPS, ENV))).toBe("guest:33:0:guest-sti-needs-if");
+    expect(memo.hits).toBe(2);
   });
 });

@@ -4,7 +4,7 @@
 // (reason 33 | bit 31) carrying the qualification (SDM 27.8).
 // Only the rules for the fields this slice supports are here; the README lists the rest.
 import {
-  EntryCtl, ExitCtl, F, IntrInfo, IntrType, Pin, Proc, Proc2, SEGMENT_FIELDS, VmxError, type VmcsView,
+  EntryCtl, ExitCtl, F, FIELD_TABLE, IntrInfo, IntrType, Pin, Proc, Proc2, SEGMENT_FIELDS, VmcsType, VmcsWidth, VmxError, type VmcsView,
 } from "../vmcs-fields.js";
 import { GuestFrameRole } from "../../../../src/kernel/api.js";
 import type { CtlCap, VmxCaps } from "./caps.js";
@@ -18,7 +18,7 @@ export interface EntryEnv {
    */
   readonly eptTableRam?: (pa: number) => boolean;
   /** Frames bound with dispatcherBindFrame, indexed by GuestFrameRole (GuestBinding.frames); absent: none. */
-  readonly frames?: readonly ({ readonly paddr: number } | null)[];
+  readonly frames?: readonly ({ readonly paddr: number; readonly bytes?: { readonly length: number } } | null)[];
   /** Guest-physical memory, for the PDPTEs loaded from CR3 without EPT (SDM 27.3.1.6); absent: not checked. */
   readonly memory?: { read32(pa: number): number };
 }
@@ -77,6 +77,24 @@ const notBoundFrame = (addr: number, env: EntryEnv, role: number): boolean => {
 };
 /** SDM 27.2.1.1: 4 KiB aligned, no bits beyond the physical-address width (32: IA32_VMX_BASIC[48]). */
 const bitmapAddrBad = (v: VmcsView, enc: number): boolean => (v.get(enc) & 0xfff) !== 0 || v.get(enc | 1) !== 0;
+/**
+ * SDM 27.2.1.2/27.2.1.3: with a nonzero count, bits 3:0 of the MSR-area address must be 0 and
+ * neither its first nor its last byte (address + 16 * count - 1) may set bits beyond the
+ * physical-address width (32: IA32_VMX_BASIC[48]).
+ */
+const msrAreaBad = (v: VmcsView, addr: number, count: number): boolean => {
+  const n = v.get(count);
+  return n !== 0 && ((v.get(addr) & 0xf) !== 0 || v.get(addr | 1) !== 0 || v.get(addr) + n * 16 - 1 > 0xffffffff);
+};
+/** hvkit: a nonzero-count MSR area must lie inside the Frame bound in `role` (VmxEntryMsrLoad/VmxExitMsrStore/VmxExitMsrLoad). */
+const msrAreaNotBound = (v: VmcsView, addr: number, count: number, env: EntryEnv, role: number): boolean => {
+  const n = v.get(count);
+  if (n === 0) return false;
+  const f = env.frames?.[role];
+  if (f === undefined || f === null) return true;
+  const off = v.get(addr) - f.paddr;
+  return off < 0 || off + n * 16 > (f.bytes?.length ?? 0);
+};
 const ioBitmaps = (v: VmcsView): boolean => (v.get(F.ProcControls) & Proc.UseIoBitmaps) !== 0;
 const msrBitmaps = (v: VmcsView): boolean => (v.get(F.ProcControls) & Proc.UseMsrBitmaps) !== 0;
 
@@ -106,8 +124,8 @@ export const CONTROL_CHECKS: readonly EntryCheck[] = [
     fails: (v) => msrBitmaps(v) && bitmapAddrBad(v, F.MsrBitmap) },
   { name: "msr-bitmap-is-bound-frame", rule: "hvkit: with use MSR bitmaps = 1, the MSR-bitmap address must name the Frame bound in role VmxMsrBitmap (capability rule, no SDM equivalent)",
     fails: (v, _c, env) => msrBitmaps(v) && notBoundFrame(v.get(F.MsrBitmap), env, GuestFrameRole.VmxMsrBitmap) },
-  { name: "cr3-target-count", rule: "SDM 27.2.1.1: the CR3-target count must not be greater than 4",
-    fails: (v) => v.get(F.Cr3TargetCount) > 4 },
+  { name: "cr3-target-count", rule: "SDM 27.2.1.1: the CR3-target count must not be greater than the number IA32_VMX_MISC[24:16] reports (4)",
+    fails: (v, c) => v.get(F.Cr3TargetCount) >>> 0 > c.cr3Targets },
   { name: "unrestricted-guest-needs-ept", rule: "SDM 27.2.1.1: if unrestricted guest is 1, enable EPT must be 1",
     fails: (v) => unrestricted(v) && !eptOn(v) },
   { name: "eptp-memory-type", rule: "SDM 27.2.1.1: EPTP bits 2:0 must be a memory type IA32_VMX_EPT_VPID_CAP allows (UC 0, WB 6)",
@@ -115,7 +133,7 @@ export const CONTROL_CHECKS: readonly EntryCheck[] = [
   { name: "eptp-walk-length", rule: "SDM 27.2.1.1: EPTP bits 5:3 (page-walk length - 1) must be 3",
     fails: (v) => eptOn(v) && ((eptp(v) >>> 3) & 7) !== 3 },
   { name: "eptp-reserved", rule: "SDM 27.2.1.1: EPTP bit 6 must be 0 without accessed/dirty support, bits 11:7 and bits beyond the physical-address width must be 0",
-    fails: (v) => eptOn(v) && ((eptp(v) & 0xfc0) !== 0 || v.get(F.EptPointer | 1) !== 0) },
+    fails: (v, c) => eptOn(v) && ((eptp(v) & (c.eptAccessedDirty === true ? 0xf80 : 0xfc0)) !== 0 || v.get(F.EptPointer | 1) !== 0) },
   { name: "eptp-is-bound-gpspace", rule: "hvkit: the EPTP must name the GuestPhysSpace the DCB was set up with (its root: the kernel-managed EPT) or a RAM page mapped in it (tables the monitor built there) (capability rule, no SDM equivalent)",
     fails: (v, _c, env) => {
       if (!eptOn(v)) return false;
@@ -130,6 +148,14 @@ export const CONTROL_CHECKS: readonly EntryCheck[] = [
     fails: (v, c) => ctlBad(v.get(F.ExitControls), c.exit) },
   { name: "save-timer-needs-timer", rule: "SDM 27.2.1.2: if activate VMX-preemption timer is 0, save VMX-preemption timer value must be 0",
     fails: (v) => (v.get(F.PinControls) & Pin.PreemptionTimer) === 0 && (v.get(F.ExitControls) & ExitCtl.SavePreemptionTimer) !== 0 },
+  { name: "exit-msr-store-address", rule: "SDM 27.2.1.2: with a nonzero VM-exit MSR-store count, the address must be 16-byte aligned and the area's first and last byte within the physical-address width",
+    fails: (v) => msrAreaBad(v, F.ExitMsrStoreAddr, F.ExitMsrStoreCount) },
+  { name: "exit-msr-store-is-bound-frame", rule: "hvkit: a nonzero-count VM-exit MSR-store area must lie in the Frame bound in role VmxExitMsrStore (capability rule, no SDM equivalent)",
+    fails: (v, _c, env) => msrAreaNotBound(v, F.ExitMsrStoreAddr, F.ExitMsrStoreCount, env, GuestFrameRole.VmxExitMsrStore) },
+  { name: "exit-msr-load-address", rule: "SDM 27.2.1.2: with a nonzero VM-exit MSR-load count, the address must be 16-byte aligned and the area's first and last byte within the physical-address width",
+    fails: (v) => msrAreaBad(v, F.ExitMsrLoadAddr, F.ExitMsrLoadCount) },
+  { name: "exit-msr-load-is-bound-frame", rule: "hvkit: a nonzero-count VM-exit MSR-load area must lie in the Frame bound in role VmxExitMsrLoad (capability rule, no SDM equivalent)",
+    fails: (v, _c, env) => msrAreaNotBound(v, F.ExitMsrLoadAddr, F.ExitMsrLoadCount, env, GuestFrameRole.VmxExitMsrLoad) },
   { name: "entry-controls-vs-caps", rule: "SDM 27.2.1.3: reserved VM-entry controls set as IA32_VMX_TRUE_ENTRY_CTLS allows",
     fails: (v, c) => ctlBad(v.get(F.EntryControls), c.entry) },
   { name: "entry-intr-reserved", rule: "SDM 27.2.1.3: if the VM-entry interruption information is valid, bits 30:12 must be 0",
@@ -163,6 +189,10 @@ export const CONTROL_CHECKS: readonly EntryCheck[] = [
       const len = v.get(F.EntryInstrLen);
       return len > 15 || (len === 0 && !c.zeroLengthInjection);
     } },
+  { name: "entry-msr-load-address", rule: "SDM 27.2.1.3: with a nonzero VM-entry MSR-load count, the address must be 16-byte aligned and the area's first and last byte within the physical-address width",
+    fails: (v) => msrAreaBad(v, F.EntryMsrLoadAddr, F.EntryMsrLoadCount) },
+  { name: "entry-msr-load-is-bound-frame", rule: "hvkit: a nonzero-count VM-entry MSR-load area must lie in the Frame bound in role VmxEntryMsrLoad (capability rule, no SDM equivalent)",
+    fails: (v, _c, env) => msrAreaNotBound(v, F.EntryMsrLoadAddr, F.EntryMsrLoadCount, env, GuestFrameRole.VmxEntryMsrLoad) },
 ];
 
 // ---------------------------------------------------------------------------
@@ -405,4 +435,100 @@ export function runEntryChecks(v: VmcsView, caps: VmxCaps, env: EntryEnv): Entry
     if (check.fails(v, caps, env)) return { kind: "guest", code: 33, qualification: check.qualification ?? 0, check };
   }
   return undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Memo: the entry checks run at every VMLAUNCH/VMRESUME (SDM 27.2-27.3), but between two
+// exits of a running guest the VMCS usually changes only where no check looks.
+
+/** A check that declares the `env` parameter depends on kernel state outside the VMCS (bound frames, mappings, guest memory). */
+export const checkUsesEnv = (c: EntryCheck): boolean => c.fails.length >= 3;
+
+/**
+ * Guest fields no check reads, which change at almost every exit: RIP, RSP, the preemption
+ * timer value (saved at exit). Read-only (exit-information) fields are never checked either.
+ * entry-checks.test.ts proves no check reads them.
+ */
+export const UNCHECKED_FIELDS: readonly number[] = [F.GuestRip, F.GuestRsp, F.PreemptionTimerValue];
+/** RFLAGS bits the checks read: reserved bits 31:22, 15, 5, 3, 1, and TF (8), IF (9), VM (17). */
+export const CHECKED_RFLAGS_BITS = 0xffc0832a | (1 << 17);
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+let fieldsFirst = Infinity, fieldsEnd = 0;
+for (const f of FIELD_TABLE.values()) { fieldsFirst = Math.min(fieldsFirst, f.offset); fieldsEnd = Math.max(fieldsEnd, f.offset + 8); }
+const WORDS = (fieldsEnd - fieldsFirst) / 4;
+/**
+ * The words of the field slots the checks depend on, compared whole: each checked field's low
+ * word, and the high word of a 64-bit one (only those have a high half, SDM 25.11.2). RFLAGS
+ * is compared apart, through CHECKED_RFLAGS_BITS.
+ */
+const CHECKED_WORDS: Int32Array = (() => {
+  const w: number[] = [];
+  for (const f of FIELD_TABLE.values()) {
+    if (f.type === VmcsType.ReadOnly || UNCHECKED_FIELDS.includes(f.encoding) || f.encoding === F.GuestRflags) continue;
+    const i = (f.offset - fieldsFirst) / 4;
+    w.push(i);
+    if (f.width === VmcsWidth.W64) w.push(i + 1);
+  }
+  return Int32Array.from(w);
+})();
+const RFLAGS_WORD = (FIELD_TABLE.get(F.GuestRflags)!.offset - fieldsFirst) / 4;
+
+/**
+ * runEntryChecks with a memo per VMCS: when every checked bit of the VMCS equals what it was
+ * at the last entry that passed (same caps), the checks that read only the VMCS and the caps
+ * would pass again, so only those that read `env` run (in SDM order, as in runEntryChecks:
+ * the first failure is the same one). Otherwise all run, and a pass is remembered.
+ */
+export class EntryCheckMemo {
+  #snap: Uint32Array | null = null;
+  #caps: VmxCaps | null = null;
+  #envChecks: readonly (readonly [EntryCheck, EntryFailure["kind"]])[] = [
+    ...CONTROL_CHECKS.filter(checkUsesEnv).map((c) => [c, "control"] as const),
+    ...HOST_CHECKS.filter(checkUsesEnv).map((c) => [c, "host"] as const),
+    ...GUEST_CHECKS.filter(checkUsesEnv).map((c) => [c, "guest"] as const),
+  ];
+  /** A word view of the field slots of the VMCS last seen (null: unaligned, or a big-endian host). */
+  #bytes: Uint8Array | null = null;
+  #words: Uint32Array | null = null;
+  /** Entries whose checks the memo shortened (diagnostics, tests). */
+  hits = 0;
+
+  run(v: VmcsView, caps: VmxCaps, env: EntryEnv): EntryFailure | undefined {
+    if (v.bytes !== this.#bytes) {
+      this.#bytes = v.bytes;
+      this.#snap = null;
+      this.#words = LITTLE_ENDIAN && (v.bytes.byteOffset + fieldsFirst) % 4 === 0 && v.bytes.length >= fieldsEnd
+        ? new Uint32Array(v.bytes.buffer, v.bytes.byteOffset + fieldsFirst, WORDS) : null;
+    }
+    const words = this.#words;
+    const snap = this.#snap;
+    if (words !== null && snap !== null && caps === this.#caps && sameChecked(words, snap)) {
+      this.hits++;
+      const list = this.#envChecks;
+      for (let i = 0; i < list.length; i++) {
+        const [check, kind] = list[i]!;
+        if (!check.fails(v, caps, env)) continue;
+        return kind === "guest" ? { kind, code: 33, qualification: check.qualification ?? 0, check }
+          : { kind, code: kind === "control" ? VmxError.EntryInvalidControls : VmxError.EntryInvalidHostState, qualification: 0, check };
+      }
+      return undefined;
+    }
+    const failure = runEntryChecks(v, caps, env);
+    if (failure === undefined && words !== null) {
+      this.#snap ??= new Uint32Array(WORDS);
+      this.#snap.set(words);
+      this.#caps = caps;
+    } else {
+      this.#snap = null;
+    }
+    return failure;
+  }
+}
+
+function sameChecked(a: Uint32Array, b: Uint32Array): boolean {
+  if (((a[RFLAGS_WORD]! ^ b[RFLAGS_WORD]!) & CHECKED_RFLAGS_BITS) !== 0) return false;
+  const w = CHECKED_WORDS;
+  for (let i = 0; i < w.length; i++) { const k = w[i]!; if (a[k] !== b[k]) return false; }
+  return true;
 }

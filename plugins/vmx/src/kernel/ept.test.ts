@@ -56,7 +56,7 @@ function eptGuest(code: number[]) {
     expect(failure, failure?.check.name).toBeUndefined();
     return { reason: rd(F.ExitReason), qual: rd(F.ExitQualification), gpa: rd(F.GuestPhysAddr), linear: rd(F.GuestLinearAddr), rip: rd(F.GuestRip) };
   };
-  return { m, sys, dcb, set, w, rd, run };
+  return { m, sys, dcb, set, w, rd, run, tv };
 }
 
 describe("EPT violations (SDM 28.2.1 table 28-7)", () => {
@@ -130,12 +130,27 @@ describe("EPTP entry checks and INVEPT", () => {
     expect(g.sys.ret.vmInstructionError).toBe(VmxError.EntryInvalidControls);
   });
 
-  it("IA32_VMX_EPT_VPID_CAP reports what the walker does: 4 levels, UC/WB, 2M/1G, execute-only, INVEPT types, no A/D", () => {
+  it("IA32_VMX_EPT_VPID_CAP reports what the walker does: 4 levels, UC/WB, 2M/1G, execute-only, INVEPT types, A/D (bit 21)", () => {
     const v = vmxMsrValue(SOFT_CAPS, VmxMsr.EptVpidCap)!;
-    for (const bit of [EptCap.WalkLength4, EptCap.Wb, EptCap.Uc, EptCap.Pages2M, EptCap.Pages1G, EptCap.ExecuteOnly, EptCap.Invept, EptCap.InveptSingle, EptCap.InveptAll]) {
+    for (const bit of [EptCap.WalkLength4, EptCap.Wb, EptCap.Uc, EptCap.Pages2M, EptCap.Pages1G, EptCap.ExecuteOnly, EptCap.Invept, EptCap.InveptSingle, EptCap.InveptAll, EptCap.AccessedDirty]) {
       expect(v & bit).toBe(bit);
     }
-    expect(v & EptCap.AccessedDirty).toBe(0n);
+    expect(vmxMsrValue({ ...SOFT_CAPS, eptAccessedDirty: false }, VmxMsr.EptVpidCap)! & EptCap.AccessedDirty).toBe(0n);
+  });
+
+  it("EPTP bit 6 enables A/D (SDM 29.3.5): a guest write sets bit 8 in each entry and bit 9 in the leaf; without it nothing is set", () => {
+    // mov [0x9000], al; hlt
+    for (const ad of [false, true]) {
+      const g = eptGuest([0xa2, 0x00, 0x90, 0xf4]);
+      g.w(F.EptPointer, eptPointerFor(PML4) | (ad ? 0x40 : 0));
+      expect(g.run().reason).toBe(ExitReason.Hlt);
+      const lo = (pa: number) => g.tv.getUint32(pa - TABLES, true);
+      const want = ad ? EptEntry.Accessed : 0;
+      for (const pa of [PML4, PDPT, PD]) expect(lo(pa) & (EptEntry.Accessed | EptEntry.Dirty)).toBe(want);
+      expect(lo(PT + 9 * 8) & (EptEntry.Accessed | EptEntry.Dirty)).toBe(ad ? EptEntry.Accessed | EptEntry.Dirty : 0);
+      expect(lo(PT + 1 * 8) & EptEntry.Dirty).toBe(0); // the code page is only fetched
+      expect(lo(PT + 1 * 8) & EptEntry.Accessed).toBe(want);
+    }
   });
 
   it("INVEPT: unsupported type and bad EPTP fail with 28; cached translations last until single- or all-context INVEPT", () => {
@@ -156,5 +171,18 @@ describe("EPTP entry checks and INVEPT", () => {
     g.set(PT + 9 * 8, 0x9000 | RWX | WB);
     expect(g.sys.invept!(g.dcb, 2, 0, 0)).toBe(SysErr.Ok);
     expect(step()).toBe(0x11);
+  });
+});
+
+describe("EPT violation during IRET (SDM 28.2.1 table 28-7 bit 12, 28.1)", () => {
+  it.each([[8, 1], [0, 0]])("interruptibility %i before the IRET: qualification bit 12 = %i, blocking by NMI cleared", (before, bit) => {
+    const g = eptGuest([0xcf]); // iret, with SS:SP in a not-present page
+    g.set(PT + 8 * 8, 0);
+    g.w(F.GuestRsp, 0x8100);
+    g.w(F.GuestInterruptibility, before);
+    const e = g.run();
+    expect([e.reason, e.gpa, e.rip]).toEqual([ExitReason.EptViolation, 0x8100, CODE]);
+    expect([(e.qual >>> 12) & 1, e.qual & 7]).toEqual([bit, 1]);
+    expect(g.rd(F.GuestInterruptibility) & 8).toBe(0);
   });
 });

@@ -6,7 +6,7 @@
 // 27.6, 28.2). A real-mode (unrestricted) guest with its IVT at 0.
 import { describe, expect, it } from "vitest";
 import { GuestControlWord, ObjType, PendingEvent, SysErr } from "../../../../src/kernel/api.js";
-import { enterVmxOperation, testMachine } from "../testing/machine.js";
+import { testMachine, withVmcs, guestControlWords } from "../testing/machine.js";
 import { ExitCtl, ExitReason, F, IntrInfo, Pin, Proc, Proc2 } from "../vmcs-fields.js";
 import { SOFT_CAPS } from "./caps.js";
 import { HOST_TIMER_VECTOR, pfExits, type VmcsState } from "./vmx-extension.js";
@@ -33,15 +33,8 @@ interface Setup {
 function machine(code: number[], setup: Setup = {}) {
   const m = testMachine({ timeslice: setup.timeslice ?? 10_000 });
   const { sys } = m;
-  enterVmxOperation(m);
-  const dcb = m.caps.dispatcher;
-  expect(sys.ramRetype(m.caps.ram, ObjType.VmControl, 4096, "vmcs")).toBe(SysErr.Ok);
-  const vmcs = sys.ret.cap;
-  expect(sys.dispatcherSetupGuest(dcb, { vmcontrol: vmcs, gpspace: m.caps.gpspace, guestControl: m.caps.guestControl })).toBe(SysErr.Ok);
-  expect(sys.vmptrld(dcb, vmcs)).toBe(SysErr.Ok);
-  expect(sys.frameMap(m.caps.guestControl)).toBe(SysErr.Ok);
-  const gcBytes = sys.ret.view!;
-  const gc = new Uint32Array(gcBytes.buffer, gcBytes.byteOffset, 16);
+  const { dcb } = withVmcs(m);
+  const gc = guestControlWords(m);
   for (let v = 0; v < 256; v++) {
     m.ram[v * 4] = (HANDLERS + v * 4) & 0xff; m.ram[v * 4 + 1] = (HANDLERS + v * 4) >> 8;
     m.ram[HANDLERS + v * 4] = HLT;
@@ -87,6 +80,33 @@ describe("exception-bitmap exits (SDM 25.6.3, 28.2.2)", () => {
     expect([e.reason, e.intr, e.len, e.rip, e.vect]).toEqual([ExitReason.ExceptionOrNmi, V | (3 << 8) | 6, 0, CODE, 0]);
     const d = machine([0x0f, 0x0b]).enter();
     expect([d.reason, d.rip]).toEqual([ExitReason.Hlt, HANDLERS + 6 * 4]);
+  });
+
+  it("a single-step #DB in the bitmap exits with BS in the qualification and leaves DR6 alone (SDM 27.1, table 28-1)", () => {
+    // inc bx (TF set: #DB trap after it); mov eax, dr6; then HLT.
+    const g = machine([0x43, 0x0f, 0x21, 0xf0], { fields: [[F.ExceptionBitmap, 1 << 1], [F.GuestRflags, 0x102]] });
+    const e = g.enter();
+    expect([e.reason, e.intr, e.qual, e.rip]).toEqual([ExitReason.ExceptionOrNmi, V | (3 << 8) | 1, 0x4000, CODE + 1]);
+    // The monitor drops the #DB and clears TF: the guest reads DR6 as it was, without BS.
+    g.w(F.GuestRflags, 2);
+    g.w(F.ExceptionBitmap, 0);
+    expect(g.enter().reason).toBe(ExitReason.Hlt);
+    expect(g.gc[0]! >>> 0).toBe(0xffff0ff0);
+  });
+
+  it("an instruction-breakpoint #DB reports B0 in the qualification; DR6.B0 stays clear", () => {
+    // mov eax, CODE+19; mov dr0, eax; mov eax, 401h (L0, execute, 1 byte); mov dr7, eax; nop; inc bx (19); mov eax, dr6
+    const code = [0x66, 0xb8, (CODE + 19) & 0xff, (CODE + 19) >> 8, 0, 0, 0x0f, 0x23, 0xc0,
+      0x66, 0xb8, 0x01, 0x04, 0, 0, 0x0f, 0x23, 0xf8, 0x90, 0x43, 0x0f, 0x21, 0xf0];
+    expect(code[19]).toBe(0x43);
+    const g = machine(code, { fields: [[F.ExceptionBitmap, 1 << 1]] });
+    const e = g.enter();
+    expect([e.reason, e.intr, e.qual, e.rip]).toEqual([ExitReason.ExceptionOrNmi, V | (3 << 8) | 1, 0x1, CODE + 19]);
+    // Resume with RF so the breakpoint does not fire again (SDM 17.3.1.1).
+    g.w(F.ExceptionBitmap, 0);
+    g.w(F.GuestRflags, 0x10002);
+    expect(g.enter().reason).toBe(ExitReason.Hlt);
+    expect(g.gc[0]! & 0xf).toBe(0);
   });
 
   it("INT3 with bit 3 exits as a software exception (type 6) with its length", () => {
@@ -261,6 +281,29 @@ describe("VMX-preemption timer (SDM 26.5.1)", () => {
     expect(s.rd(F.PreemptionTimerValue)).toBeGreaterThanOrEqual(97);
     expect(s.rd(F.PreemptionTimerValue)).toBeLessThan(100);
   });
+
+  it("counts down in the HLT state (SDM 26.5.1): a halted guest gets exit 52 after the programmed time, still halted", () => {
+    const g = machine([0x0f, 0x31], { // rdtsc (then HLT), reached after the wait
+      pin: Pin.PreemptionTimer, exit: ExitCtl.SavePreemptionTimer, fields: [[F.PreemptionTimerValue, 3], [F.GuestActivity, 1]],
+    });
+    const e = g.enter();
+    expect([e.reason, e.activity, e.rip, g.rd(F.PreemptionTimerValue)]).toEqual([ExitReason.PreemptionTimer, 1, CODE, 0]);
+    expect(g.gc[GuestControlWord.RetiredLo]).toBe(0);
+    // The TSC went on while the guest waited: 3 timer ticks of 2^X.
+    g.w(F.GuestActivity, 0); g.w(F.PinControls, SOFT_CAPS.pin.mustBe1); g.w(F.ExitControls, SOFT_CAPS.exit.mustBe1);
+    expect(g.enter().reason).toBe(ExitReason.Hlt);
+    expect(g.gc[0]).toBe(3 * rate + 1);
+  });
+
+  it("a timeslice spent in HLT counts the timer down; in wait-for-SIPI it does not count", () => {
+    const fields = (activity: number): readonly (readonly [number, number])[] => [[F.PreemptionTimerValue, 100], [F.GuestActivity, activity]];
+    const hlt = machine([], { timeslice: 2 * rate, pin: Pin.PreemptionTimer, exit: ExitCtl.SavePreemptionTimer, fields: fields(1) });
+    expect(hlt.enter().reason).toBe(ExitReason.ExternalInterrupt);
+    expect(hlt.rd(F.PreemptionTimerValue)).toBe(98);
+    const sipi = machine([], { timeslice: 2 * rate, pin: Pin.PreemptionTimer, exit: ExitCtl.SavePreemptionTimer, fields: fields(3) });
+    expect(sipi.enter().reason).toBe(ExitReason.ExternalInterrupt);
+    expect(sipi.rd(F.PreemptionTimerValue)).toBe(100);
+  });
 });
 
 describe("MONITOR, MWAIT, RDTSCP, XSETBV and descriptor-table exits", () => {
@@ -286,10 +329,11 @@ describe("MONITOR, MWAIT, RDTSCP, XSETBV and descriptor-table exits", () => {
     ["SIDT [bx+8]", [0x0f, 0x01, 0x4f, 0x08], 1],
     ["LGDT [bx+8]", [0x0f, 0x01, 0x57, 0x08], 2],
     ["LIDT [bx+8]", [0x0f, 0x01, 0x5f, 0x08], 3],
-  ])("%s exits 46 with the offset as qualification and table 28-10 information", (_n, code, identity) => {
+  ])("%s exits 46 with the displacement as qualification and table 28-10 information (base BX)", (_n, code, identity) => {
     const e = machine(code, { proc2: Proc2.DescTableExiting, regs: { ebx: 0x100 } }).enter();
+    // 16-bit address and operand size, DS, no index (22), base BX (3 << 23).
     expect([e.reason, e.len, e.qual, e.info]).toEqual([
-      ExitReason.GdtrIdtr, 4, 0x108, ((3 << 15) | (1 << 22) | (1 << 27) | (identity << 28)) >>> 0,
+      ExitReason.GdtrIdtr, 4, 8, ((3 << 15) | (1 << 22) | (3 << 23) | (identity << 28)) >>> 0,
     ]);
     expect(machine(code, { regs: { ebx: 0x100 } }).enter().reason).toBe(ExitReason.Hlt);
   });
@@ -299,9 +343,52 @@ describe("MONITOR, MWAIT, RDTSCP, XSETBV and descriptor-table exits", () => {
     ["STR [bx+8]", [0x0f, 0x00, 0x4f, 0x08], 1, false],
   ])("%s (protected mode) exits 47 with table 28-11 information", (_n, code, identity, reg) => {
     const e = machine(code, { cr0: 0x11, proc2: Proc2.DescTableExiting, regs: { ebx: 0x100 } }).enter();
-    const info = reg ? (1 << 10) | (0 << 3) : (3 << 15);
+    // Register form: bit 10 and Reg1 (AX) only, the rest undefined (0); memory: DS, no index, base BX.
+    const info = reg ? (1 << 10) | (0 << 3) : (3 << 15) | (1 << 22) | (3 << 23);
     expect([e.reason, e.len, e.qual, e.info]).toEqual([
-      ExitReason.LdtrTr, code.length, reg ? 0 : 0x108, (info | (1 << 22) | (1 << 27) | (identity << 28)) >>> 0,
+      ExitReason.LdtrTr, code.length, reg ? 0 : 8, (info | (identity << 28)) >>> 0,
     ]);
+  });
+});
+
+describe("NMI unblocking due to IRET (SDM 28.1, 28.2.2 bit 12)", () => {
+  /** IRET with SS:SP = 0:0FFE and SS limit 0FFF: the second pop is past the limit, a #SS the bitmap intercepts. */
+  const IRET_FAULT: readonly (readonly [number, number])[] = [
+    [F.GuestSsLimit, 0x0fff], [F.GuestRsp, 0x0ffe], [F.ExceptionBitmap, (1 << 12) | (1 << 6)],
+  ];
+  const SS_FAULT = V | (3 << 8) | 12;
+
+  it.each([
+    ["without NMI exiting", 0],
+    ["with virtual NMIs (virtual-NMI blocking)", Pin.NmiExiting | Pin.VirtualNmis],
+  ])("%s: a fault on an IRET that ended the blocking sets bit 12 and exits with the blocking cleared", (_n, pin) => {
+    const e = machine([0xcf], { pin, fields: [...IRET_FAULT, [F.GuestInterruptibility, 8]] }).enter();
+    expect([e.reason, e.intr, e.rip, e.interruptibility & 8, e.vect]).toEqual([
+      ExitReason.ExceptionOrNmi, SS_FAULT | IntrInfo.NmiUnblocking, CODE, 0, 0,
+    ]);
+  });
+
+  it("without blocking before the IRET, bit 12 is 0", () => {
+    const e = machine([0xcf], { fields: IRET_FAULT }).enter();
+    expect([e.reason, e.intr]).toEqual([ExitReason.ExceptionOrNmi, SS_FAULT]);
+  });
+
+  it("with NMI exiting and no virtual NMIs bit 12 is undefined: written 0", () => {
+    const e = machine([0xcf], { pin: Pin.NmiExiting, fields: [...IRET_FAULT, [F.GuestInterruptibility, 8]] }).enter();
+    expect([e.reason, e.intr]).toEqual([ExitReason.ExceptionOrNmi, SS_FAULT]);
+  });
+
+  it("a fault from another instruction leaves bit 12 0 and the blocking in place", () => {
+    // POP AX at SS:SP = 0:0FFF: the word crosses the SS limit.
+    const e = machine([0x58], { fields: [[F.GuestSsLimit, 0x0fff], [F.GuestRsp, 0x0fff], [F.ExceptionBitmap, 1 << 12], [F.GuestInterruptibility, 8]] }).enter();
+    expect([e.reason, e.intr, e.interruptibility & 8]).toEqual([ExitReason.ExceptionOrNmi, SS_FAULT, 8]);
+  });
+
+  it("an IRET fault the guest handles itself does not mark a later exit", () => {
+    // #SS is delivered through the IVT (not in the bitmap); its handler executes UD2, which exits.
+    const g = machine([0xcf], { fields: [[F.GuestSsLimit, 0x0fff], [F.GuestRsp, 0x0ffe], [F.ExceptionBitmap, 1 << 6], [F.GuestInterruptibility, 8]] });
+    g.ram.set([0x0f, 0x0b], HANDLERS + 12 * 4);
+    const e = g.enter();
+    expect([e.reason, e.intr, e.rip, e.interruptibility & 8]).toEqual([ExitReason.ExceptionOrNmi, V | (3 << 8) | 6, HANDLERS + 12 * 4, 0]);
   });
 });

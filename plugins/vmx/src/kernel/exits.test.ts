@@ -4,7 +4,7 @@
 // 26.1, 28.2, appendix C).
 import { describe, expect, it } from "vitest";
 import { ObjType, SysErr } from "../../../../src/kernel/api.js";
-import { enterVmxOperation, testMachine } from "../testing/machine.js";
+import { testMachine, withVmcs } from "../testing/machine.js";
 import { ExitReason, F, Proc, Proc2 } from "../vmcs-fields.js";
 import { SOFT_CAPS } from "./caps.js";
 import type { VmcsState } from "./vmx-extension.js";
@@ -24,12 +24,7 @@ interface Setup {
 function runGuest(code: number[], setup: Setup = {}) {
   const m = testMachine();
   const { sys } = m;
-  enterVmxOperation(m);
-  const dcb = m.caps.dispatcher;
-  expect(sys.ramRetype(m.caps.ram, ObjType.VmControl, 4096, "vmcs")).toBe(SysErr.Ok);
-  const vmcs = sys.ret.cap;
-  expect(sys.dispatcherSetupGuest(dcb, { vmcontrol: vmcs, gpspace: m.caps.gpspace, guestControl: m.caps.guestControl })).toBe(SysErr.Ok);
-  expect(sys.vmptrld(dcb, vmcs)).toBe(SysErr.Ok);
+  const { dcb } = withVmcs(m);
   m.ram.set(code, CODE);
   m.ram[CODE + code.length] = 0xf4; // hlt
   const w = (enc: number, v: number) => expect(sys.vmwrite(dcb, enc, v)).toBe(SysErr.Ok);
@@ -121,10 +116,10 @@ describe("VMX exits for VMX instructions executed by the guest", () => {
     ["INVEPT ecx, [bx+8]", [0x66, 0x0f, 0x38, 0x80, 0x4f, 0x08], ExitReason.Invept, 1 << 28],
     ["INVVPID edx, [bx+8]", [0x66, 0x0f, 0x38, 0x81, 0x57, 0x08], ExitReason.Invvpid, 2 << 28],
     ["VMWRITE edx, [bx+8]", [0x0f, 0x79, 0x57, 0x08], ExitReason.Vmwrite, 2 << 28],
-  ])("%s exits with the operand's offset as qualification and instruction information", (_n, code, reason, reg2) => {
+  ])("%s exits with the displacement as qualification and instruction information", (_n, code, reason, reg2) => {
     const e = runGuest(code, { cr0: PE, regs: { ebx: 0x100 } });
-    // 16-bit address size (0), DS (3) in 17:15, index and base invalid (22, 27).
-    expect([e.reason, e.len, e.qual, e.info]).toEqual([reason, code.length, 0x108, ((3 << 15) | (1 << 22) | (1 << 27) | reg2) >>> 0]);
+    // 16-bit address size (0), DS (3) in 17:15, no index (22), base BX (3 << 23).
+    expect([e.reason, e.len, e.qual, e.info]).toEqual([reason, code.length, 8, ((3 << 15) | (1 << 22) | (3 << 23) | reg2) >>> 0]);
   });
 
   it("VMREAD with a register destination reports Reg1, Reg2 and the register form (SDM table 28-13)", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ObjType, SysErr, type DispatcherObject, type SysRet, type VmControlObject } from "../../../../src/kernel/api.js";
-import { enterVmxOperation, testMachine } from "../testing/machine.js";
+import { testMachine, withVmcs } from "../testing/machine.js";
 import { F, VmxError } from "../vmcs-fields.js";
 import { SOFT_CAPS } from "./caps.js";
 import { VmcsState, VmxExtension } from "./vmx-extension.js";
@@ -9,11 +9,7 @@ import { VmcsState, VmxExtension } from "./vmx-extension.js";
 function guest() {
   const m = testMachine();
   const { sys } = m;
-  enterVmxOperation(m);
-  const dcb = m.caps.dispatcher;
-  expect(sys.ramRetype(m.caps.ram, ObjType.VmControl, 4096, "vmcs")).toBe(SysErr.Ok);
-  const vmcs = sys.ret.cap;
-  expect(sys.dispatcherSetupGuest(dcb, { vmcontrol: vmcs, gpspace: m.caps.gpspace, guestControl: m.caps.guestControl })).toBe(SysErr.Ok);
+  const { dcb, vmcs } = withVmcs(m, false);
   return { ...m, dcb, vmcs, ctl: m.ext.controls[0]! };
 }
 

@@ -3,8 +3,10 @@
 // event injection (27.6), the world switch through the engine vCPU and exit
 // encoding (chapter 28, appendix C). Emulated: the fields and exits listed in
 // README.md; events (NMI, INIT/SIPI, windows, MTF, preemption timer) at instruction
-// boundaries in runGuest/boundaryExit. Not emulated: MSR-load/store areas, CR3-target
-// values, CR8 exiting, shadow VMCS, SMM.
+// boundaries in runGuest/boundaryExit; CR3-target values (programInsnIntercepts); the
+// VM-entry MSR-load, VM-exit MSR-store and MSR-load areas (processMsrList; the host's
+// MSR-load list is checked, not loaded: the host is this kernel). Not emulated: CR8
+// exiting, shadow VMCS, SMM.
 import {
   GuestControlWord, GuestFrameRole, NestedAccess, NestedFaultKind, NestedFormat, nestedPagingFor, PendingEvent, SysErr,
   type NestedPagingMemory, type DispatcherObject, type EngineVcpu, type ExtensionContext,
@@ -16,10 +18,11 @@ import {
 } from "../../../../src/x86/types.js";
 import {
   EntryCtl, EXIT_REASON_ENTRY_FAILURE, ExitCtl, ExitReason, F, IntrInfo, IntrType, Pin, Proc, Proc2,
-  SEGMENT_FIELDS, VmcsType, VmcsView, VmxError, existingFields, lookupField, VMCS_REGION_BYTES,
+  SEGMENT_FIELDS, VmcsType, VmcsView, VmxError, VmxExitWord, existingFields, lookupField, VMCS_ABORT_OFFSET, VMCS_REGION_BYTES,
 } from "../vmcs-fields.js";
 import { EptCap, FeatureControl, SOFT_CAPS, VmxMsr, vmxMsrValue, type VmxCaps } from "./caps.js";
-import { runEntryChecks, type EntryEnv, type EntryFailure } from "./entry-checks.js";
+import { EntryCheckMemo, type EntryEnv, type EntryFailure } from "./entry-checks.js";
+import { InsnOperand, NO_REG } from "./insn-operand.js";
 
 /** Per-VMCS private state, kept in `VmControlObject.ext`. */
 export class VmcsState {
@@ -29,6 +32,8 @@ export class VmcsState {
   hostOwned = false;
   /** The last entry failure, for diagnostics. */
   lastFailure: EntryFailure | undefined = undefined;
+  /** The entry checks, shortened while the checked fields stay as at the last passing entry. */
+  readonly checks = new EntryCheckMemo();
   constructor(readonly view: VmcsView) {}
 }
 
@@ -50,7 +55,7 @@ class EventState {
   /** GuestControlWord.PendingEvents as read at entry; written back at exit. */
   posted = 0;
   mtfPending = false;
-  /** vcpu.retired at which the preemption timer reaches 0 (Infinity: timer off). */
+  /** The vCPU clock (vcpuClock) at which the preemption timer reaches 0 (Infinity: timer off). */
   timerDeadline = Infinity;
   timerRate = 1;
   set(reason: number, qual: number, intr: number): true {
@@ -108,6 +113,8 @@ function blankState(): X86State {
 
 /** The GPR slots of the guestControl frame, and where this extension keeps CR2 (no VMCS field holds it). */
 const GUEST_CONTROL_CR2 = 8;
+/** Exit qualification of a #DB (SDM 28.2.1 table 28-1): B0-B3 (3:0), BD (13), BS (14). */
+const DB_QUAL_BITS = 0x600f;
 
 /**
  * Host state the kernel writes at setupGuest. Nothing on the soft engine consumes it
@@ -248,6 +255,8 @@ export class VmxExtension implements VmxExtensionApi {
     const gs = new GuestState(guest.gpspace.paddr, guest.frames,
       host === undefined ? undefined : (pa) => host.mappingAt(pa) !== null, guest.gpspace.memory);
     gs.nested = nested;
+    // With EPT A/D, guest paging-structure accesses count as writes (SDM 29.3.3.2).
+    if (nested !== null && guest.vcpu !== undefined) nested.walkSource = guest.vcpu.exit;
     if (nested !== null) this.nestedWalkers.add(nested);
     guest.ext = gs;
     return SysErr.Ok;
@@ -315,7 +324,7 @@ export class VmxExtension implements VmxExtensionApi {
     const supported = type === 1 ? (cap & EptCap.InveptSingle) !== 0n : type === 2 ? (cap & EptCap.InveptAll) !== 0n : false;
     if (!supported || (cap & EptCap.Invept) === 0n) return this.fail(dcb, VmxError.InvalidInveptOperand, ret);
     if (type === 1 && (!this.caps.eptMemTypes.includes(eptpLo & 7) || ((eptpLo >>> 3) & 7) !== 3
-      || (eptpLo & 0xfc0) !== 0 || eptpHi !== 0)) {
+      || (eptpLo & (this.caps.eptAccessedDirty === true ? 0xf80 : 0xfc0)) !== 0 || eptpHi !== 0)) {
       return this.fail(dcb, VmxError.InvalidInveptOperand, ret);
     }
     const root = (eptpLo & ~0xfff) >>> 0;
@@ -336,7 +345,8 @@ export class VmxExtension implements VmxExtensionApi {
     if (w === null) return;
     const root = (v.get(F.EptPointer) & ~0xfff) >>> 0;
     const on = (proc2 & Proc2.EnableEpt) !== 0 && root !== guest.gpspace.paddr >>> 0;
-    if (on) w.setRoot(NestedFormat.Ept, root);
+    // EPTP bit 6 enables accessed/dirty flags (SDM 29.3.5).
+    if (on) w.setRoot(NestedFormat.Ept, root, (v.get(F.EptPointer) & 0x40) !== 0);
     if (on !== gs.nestedOn) {
       guest.vcpu.setMemory!(on ? w : guest.gpspace.memory);
       gs.nestedOn = on;
@@ -348,7 +358,7 @@ export class VmxExtension implements VmxExtensionApi {
    * access, 5:3 the AND of the entries' R/W/X, 7 guest-linear address valid, 8 the access
    * translated a linear address (0: a guest paging-structure access). Writes the
    * guest-physical and guest-linear address fields (also for a misconfiguration, 28.2.1).
-   * Bit 12 (NMI unblocking due to IRET) is not reported: the core does not say so.
+   * Bit 12 (NMI unblocking due to IRET) is added by encodeExit (nmiUnblockedByIret).
    */
   private eptQualification(v: VmcsView, gs: GuestState, e: CpuExit): number {
     const w = gs.nested;
@@ -379,6 +389,37 @@ export class VmxExtension implements VmxExtensionApi {
     return SysErr.VmFailValid;
   }
 
+  /** 512 * (N + 1): the MSR-list length IA32_VMX_MISC[27:25] recommends; longer lists fail (processMsrList). */
+  private get msrListMax(): number {
+    return 512 * (this.caps.msrListN + 1);
+  }
+
+  /**
+   * SDM 27.8: a VM-entry failure after the control and host checks (33 guest state, 34 MSR
+   * loading): exit reason with bit 31 and the qualification; the VM-exit MSR-load area is
+   * processed, nothing is stored; the launch state does not change.
+   */
+  private entryFailure(v: VmcsView, guest: GuestBinding, reason: number, qualification: number): SysErr {
+    v.set(F.ExitReason, (EXIT_REASON_ENTRY_FAILURE | reason) >>> 0);
+    v.set(F.ExitQualification, qualification);
+    v.set(F.ExitIntrInfo, 0);
+    v.set(F.IdtVectoringInfo, 0);
+    this.loadHostMsrs(v, guest);
+    publishExit(v, guest.guestControl);
+    return SysErr.Ok;
+  }
+
+  /**
+   * SDM 28.6: the VM-exit MSR-load area. The host is this kernel, whose MSRs no monitor may
+   * set: each entry is checked by the SDM's rules (reserved bits, forbidden indices) and
+   * nothing is loaded. A failing entry is a VMX abort (28.7): indicator 4 in the VMCS region;
+   * the exit is still reported (the kernel does not shut down).
+   */
+  private loadHostMsrs(v: VmcsView, guest: GuestBinding): void {
+    if (processMsrList(guest.frames[GuestFrameRole.VmxExitMsrLoad], v.get(F.ExitMsrLoadAddr),
+      v.get(F.ExitMsrLoadCount), this.msrListMax, guest.vcpu, 2) !== 0) v.dv.setUint32(VMCS_ABORT_OFFSET, VmxAbort.LoadHostMsrs, true);
+  }
+
   private enter(dcb: DispatcherObject, ret: SysRet, launch: boolean): SysErr {
     if (!this.inVmx) return SysErr.NotInVmxOperation;
     const guest = dcb.guest;
@@ -391,17 +432,13 @@ export class VmxExtension implements VmxExtensionApi {
     if (launch && st.launched) return this.fail(dcb, VmxError.VmlaunchNonClear, ret);
     if (!launch && !st.launched) return this.fail(dcb, VmxError.VmresumeNonLaunched, ret);
     const gs = guest.ext;
-    const failure = runEntryChecks(v, this.caps, gs.env);
+    const failure = st.checks.run(v, this.caps, gs.env);
     st.lastFailure = failure;
     if (failure !== undefined) {
       if (failure.kind !== "guest") return this.fail(dcb, failure.code, ret);
       // SDM 27.8: a guest-state failure is a VM exit with bit 31 set; guest state is not
       // saved (nothing was loaded) and the launch state does not change.
-      v.set(F.ExitReason, (EXIT_REASON_ENTRY_FAILURE | ExitReason.EntryFailGuestState) >>> 0);
-      v.set(F.ExitQualification, failure.qualification);
-      v.set(F.ExitIntrInfo, 0);
-      v.set(F.IdtVectoringInfo, 0);
-      return SysErr.Ok;
+      return this.entryFailure(v, guest, ExitReason.EntryFailGuestState, failure.qualification);
     }
     this.loadGuest(v, guest, gs.state);
     const info = v.get(F.EntryIntrInfo);
@@ -412,6 +449,12 @@ export class VmxExtension implements VmxExtensionApi {
     }
     const vcpu = guest.vcpu;
     vcpu.setState(gs.state);
+    // SDM 27.4: the VM-entry MSR-load area, after the guest state; a failing entry ends the
+    // entry with exit 34 | bit 31 and its number as qualification (27.8). The MSRs loaded
+    // before it stay loaded in the guest vCPU (the guest-state area is not touched).
+    const msrFail = processMsrList(guest.frames[GuestFrameRole.VmxEntryMsrLoad], v.get(F.EntryMsrLoadAddr),
+      v.get(F.EntryMsrLoadCount), this.msrListMax, vcpu, 0);
+    if (msrFail !== 0) return this.entryFailure(v, guest, ExitReason.EntryFailMsrLoading, msrFail);
     const proc = v.get(F.ProcControls);
     const pin = v.get(F.PinControls);
     const proc2 = (proc & Proc.ActivateSecondary) !== 0 ? v.get(F.Proc2Controls) : 0;
@@ -472,7 +515,7 @@ export class VmxExtension implements VmxExtensionApi {
     // SDM 26.5.1: the timer counts down by 1 each time TSC bit X changes (X = IA32_VMX_MISC[4:0]).
     const rate = 2 ** this.caps.preemptionTimerRate;
     ev.timerDeadline = (pin & Pin.PreemptionTimer) !== 0
-      ? (Math.floor(vcpu.retired / rate) + (v.get(F.PreemptionTimerValue) >>> 0)) * rate : Infinity;
+      ? (Math.floor(vcpuClock(vcpu) / rate) + (v.get(F.PreemptionTimerValue) >>> 0)) * rate : Infinity;
     ev.timerRate = rate;
 
     // An injected event performed the assisted task switch (through a task gate), if any.
@@ -483,6 +526,11 @@ export class VmxExtension implements VmxExtensionApi {
     vcpu.getState(gs.state);
     this.saveGuest(v, guest, gs.state);
     this.encodeExit(v, guest, reason);
+    // SDM 28.4: the guest's MSRs into the VM-exit MSR-store area (a failure is a VMX abort,
+    // 28.7: indicator 1, no host MSRs loaded), then 28.6: the VM-exit MSR-load area.
+    if (processMsrList(guest.frames[GuestFrameRole.VmxExitMsrStore], v.get(F.ExitMsrStoreAddr),
+      v.get(F.ExitMsrStoreCount), this.msrListMax, vcpu, 1) !== 0) v.dv.setUint32(VMCS_ABORT_OFFSET, VmxAbort.SaveGuestMsrs, true);
+    else this.loadHostMsrs(v, guest);
     if (guest.guestControl.length > GuestControlWord.PendingEvents) guest.guestControl[GuestControlWord.PendingEvents] = ev.posted;
     // SDM 28.2.3: a VM exit during delivery of a software event injected by this entry
     // reports the VM-entry instruction length and leaves RIP on the instruction (before
@@ -494,8 +542,9 @@ export class VmxExtension implements VmxExtensionApi {
     }
     // SDM 28.3.2 / 25.7.1: "save VMX-preemption timer value" stores what is left.
     if ((pin & Pin.PreemptionTimer) !== 0 && (v.get(F.ExitControls) & ExitCtl.SavePreemptionTimer) !== 0) {
-      v.set(F.PreemptionTimerValue, Math.max(0, Math.ceil((ev.timerDeadline - vcpu.retired) / rate)));
+      v.set(F.PreemptionTimerValue, Math.max(0, Math.ceil((ev.timerDeadline - vcpuClock(vcpu)) / rate)));
     }
+    publishExit(v, guest.guestControl);
     if (launch) st.launched = true;
     return SysErr.Ok;
   }
@@ -515,7 +564,7 @@ export class VmxExtension implements VmxExtensionApi {
     // the preemption timer (above) end it, else the host's timeslice does.
     if (gs.state.activity === Activity.Shutdown && vcpu.exit.reason === CpuExitReason.None) {
       vcpu.getState(gs.state);
-      if (gs.state.activity === Activity.Shutdown) return CpuExitReason.Halted;
+      if (gs.state.activity === Activity.Shutdown) return this.haltedWait(gs, vcpu, timeslice);
     }
     const mtf = (proc & Proc.MonitorTrapFlag) !== 0;
     let reason: CpuExitReason = CpuExitReason.Budget;
@@ -531,9 +580,9 @@ export class VmxExtension implements VmxExtensionApi {
     for (let used = 0; used < timeslice;) {
       const stepping = (proc & (Proc.InterruptWindow | Proc.NmiWindow | Proc.MonitorTrapFlag)) !== 0
         || (ev.posted & PendingEvent.Nmi) !== 0;
-      const left = Math.min(timeslice - used, ev.timerDeadline - vcpu.retired);
+      const left = Math.min(timeslice - used, ev.timerDeadline - vcpuClock(vcpu));
       const budget = stepping ? 1 : Math.max(1, left);
-      const before = vcpu.retired;
+      const before = vcpu.retired, usedBefore = used;
       reason = vcpu.run(budget);
       used += Math.max(1, vcpu.retired - before);
       if (reason === CpuExitReason.Exception && vcpu.exit.vector === 14) {
@@ -545,9 +594,28 @@ export class VmxExtension implements VmxExtensionApi {
       const progressed = vcpu.retired !== before || reason === CpuExitReason.Budget;
       if (mtf && progressed) ev.mtfPending = true; // SDM 26.5.2: after each instruction
       if (this.boundaryExit(v, gs, vcpu)) return ev.synth >= 0 ? CpuExitReason.None : vcpu.exit.reason;
-      if (reason === CpuExitReason.Halted) return reason;
+      if (reason === CpuExitReason.Halted) return this.haltedWait(gs, vcpu, timeslice - usedBefore - (vcpu.retired - before));
     }
     return reason;
+  }
+
+  /**
+   * The guest waits for the rest of the timeslice (`rest` instruction-times) in HLT or
+   * shutdown: the engine's clock goes on (EngineVcpu.wait: idle time, the TSC), and the
+   * VMX-preemption timer counts down in both states, not in wait-for-SIPI (SDM 26.5.1): it
+   * ends the wait with exit 52 at its deadline. Else Halted: the timeslice ended (exit 1).
+   */
+  private haltedWait(gs: GuestState, vcpu: EngineVcpu, rest: number): CpuExitReason {
+    if (vcpu.wait === undefined || rest <= 0) return CpuExitReason.Halted;
+    vcpu.getState(gs.state);
+    const a = gs.state.activity;
+    if (a !== Activity.Hlt && a !== Activity.Shutdown) return CpuExitReason.Halted;
+    const ev = gs.events;
+    const toTimer = Math.max(0, ev.timerDeadline - vcpuClock(vcpu));
+    vcpu.wait(Math.min(rest, toTimer));
+    if (toTimer > rest) return CpuExitReason.Halted;
+    ev.set(ExitReason.PreemptionTimer, 0, 0);
+    return CpuExitReason.None;
   }
 
   /**
@@ -573,7 +641,7 @@ export class VmxExtension implements VmxExtensionApi {
       if (s.activity === Activity.WaitForSipi) return ev.set(ExitReason.Sipi, vec, 0);
     }
     if (ev.mtfPending) { ev.mtfPending = false; return ev.set(ExitReason.MonitorTrapFlag, 0, 0); }
-    if (vcpu.retired >= ev.timerDeadline) return ev.set(ExitReason.PreemptionTimer, 0, 0);
+    if (vcpuClock(vcpu) >= ev.timerDeadline) return ev.set(ExitReason.PreemptionTimer, 0, 0);
     const waitSipi = needState && s.activity === Activity.WaitForSipi;
     if ((ev.posted & PendingEvent.Nmi) !== 0 && !waitSipi) {
       const intr = s.interruptibility;
@@ -643,6 +711,15 @@ export class VmxExtension implements VmxExtensionApi {
     s.idtr.base = v.get(F.GuestIdtrBase); s.idtr.limit = v.get(F.GuestIdtrLimit);
     s.activity = v.get(F.GuestActivity) as X86State["activity"];
     s.interruptibility = v.get(F.GuestInterruptibility);
+    // SDM 27.3.2.1: IA32_SYSENTER_CS/ESP/EIP are loaded from the guest-state area at every
+    // entry (they live in the engine's MSRs, not in X86State). An engine without accessMsr
+    // keeps its own values: the fields are then stored only.
+    const vc = guest.vcpu;
+    if (vc.accessMsr !== undefined) {
+      vc.accessMsr(MSR_SYSENTER_CS, true, v.get(F.GuestSysenterCs), 0, MSR_OUT);
+      vc.accessMsr(MSR_SYSENTER_ESP, true, v.get(F.GuestSysenterEsp), 0, MSR_OUT);
+      vc.accessMsr(MSR_SYSENTER_EIP, true, v.get(F.GuestSysenterEip), 0, MSR_OUT);
+    }
   }
 
   /** Engine state → VMCS guest-state area + guestControl (SDM 28.3). */
@@ -664,6 +741,13 @@ export class VmxExtension implements VmxExtensionApi {
     v.set(F.GuestIdtrBase, s.idtr.base); v.set(F.GuestIdtrLimit, s.idtr.limit);
     v.set(F.GuestActivity, s.activity);
     v.set(F.GuestInterruptibility, s.interruptibility);
+    // SDM 28.3.2: the SYSENTER MSRs are saved into the guest-state area at every exit.
+    const vc = guest.vcpu;
+    if (vc.accessMsr !== undefined) {
+      if (vc.accessMsr(MSR_SYSENTER_CS, false, 0, 0, MSR_OUT)) v.set(F.GuestSysenterCs, MSR_OUT[0]!);
+      if (vc.accessMsr(MSR_SYSENTER_ESP, false, 0, 0, MSR_OUT)) v.set(F.GuestSysenterEsp, MSR_OUT[0]!);
+      if (vc.accessMsr(MSR_SYSENTER_EIP, false, 0, 0, MSR_OUT)) v.set(F.GuestSysenterEip, MSR_OUT[0]!);
+    }
   }
 
   /** Exit-information fields (SDM 28.2) from the engine's exit, or the one enter() decided (events.synth). */
@@ -722,9 +806,14 @@ export class VmxExtension implements VmxExtensionApi {
         // A #PF that exits leaves CR2 alone; its address is the qualification (SDM 28.2.1).
         const soft = (e.vector === 3 || e.vector === 4) && !e.vectoringValid;
         if (e.vector === 14) qual = e.linear;
+        // A #DB that exits leaves DR6 alone; the qualification has B0-B3, BD and BS (SDM 27.1,
+        // 28.2.1 table 28-1; BT has no bit there).
+        else if (e.vector === 1) qual = e.dbBits & DB_QUAL_BITS;
         const hasErr = e.hasErrorCode && pe;
         intr = IntrInfo.Valid | ((soft ? IntrType.SoftwareException : IntrType.HardwareException) << IntrInfo.TypeShift)
           | (e.vector & 0xff) | (hasErr ? IntrInfo.DeliverErrorCode : 0);
+        // SDM 28.2.2: bit 12 is undefined (written 0) for a #DF.
+        if (e.vector !== 8 && nmiUnblockedByIret(ev.pin, e)) intr |= IntrInfo.NmiUnblocking;
         intrErr = hasErr ? e.errorCode : 0;
         if (soft) len = e.instrLen;
         break;
@@ -757,22 +846,29 @@ export class VmxExtension implements VmxExtensionApi {
         basic = insnExitReason(e);
         if (e.insn === InsnIntercept.Invlpg) qual = e.linear; // SDM 28.2.1: the linear-address operand
         else if (e.insn === InsnIntercept.DescTable) {
-          // SDM 28.2.1: the displacement (reported as the effective offset, base and index
-          // marked invalid, as for the VMX instructions); 28.2.5 tables 28-10/28-11.
-          qual = e.insnMem ? e.insnOffset : 0;
-          v.set(F.ExitInstrInfo, descInstrInfo(e));
+          // SDM 28.2.1: the displacement; 28.2.5 tables 28-10/28-11, decoded from the
+          // instruction bytes (insn-operand.ts). Bytes that cannot be read: the effective
+          // offset as the displacement with base and index invalid (the same address).
+          const op = decodeOperand(guest, e);
+          qual = op !== null ? op.displacement() : e.insnMem ? e.insnOffset : 0;
+          v.set(F.ExitInstrInfo, descInstrInfo(e, op, (guest.ext as GuestState).state));
+        }
+        else if (e.insn === InsnIntercept.Icebp) {
+          // SDM 26.2, 25.9.2: INT1 is a privileged software exception (type 5) that exits
+          // through exception-bitmap bit 1; RIP stays on it and the length is reported (28.2.5).
+          intr = (IntrInfo.Valid | (IntrType.PrivSoftwareException << IntrInfo.TypeShift) | 1) >>> 0;
         }
         else if (e.insn === InsnIntercept.MovDr) {
           // SDM 28.2.1 table 28-4: DR number 2:0, direction 4 (1 = MOV from DR), GPR 11:8.
           qual = (e.drNumber & 7) | (e.drRead ? 1 << 4 : 0) | ((e.drGpr & 0xf) << 8);
         } else if (e.insn === InsnIntercept.VmxInsn && e.vmxInsn !== VmxInsn.Vmlaunch
           && e.vmxInsn !== VmxInsn.Vmresume && e.vmxInsn !== VmxInsn.Vmxoff) {
-          // SDM 28.2.1: the qualification is the operand's displacement; 28.2.5 tables 28-9..28-13
-          // give the instruction information. The core reports the effective offset, not its
-          // parts: it is written as the displacement with base and index marked invalid
-          // (bits 27, 22), which names the same address.
-          qual = e.insnMem ? e.insnOffset : 0;
-          v.set(F.ExitInstrInfo, vmxInstrInfo(e));
+          // SDM 28.2.1: the qualification is the operand's displacement; 28.2.5 tables 28-9,
+          // 28-13, 28-14 give the instruction information, decoded from the instruction bytes
+          // as for the descriptor-table exits (same fallback).
+          const op = decodeOperand(guest, e);
+          qual = op !== null ? op.displacement() : e.insnMem ? e.insnOffset : 0;
+          v.set(F.ExitInstrInfo, vmxInstrInfo(e, op));
         }
         break;
       // The host's timeslice ended: modelled as a host external interrupt (exit 1, SDM 25.6.1
@@ -786,7 +882,7 @@ export class VmxExtension implements VmxExtensionApi {
         const q = this.eptQualification(v, gs, e);
         const misconfig = gs.nested !== null && gs.nested.faultKind === NestedFaultKind.Misconfig;
         basic = misconfig ? ExitReason.EptMisconfig : ExitReason.EptViolation;
-        qual = misconfig ? 0 : q;
+        qual = misconfig ? 0 : q | (nmiUnblockedByIret(ev.pin, e) ? IntrInfo.NmiUnblocking : 0);
         break;
       }
       case CpuExitReason.Budget:
@@ -811,7 +907,7 @@ export class VmxExtension implements VmxExtensionApi {
  * The core's instruction and CR intercepts from the VM-execution controls (SDM 26.1.2,
  * 26.1.3). Unconditional in VMX non-root operation: INVD, VMCALL and the VMX
  * instructions; RDMSR/WRMSR too, unless "use MSR bitmaps" narrows them (enter()). CR3 loads
- * exit with CR3-load exiting: the CR3-target count is 0 (IA32_VMX_MISC[24:16] = 0).
+ * exit with CR3-load exiting unless the value is one of the first CR3-target-count targets.
  */
 function programInsnIntercepts(v: VmcsView, proc: number, proc2: number, ic: InterceptControlsLike): void {
   // XSETBV exits unconditionally (SDM 26.1.2); the core has no XSAVE, so its #UD comes first.
@@ -826,18 +922,106 @@ function programInsnIntercepts(v: VmcsView, proc: number, proc2: number, ic: Int
     | ((proc & Proc.MwaitExiting) !== 0 ? InsnIntercept.Mwait : 0)
     // SDM 26.1.3: RDTSCP exits when both "RDTSC exiting" and "enable RDTSCP" are 1.
     | ((proc & Proc.RdtscExiting) !== 0 && (proc2 & Proc2.EnableRdtscp) !== 0 ? InsnIntercept.Rdtscp : 0)
-    | ((proc2 & Proc2.DescTableExiting) !== 0 ? InsnIntercept.DescTable : 0);
+    | ((proc2 & Proc2.DescTableExiting) !== 0 ? InsnIntercept.DescTable : 0)
+    // SDM 26.2: ICEBP (INT1) exits as a privileged software exception under exception-bitmap bit 1.
+    | ((v.get(F.ExceptionBitmap) & (1 << 1)) !== 0 ? InsnIntercept.Icebp : 0);
   // SDM 26.1.3: descriptor-table exiting covers LGDT LIDT LLDT LTR SGDT SIDT SLDT STR.
   ic.descExitMask = (proc2 & Proc2.DescTableExiting) !== 0 ? 0xff : 0;
   ic.msr = true;
   ic.cr3LoadExit = (proc & Proc.Cr3LoadExiting) !== 0;
   ic.cr3StoreExit = (proc & Proc.Cr3StoreExiting) !== 0;
+  // SDM 26.1.3: no exit for a MOV to CR3 of one of the first N CR3-target values (N <= 4,
+  // entry check cr3-target-count; natural-width fields are 32 bits on this host).
+  const targets = ic.cr3Targets ??= new Uint32Array(4); // once per vCPU
+  const count = ic.cr3LoadExit ? Math.min(v.get(F.Cr3TargetCount) >>> 0, 4) : 0;
+  for (let i = 0; i < count; i++) targets[i] = v.get(F.Cr3Target0 + 2 * i);
+  ic.cr3TargetCount = count;
   ic.cr0Mask = v.get(F.Cr0GuestHostMask) >>> 0;
   ic.cr0Shadow = v.get(F.Cr0ReadShadow) >>> 0;
   ic.cr4Mask = v.get(F.Cr4GuestHostMask) >>> 0;
   ic.cr4Shadow = v.get(F.Cr4ReadShadow) >>> 0;
 }
 type InterceptControlsLike = GuestBinding["vcpu"]["intercepts"];
+
+/**
+ * "NMI unblocking due to IRET" (SDM 28.2.1 table 28-7 bit 12, 28.2.2 bit 12): the exit came
+ * from a fault, EPT violation or misconfiguration during an IRET that found blocking by NMI
+ * (with virtual NMIs: virtual-NMI blocking) in effect. The core has already cleared it, as
+ * SDM 28.1 requires for both defined cases. Undefined, so 0, with NMI exiting = 1 and
+ * virtual NMIs = 0, and when the IDT-vectoring information is valid.
+ */
+function nmiUnblockedByIret(pin: number, e: CpuExit): boolean {
+  if (!e.iretUnblockedNmi || e.vectoringValid) return false;
+  return (pin & (Pin.NmiExiting | Pin.VirtualNmis)) !== Pin.NmiExiting;
+}
+
+/**
+ * The vCPU's clock in instruction-times: instructions retired plus the time it waited in HLT
+ * or shutdown (EngineVcpu.idle); the soft TSC counts both. The preemption timer's time base.
+ */
+function vcpuClock(vcpu: EngineVcpu): number {
+  return vcpu.retired + (vcpu.idle ?? 0);
+}
+
+/** SDM 28.7: VMX-abort indicators for the MSR areas (1: saving guest MSRs failed, 4: loading host MSRs failed). */
+export const VmxAbort = { SaveGuestMsrs: 1, LoadHostMsrs: 4 } as const;
+const MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176;
+/** Scratch for EngineVcpu.accessMsr reads (no allocation per exit). */
+const MSR_OUT = new Uint32Array(2);
+const rd32 = (b: Uint8Array, o: number): number => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+const wr32 = (b: Uint8Array, o: number, x: number): void => {
+  b[o] = x & 0xff; b[o + 1] = (x >>> 8) & 0xff; b[o + 2] = (x >>> 16) & 0xff; b[o + 3] = (x >>> 24) & 0xff;
+};
+/**
+ * Indices an MSR list may not name (SDM 27.4, 28.4, 28.6): the x2APIC range 800H-8FFH; for
+ * loading IA32_FS_BASE/IA32_GS_BASE (their state is in the segment fields) and the
+ * SMM-only-writable IA32_SMM_MONITOR_CTL (9BH); for storing the SMM-only-readable
+ * IA32_SMBASE (9EH). Anything else the core's WRMSR/RDMSR refuses fails as its #GP would.
+ */
+const msrForbidden = (idx: number, load: boolean): boolean =>
+  (idx >>> 8) === 0x8 || (load ? idx === 0xc0000100 || idx === 0xc0000101 || idx === 0x9b : idx === 0x9e);
+
+/**
+ * Process an MSR list of `count` 16-byte entries (bits 31:0 index, 63:32 reserved, 127:64
+ * data) at host-physical `addr` in `frame` (the entry checks placed the area inside it).
+ * `mode` 0: load into the guest vCPU (VM-entry MSR-load area, SDM 27.4); 1: store the
+ * guest's values into the data fields (VM-exit MSR-store area, 28.4); 2: validate a
+ * host MSR-load entry (28.6: the host is this kernel, whose MSRs a monitor does not set).
+ * Returns 0, or the 1-based number of the first entry that fails. A list longer than the
+ * 512 * (N + 1) entries IA32_VMX_MISC[27:25] recommends (the SDM leaves that undefined)
+ * fails at entry 512 * (N + 1) + 1, after the entries before it.
+ */
+function processMsrList(
+  frame: { readonly bytes: Uint8Array; readonly paddr: number } | null | undefined, addr: number, count: number,
+  max: number, vcpu: EngineVcpu, mode: 0 | 1 | 2,
+): number {
+  if (count === 0) return 0;
+  if (frame === null || frame === undefined) return 1;
+  const b = frame.bytes;
+  const n = Math.min(count >>> 0, max + 1);
+  for (let i = 0; i < n; i++) {
+    if (i === max) return max + 1;
+    const o = (addr - frame.paddr) + i * 16;
+    const idx = rd32(b, o);
+    if (rd32(b, o + 4) !== 0 || msrForbidden(idx, mode !== 1)) return i + 1;
+    if (mode === 0) {
+      if (vcpu.accessMsr?.(idx, true, rd32(b, o + 8), rd32(b, o + 12), MSR_OUT) !== true) return i + 1;
+    } else if (mode === 1) {
+      if (vcpu.accessMsr?.(idx, false, 0, 0, MSR_OUT) !== true) return i + 1;
+      wr32(b, o + 8, MSR_OUT[0]!); wr32(b, o + 12, MSR_OUT[1]!);
+    }
+  }
+  return 0;
+}
+
+/** Copy the exit information a typical exit needs into guestControl (VmxExitWord): the monitor then needs no VMREAD. */
+function publishExit(v: VmcsView, g: Uint32Array): void {
+  if (g.length <= VmxExitWord.LenIntr) return;
+  g[VmxExitWord.Reason] = v.get(F.ExitReason);
+  g[VmxExitWord.Qualification] = v.get(F.ExitQualification);
+  g[VmxExitWord.Rip] = v.get(F.GuestRip);
+  g[VmxExitWord.LenIntr] = ((v.get(F.ExitInstrLen) & 0xffff) | (v.get(F.GuestInterruptibility) << 16)) >>> 0;
+}
 
 /**
  * SDM 26.2: whether a #PF with error code `pfec` exits: exception-bitmap bit 14 set and
@@ -860,24 +1044,54 @@ function coreExceptionBitmap(v: VmcsView): number {
   return never ? (bitmap & ~(1 << 14)) >>> 0 : (bitmap | (1 << 14)) >>> 0;
 }
 
+/** The decoder of descriptor-table and VMX-instruction operands (one per kernel half; reused, see insn-operand.ts). */
+const OPERAND = new InsnOperand();
+
+/** The exiting instruction's operand from its bytes (through EPT when the monitor's tables are in use), or null. */
+function decodeOperand(guest: GuestBinding, e: CpuExit): InsnOperand | null {
+  const gs = guest.ext as GuestState;
+  const mem = gs.nestedOn && gs.nested !== null ? gs.nested : guest.gpspace.memory;
+  return OPERAND.decode(mem, gs.state, e.instrLen) ? OPERAND : null;
+}
+
+/**
+ * The memory-operand bits shared by tables 28-9 to 28-14 (SDM 28.2.5): scaling 1:0 (0 without
+ * an index), address size 9:7, segment 17:15, index 21:18 or invalid (22), base 26:23 or
+ * invalid (27). Without a decoded operand: base and index invalid (the offset is then the
+ * qualification, which names the same address).
+ */
+function memOperandInfo(e: CpuExit, op: InsnOperand | null): number {
+  const d = op?.d;
+  let info = ((e.insnAddrSize === 4 ? 1 : 0) << 7) | ((e.insnSeg & 7) << 15);
+  if (d === undefined || d.index === NO_REG) info |= 1 << 22;
+  else info |= ((d.index & 0xf) << 18) | (d.scale & 3);
+  info |= d === undefined || d.base === NO_REG ? 1 << 27 : (d.base & 0xf) << 23;
+  return info;
+}
+
 /**
  * VM-exit instruction information of LGDT/LIDT/SGDT/SIDT (SDM 28.2.5 table 28-10) and
- * LLDT/LTR/SLDT/STR (table 28-11): address size 9:7, segment 17:15, index (22) and
- * base (27) invalid (the offset is the qualification), identity 29:28; table 28-11 adds
- * the register form (bit 10) with Reg1 in 6:3. Table 28-10 bit 11 (operand size) is 0:
- * the core does not report the operand size.
+ * LLDT/LTR/SLDT/STR (table 28-11): scaling 1:0, address size 9:7, segment 17:15, index
+ * 21:18 (invalid: 22), base 26:23 (invalid: 27), identity 29:28; table 28-10 bit 11 the
+ * operand size (0 16-bit, 1 32-bit); table 28-11 bit 10 the register form with Reg1 in
+ * 6:3, where address size, segment, base and index are undefined (written 0). Fields
+ * the SDM leaves undefined (scaling without an index) are 0. Without a decoded operand
+ * (`op` null): base and index invalid (the offset is then the qualification) and the
+ * operand size of CS.D.
  */
-function descInstrInfo(e: CpuExit): number {
+function descInstrInfo(e: CpuExit, op: InsnOperand | null, s: X86State): number {
   const k = e.descInsn;
-  let info = ((e.insnAddrSize === 4 ? 1 : 0) << 7) | ((e.insnSeg & 7) << 15) | (1 << 22) | (1 << 27);
+  const d = op?.d;
+  const mem = d !== undefined ? d.mod !== 3 : e.insnMem;
+  let info = mem ? memOperandInfo(e, op) : 0;
   if (k <= DescInsn.Lidt) {
     // Identity: 0 SGDT, 1 SIDT, 2 LGDT, 3 LIDT (DescInsn order).
-    info |= (k & 3) << 28;
+    const osz = op !== null ? op.osz : (s.cs.attrib & (1 << 14)) !== 0 ? 4 : 2;
+    info |= ((k & 3) << 28) | (osz === 4 ? 1 << 11 : 0);
   } else {
     // Identity: 0 SLDT, 1 STR, 2 LLDT, 3 LTR (DescInsn order from Sldt).
     info |= ((k - DescInsn.Sldt) & 3) << 28;
-    // Register form: Reg1 and bit 10; the segment field is undefined (left 0).
-    if (!e.insnMem) info = (info & ~(7 << 15)) | (1 << 10) | ((e.insnRm & 0xf) << 3);
+    if (!mem) info |= (1 << 10) | (((d !== undefined ? d.rm : e.insnRm) & 0xf) << 3);
   }
   return info >>> 0;
 }
@@ -903,6 +1117,7 @@ function insnExitReason(e: CpuExit): number {
     case InsnIntercept.Mwait: return ExitReason.Mwait;
     case InsnIntercept.Rdtscp: return ExitReason.Rdtscp;
     case InsnIntercept.Xsetbv: return ExitReason.Xsetbv;
+    case InsnIntercept.Icebp: return ExitReason.ExceptionOrNmi;
     case InsnIntercept.DescTable: return e.descInsn <= DescInsn.Lidt ? ExitReason.GdtrIdtr : ExitReason.LdtrTr;
     case InsnIntercept.VmxInsn: return VMX_INSN_EXIT[e.vmxInsn] ?? ExitReason.Vmcall;
     default: return ExitReason.ExternalInterrupt;
@@ -910,16 +1125,17 @@ function insnExitReason(e: CpuExit): number {
 }
 
 /**
- * VM-exit instruction information for VMCLEAR/VMPTRLD/VMPTRST/VMXON, VMREAD/VMWRITE,
- * INVEPT/INVVPID (SDM 28.2.5 tables 28-9 to 28-13): address size 9:7, segment 17:15,
- * index (22) and base (27) invalid; VMREAD/VMWRITE: Reg1 6:3 and register form bit 10;
- * VMREAD/VMWRITE/INVEPT/INVVPID: Reg2 31:28.
+ * VM-exit instruction information for INVEPT/INVVPID (SDM 28.2.5 table 28-9),
+ * VMCLEAR/VMPTRLD/VMPTRST/VMXON (28-13) and VMREAD/VMWRITE (28-14): the memory operand
+ * (memOperandInfo); VMREAD/VMWRITE register form: bit 10 and Reg1 6:3, the memory fields
+ * undefined (written 0); VMREAD/VMWRITE/INVEPT/INVVPID: Reg2 31:28.
  */
-function vmxInstrInfo(e: CpuExit): number {
-  let info = ((e.insnAddrSize === 4 ? 1 : 0) << 7) | ((e.insnSeg & 7) << 15) | (1 << 22) | (1 << 27);
+function vmxInstrInfo(e: CpuExit, op: InsnOperand | null): number {
+  const mem = op !== null ? op.d.mod !== 3 : e.insnMem;
+  let info = mem ? memOperandInfo(e, op) : 0;
   const k = e.vmxInsn;
   if (k === VmxInsn.Vmread || k === VmxInsn.Vmwrite) {
-    if (!e.insnMem) info |= (1 << 10) | ((e.insnRm & 0xf) << 3);
+    if (!mem) info |= (1 << 10) | ((e.insnRm & 0xf) << 3);
     info |= (e.insnReg & 0xf) << 28;
   } else if (k === VmxInsn.Invept || k === VmxInsn.Invvpid) {
     info |= (e.insnReg & 0xf) << 28;
@@ -943,7 +1159,11 @@ function vmcsState(ctl: VmControlObject): VmcsState | undefined {
   return ctl.kind === "vmcs" && ctl.ext instanceof VmcsState ? ctl.ext : undefined;
 }
 
-/** VMX interruption types 0, 2, 3, 4 equal the EventType numbers; 5 and 6 are delivered as software events. */
+/**
+ * VMX interruption types 0, 2-6 equal the EventType numbers. Types 5 and 6 keep their own
+ * type (SDM 27.6.1.1: delivered as INT1 / INT3-INTO would be: no gate-DPL check for INT1),
+ * so an exit during their delivery reports that type as IDT-vectoring information (27.2.4).
+ */
 function eventTypeOf(type: number): EventType {
-  return (type === IntrType.PrivSoftwareException || type === IntrType.SoftwareException ? IntrType.SoftwareInt : type) as EventType;
+  return type as EventType;
 }

@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { GuestControlWord, ObjType, PendingEvent, SysErr } from "../../../../src/kernel/api.js";
-import { enterVmxOperation, testMachine } from "../testing/machine.js";
+import { testMachine, withVmcs, guestControlWords } from "../testing/machine.js";
 import { ExitReason, F, Pin, Proc, Proc2 } from "../vmcs-fields.js";
 import { SOFT_CAPS } from "./caps.js";
 import type { VmcsState } from "./vmx-extension.js";
@@ -60,15 +60,8 @@ function word(at: number): number {
 function boot() {
   const m = testMachine();
   const { sys } = m;
-  enterVmxOperation(m);
-  const dcb = m.caps.dispatcher;
-  expect(sys.ramRetype(m.caps.ram, ObjType.VmControl, 4096, "vmcs")).toBe(SysErr.Ok);
-  const vmcs = sys.ret.cap;
-  expect(sys.dispatcherSetupGuest(dcb, { vmcontrol: vmcs, gpspace: m.caps.gpspace, guestControl: m.caps.guestControl })).toBe(SysErr.Ok);
-  expect(sys.vmptrld(dcb, vmcs)).toBe(SysErr.Ok);
-  expect(sys.frameMap(m.caps.guestControl)).toBe(SysErr.Ok);
-  const gcBytes = sys.ret.view!;
-  const gc = new Uint32Array(gcBytes.buffer, gcBytes.byteOffset, 16);
+  const { dcb } = withVmcs(m);
+  const gc = guestControlWords(m);
   m.ram.set(IMAGE, ORG);
   const handler = word(ORG + 6);
   m.ram[0x80 * 4] = handler & 0xff; m.ram[0x80 * 4 + 1] = handler >> 8;

@@ -34,6 +34,24 @@ function boot(code: number[], ept: boolean) {
 }
 
 const kind = (e: VmExit): string => (e.kind === "unhandled" || e.kind === "entry-failure" ? `${e.kind}: ${e.message}` : e.kind);
+/** Run until an exit other than an assisted MMIO one; the assisted ones as `mmio/<count>`. */
+function runToExit(be: VmxBackend): { assisted: string[]; exit: VmExit } {
+  const assisted: string[] = [];
+  for (;;) {
+    const e = be.run();
+    if (e.kind !== "mmio") return { assisted, exit: e };
+    expect(e.count).toBeDefined();
+    assisted.push(`${e.write ? "w" : "r"}@${e.gpa.toString(16)}/${e.count}`);
+  }
+}
+/** Clear the backend's EPT leaf entry for `gpa` in its identity tables (a 4 KiB page: RAM < 2 MiB). */
+function unmapPage(be: VmxBackend, gpa: number): void {
+  const t = be as unknown as { eptView: Uint8Array; eptAt: number; eptp: number };
+  const dv = new DataView(t.eptView.buffer, t.eptView.byteOffset, t.eptView.byteLength);
+  let table = (t.eptp & ~0xfff) >>> 0;
+  for (const shift of [39, 30, 21]) table = dv.getUint32(table - t.eptAt + (Math.floor(gpa / 2 ** shift) & 511) * 8, true) & ~0xfff;
+  dv.setUint32(table - t.eptAt + ((gpa >>> 12) & 511) * 8, 0, true);
+}
 
 describe("VmxBackend with ept: true", () => {
   const guest = [
@@ -46,9 +64,11 @@ describe("VmxBackend with ept: true", () => {
     0xf4,                         // hlt
   ];
 
-  it("an MMIO write and read reach the device through EPT violations and the MemAssist; the guest runs on", () => {
+  it("an MMIO write and read reach the device through EPT violations and the MemAssist; each is an mmio exit with its count", () => {
     const { m, be, dev } = boot(guest, true);
-    expect(kind(be.run())).toBe("hlt");
+    const r = runToExit(be);
+    expect(kind(r.exit)).toBe("hlt");
+    expect(r.assisted).toEqual(["w@20010/1", "r@20020/1", "r@21000/1"]);
     expect(dev.log).toEqual(["w1@10=5a", "r2@20"]);
     const s = be.getState();
     expect(s.ebx & 0xffff).toBe(0x5678);
@@ -59,7 +79,7 @@ describe("VmxBackend with ept: true", () => {
     expect(m.sys.ret.value & 0x3f).toBe(0x1e);
   });
 
-  it("REP MOVSB from RAM into the device, and a guest that only touches MMIO still returns to the run loop", () => {
+  it("REP MOVSB from RAM into the device is one assisted exit with count 3; every assisted access returns to the run loop", () => {
     const { be, m, dev } = boot([
       0xb8, 0x00, 0x20, 0x8e, 0xc0, // mov ax, 0x2000; mov es, ax
       0xbe, 0x00, 0x30,             // mov si, 0x3000 (RAM)
@@ -71,9 +91,46 @@ describe("VmxBackend with ept: true", () => {
     ], true);
     m.ram.set([1, 2, 3], 0x3000);
     const e = be.run();
-    expect(dev.log.slice(0, 3)).toEqual(["w1@40=1", "w1@41=2", "w1@42=3"]);
-    expect(e.kind).toBe("preempt");
-    expect(dev.log.length).toBeGreaterThan(10);
+    expect([e.kind, e.kind === "mmio" && e.count, e.kind === "mmio" && e.write]).toEqual(["mmio", 3, true]);
+    expect(dev.log).toEqual(["w1@40=1", "w1@41=2", "w1@42=3"]);
+    for (let i = 0; i < 5; i++) expect(be.run()).toMatchObject({ kind: "mmio", gpa: 0x2_0000, write: false, count: 1 });
+    expect(dev.log.length).toBe(8);
+  });
+
+  it("an EPT violation on MMIO during event delivery is the named internal error delivery-event, as KVM's DELIVERY_EV", () => {
+    // The real-mode IVT (IDTR base) is inside the device: INT 21h reads its vector from MMIO.
+    const { be, dev } = boot([0xcd, 0x21, 0xf4], true);
+    const s = be.getState();
+    s.idtr.base = DEV;
+    be.setState(s);
+    const e = be.run();
+    expect(e.kind).toBe("unhandled");
+    if (e.kind !== "unhandled") return;
+    expect([e.code, e.internal]).toEqual([48, "delivery-event"]);
+    expect(e.message).toContain("vector 0x21 (software interrupt)");
+    expect(e.message).toContain("KVM_INTERNAL_ERROR_DELIVERY_EV");
+    expect(dev.log).toEqual([]);
+    // Any other unhandled exit carries no internal reason (the exit object is reused).
+    const { be: be2 } = boot([0x0f, 0x01, 0xc1], true); // VMCALL
+    const u = be2.run();
+    expect(u.kind === "unhandled" && u.internal).toBeUndefined();
+  });
+
+  it("an EPT violation on RAM during INT n: the backend restores its tables, re-enters and re-injects the INT once", () => {
+    const { m, be } = boot([0xcd, 0x21, 0xf4], true);
+    m.ram.set([0x00, 0x30, 0x00, 0x00], 0x21 * 4); // IVT[21h] = 0000:3000
+    m.ram.set([0xbb, 0x77, 0x00, 0xf4], 0x3000); // mov bx, 0x77; hlt
+    const s = be.getState();
+    s.esp = 0x7100;
+    be.setState(s);
+    unmapPage(be, 0x7000);
+    const r = runToExit(be);
+    expect(kind(r.exit)).toBe("hlt");
+    expect(r.assisted).toEqual([]);
+    const after = be.getState();
+    expect([after.ebx & 0xffff, after.esp & 0xffff, after.eip]).toEqual([0x77, 0x70fa, 0x3003]); // at the HLT (completed at the next run)
+    // One frame, whose return address is past the INT (re-injected with its length).
+    expect([m.ram[0x70fa]! | (m.ram[0x70fb]! << 8), m.ram[0x70fc]! | (m.ram[0x70fd]! << 8)]).toEqual([CODE + 2, 0]);
   });
 
   it("with ept: false the EPTP names the GuestPhysSpace and the same guest's RAM code runs", () => {

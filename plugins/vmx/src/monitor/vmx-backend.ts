@@ -1,11 +1,12 @@
 // The monitor half of plugins/vmx: a VcpuBackend that drives one VMCS through the
 // kernel's VMX syscalls only (vmptrld/vmclear/vmread/vmwrite/vmlaunch/vmresume on
-// capabilities), like vmkitmon's monitor. GPRs travel through the shared
-// guestControl frame; everything else through vmread/vmwrite, read lazily by parts.
-// Exits complete at the next run() (KVM style): IN data, CPUID results, RIP advance.
-// String I/O (INS/OUTS, REP) runs through the shared IoAssist against the PIO bus and
-// guest memory, and is reported as one `io` exit with `count` (README "String I/O").
-// Not supported yet: MMIO/EPT-violation exits.
+// capabilities), like vmkitmon's monitor. GPRs and a copy of the exit information
+// (VmxExitWord) travel through the shared guestControl frame; everything else through
+// vmread/vmwrite, read lazily by parts. Exits complete at the next run() (KVM style): IN
+// data, CPUID results, RIP advance. String I/O (INS/OUTS, REP) runs through the shared
+// IoAssist against the PIO bus and guest memory, and is reported as one `io` exit with
+// `count` (README "String I/O"); with `ept: true`, MMIO behind EPT violations runs through
+// the MemAssist and is reported as an `mmio` exit with `count` (README "EPT").
 import { inject, injectable, type InjectionToken } from "tsyringe";
 import {
   MapPerm, NestedFormat, identityTablesBytes, writeIdentityTables,
@@ -13,8 +14,8 @@ import {
 } from "../../../../src/kernel/api.js";
 import {
   MemAssist, MemAssistStatus,
-  IoAssist, StateParts, TaskSwitchAssist, Tokens, busPortAccess, type TaskGateEvent, newStringIo, stringIoUnsupported, type Bus, type CpuidExit, type GuestMemory, type PortAccess, type StringIo, type EntryFailureExit, type ExceptionExit, type HltExit,
-  type InterruptWindowExit, type IoExit, type MachineCaps, type PreemptExit, type ShutdownExit,
+  IoAssist, IoAssistStatus, StateParts, TaskSwitchAssist, TaskSwitchOutcome, faultSetsRf, Tokens, busPortAccess, type TaskGateEvent, newStringIo, stringIoUnsupported, type Bus, type CpuidExit, type GuestMemory, type PortAccess, type StringIo, type EntryFailureExit, type ExceptionExit, type HltExit,
+  type InterruptWindowExit, type IoExit, type MachineCaps, type MmioExit, type PreemptExit, type ShutdownExit,
   type MsrExit, type UnhandledExit, type VcpuBackend, type VcpuEvent, type VmExit,
 } from "../../../../src/monitor/api.js";
 import { EventType, Gpr, TaskSwitchSource, type X86State } from "../../../../src/x86/types.js";
@@ -22,7 +23,7 @@ import { resetState } from "../../../../src/x86/state.js";
 import { VmxMsr, capsFromMsrs, controlValue, type VmxCaps } from "../kernel/caps.js";
 import {
   EntryCtl, EXIT_REASON_ENTRY_FAILURE, ExitCtl, ExitReason, F, IntrInfo, Pin, Proc, Proc2,
-  SEGMENT_FIELDS, VMCS_REGION_BYTES,
+  SEGMENT_FIELDS, VMCS_REGION_BYTES, VmxExitWord,
 } from "../vmcs-fields.js";
 
 /** A syscall failed for a host reason (rights, setup): not something the guest caused. */
@@ -47,7 +48,7 @@ export const VmxBackendOptions: InjectionToken<VmxBackendOptions> = Symbol.for("
 /** Default when no options are registered (see README "EPT"). */
 export const VMX_DEFAULT_OPTIONS: VmxBackendOptions = { ept: false };
 const TWO_MIB = 0x20_0000;
-/** MMIO instructions one run() may complete through the MemAssist before it returns. */
+/** Exits one run() may handle itself (task switches, repaired RAM violations) before it returns. */
 const ASSISTS_PER_RUN = 256;
 
 const enum Completion { None = 0, Advance = 1, IoIn = 2, Cpuid = 3, MsrRead = 4 }
@@ -76,11 +77,19 @@ const UNEMULATED_EXITS: Readonly<Record<number, string>> = {
  */
 const VECTORING_EXITS: ReadonlySet<number> = new Set([ExitReason.ExceptionOrNmi, ExitReason.TaskSwitch, 48, 49]);
 const EFLAGS_DF = 1 << 10;
+const EFLAGS_RF = 1 << 16;
 const IO_MASK = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 /** Index of CR2 in the guestControl frame when the kernel maps more than the 8 GPRs. */
 const GUEST_CONTROL_CR2 = 8;
 /** Interruptibility state bits 0 (blocking by STI) and 1 (blocking by MOV SS), SDM table 25-3. */
 const INTR_BLOCKING_STI_MOVSS = 3;
+/** Interruptibility state bit 3: blocking by NMI (virtual-NMI blocking with virtual NMIs). */
+const INTR_BLOCKING_NMI = 8;
+/** Interruption types (SDM 25.8.3 table 25-17), for messages. */
+const INTR_TYPE_NAMES = [
+  "external interrupt", "reserved", "NMI", "hardware exception", "software interrupt",
+  "privileged software exception", "software exception", "other event",
+] as const;
 
 @injectable()
 export class VmxBackend implements VcpuBackend {
@@ -112,6 +121,18 @@ export class VmxBackend implements VcpuBackend {
 
   private completion = Completion.None;
   private completionLen = 0;
+  /**
+   * The last exit's reason, qualification, instruction length, guest RIP and
+   * interruptibility: from the guestControl words the kernel half publishes (VmxExitWord),
+   * or by VMREAD when the mapping is too short to hold them. A setState flushed before the
+   * next entry updates `exitRip`/`exitIntr`, so the completion builds on the new values.
+   */
+  private readonly exitWords: boolean;
+  private exitReason = 0;
+  private exitQual = 0;
+  private exitLen = 0;
+  private exitRip = 0;
+  private exitIntr = 0;
 
   // One reused object per exit kind (no allocation per exit).
   private readonly ioExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0 };
@@ -122,14 +143,24 @@ export class VmxBackend implements VcpuBackend {
   private readonly windowExit: InterruptWindowExit = { kind: "interrupt-window" };
   private readonly exceptionExit: ExceptionExit = { kind: "exception", vector: 0, errorCode: 0, hasErrorCode: false };
   private readonly failureExit: EntryFailureExit = { kind: "entry-failure", code: 0, message: "" };
-  private readonly unhandledExit: UnhandledExit = { kind: "unhandled", code: 0, message: "" };
+  private readonly unhandledExit: UnhandledExit = { kind: "unhandled", code: 0, message: "", internal: undefined };
+  /** An EPT violation the MemAssist performed (count set: the run loop only counts it). */
+  private readonly mmioExit: MmioExit = { kind: "mmio", gpa: 0, size: 1, write: false, data: 0, count: 0 };
   private readonly stringIoExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0, count: 0 };
   private readonly msrExit: MsrExit = { kind: "msr", write: false, index: 0, lo: 0, hi: 0 };
   private readonly stringIo: StringIo = newStringIo();
   private readonly ioAssist = new IoAssist();
   /** With `ept: true`: MMIO instructions behind EPT violations. */
   private memAssist: MemAssist | null = null;
+  /** With `ept: true`: the backend's identity EPT tables (its own frame), their address and the EPTP. */
+  private eptView: Uint8Array | null = null;
+  private eptAt = 0;
+  private eptp = 0;
+  /** Guest-physical address of the last RAM EPT violation the backend repaired, -1 after any other exit. */
+  private repairedGpa = -1;
   private readonly portAccess: PortAccess | null;
+  /** The CPUID words the guest sees: the task-switch assist's core hides the same features. */
+  private readonly guestFeatures: MachineCaps["guestFeatures"];
 
   constructor(
     @inject(Tokens.Syscalls) private readonly sys: Syscalls,
@@ -141,8 +172,10 @@ export class VmxBackend implements VcpuBackend {
     @inject(VmxBackendOptions, { isOptional: true }) options: VmxBackendOptions = VMX_DEFAULT_OPTIONS,
   ) {
     this.portAccess = pio === undefined ? null : busPortAccess(pio);
+    this.guestFeatures = machine.guestFeatures;
     this.dcb = machine.dispatcher;
     this.regs = machine.guestRegs;
+    this.exitWords = this.regs.length > VmxExitWord.LenIntr;
     this.caps = capsFromMsrs((msr) => (sys.rdmsrCap(msr) === SysErr.Ok
       ? (BigInt(sys.ret.valueHigh >>> 0) << 32n) | BigInt(sys.ret.value >>> 0) : undefined));
     this.enterVmxOperation(machine.ram);
@@ -264,9 +297,9 @@ export class VmxBackend implements VcpuBackend {
   // ---------------------------------------------------------------- run
 
   run(): VmExit {
-    // An EPT violation the MemAssist completed needs no monitor: re-enter at once, but
-    // return a preempt exit after a batch so a guest that only touches MMIO (each entry a
-    // fresh timeslice) still gives the run loop its turn.
+    // A task switch the assist performed or a RAM EPT violation the backend repaired needs no
+    // monitor: re-enter at once, but return a preempt exit after a batch so the run loop
+    // still gets its turn.
     for (let n = 0; n < ASSISTS_PER_RUN; n++) {
       const exit = this.runOnce();
       if (exit !== null) return exit;
@@ -303,19 +336,41 @@ export class VmxBackend implements VcpuBackend {
     return this.decodeExit();
   }
 
+  /** The exit information every exit kind uses (see `exitWords`). */
+  private loadExitInfo(): void {
+    const r = this.regs;
+    if (this.exitWords) {
+      this.exitReason = r[VmxExitWord.Reason]!;
+      this.exitQual = r[VmxExitWord.Qualification]!;
+      this.exitRip = r[VmxExitWord.Rip]!;
+      const w = r[VmxExitWord.LenIntr]!;
+      this.exitLen = w & 0xffff;
+      this.exitIntr = w >>> 16;
+    } else {
+      this.exitReason = this.read(F.ExitReason);
+      this.exitQual = this.read(F.ExitQualification);
+      this.exitRip = this.read(F.GuestRip);
+      this.exitLen = this.read(F.ExitInstrLen);
+      this.exitIntr = this.read(F.GuestInterruptibility);
+    }
+  }
+
   private decodeExit(): VmExit | null {
-    const reason = this.read(F.ExitReason);
+    this.loadExitInfo();
+    const reason = this.exitReason;
     if ((reason & EXIT_REASON_ENTRY_FAILURE) !== 0) {
       // SDM 27.8: the VMCS stays clear, so the next entry is a VMLAUNCH again.
       const basic = reason & 0xffff;
-      return this.failure(basic, `VM entry failed on guest state: exit reason ${basic}, qualification ${this.read(F.ExitQualification)} (SDM 27.8)`);
+      return this.failure(basic, basic === ExitReason.EntryFailMsrLoading
+        ? `VM entry failed loading MSRs: entry ${this.exitQual} of the VM-entry MSR-load area (exit reason 34, SDM 27.4, 27.8)`
+        : `VM entry failed on guest state: exit reason ${basic}, qualification ${this.exitQual} (SDM 27.8)`);
     }
     this.launched = true;
     const regs = this.regs;
     if (VECTORING_EXITS.has(reason & 0xffff)) this.readVectoring();
     switch (reason & 0xffff) {
       case ExitReason.IoInstruction: {
-        const q = this.read(F.ExitQualification);
+        const q = this.exitQual;
         if ((q & (1 << 4)) !== 0) return this.stringIoExitFor(reason, q);
         const e = this.ioExit;
         e.size = ((q & 7) + 1) as IoExit["size"];
@@ -323,7 +378,7 @@ export class VmxBackend implements VcpuBackend {
         e.port = q >>> 16;
         e.data = e.in ? 0 : (regs[Gpr.Eax]! & IO_MASK[e.size]) >>> 0;
         this.completion = e.in ? Completion.IoIn : Completion.Advance;
-        this.completionLen = this.read(F.ExitInstrLen);
+        this.completionLen = this.exitLen;
         return e;
       }
       case ExitReason.Cpuid: {
@@ -331,13 +386,13 @@ export class VmxBackend implements VcpuBackend {
         e.leaf = regs[Gpr.Eax]!; e.subleaf = regs[Gpr.Ecx]!;
         e.eax = 0; e.ebx = 0; e.ecx = 0; e.edx = 0;
         this.completion = Completion.Cpuid;
-        this.completionLen = this.read(F.ExitInstrLen);
+        this.completionLen = this.exitLen;
         return e;
       }
       case ExitReason.Hlt:
         this.hltExit.interruptsEnabled = (this.read(F.GuestRflags) & 0x200) !== 0;
         this.completion = Completion.Advance;
-        this.completionLen = this.read(F.ExitInstrLen);
+        this.completionLen = this.exitLen;
         return this.hltExit;
       case ExitReason.Rdmsr: case ExitReason.Wrmsr: {
         // SDM 28.1: RDMSR/WRMSR exits leave EDX:EAX and ECX as the guest had them.
@@ -346,7 +401,7 @@ export class VmxBackend implements VcpuBackend {
         e.index = regs[Gpr.Ecx]!;
         e.lo = e.write ? regs[Gpr.Eax]! : 0; e.hi = e.write ? regs[Gpr.Edx]! : 0;
         this.completion = e.write ? Completion.Advance : Completion.MsrRead;
-        this.completionLen = this.read(F.ExitInstrLen);
+        this.completionLen = this.exitLen;
         return e;
       }
       case ExitReason.EptViolation: return this.eptViolation(reason);
@@ -376,11 +431,17 @@ export class VmxBackend implements VcpuBackend {
   /**
    * INS/OUTS (exit qualification bit 4, SDM 28.2.1 table 28-5): the IoAssist moves the
    * data now; RIP advances at the next run only if the REP count is used up, otherwise
-   * the guest re-executes the instruction and exits again (interruptible REP).
+   * the guest re-executes the instruction and exits again (interruptible REP). The assist
+   * gets the guest state (StringIo.guest): segment checks and, with CR0.PG, the guest page
+   * walk; a fault it raises (#GP/#SS(0), #PF with CR2) is injected at the instruction,
+   * after the elements before it moved (SDM Vol. 2B "REP": registers updated per element).
    */
   private stringIoExitFor(reason: number, q: number): VmExit {
     const port = this.portAccess, memory = this.memory;
-    const why = stringIoUnsupported(port !== null, memory !== undefined, this.read(F.GuestCr0));
+    // Basic, segments and control registers; not the GPRs: the assist moves ESI/EDI/ECX in
+    // the guestControl words directly.
+    const guest = this.getState(StateParts.Basic | StateParts.Segments | StateParts.Control);
+    const why = stringIoUnsupported(port !== null, memory !== undefined, guest.cr0, true);
     if (why !== undefined) return this.unhandled(reason, why);
     const info = this.read(F.ExitInstrInfo);
     const op = this.stringIo;
@@ -391,14 +452,27 @@ export class VmxBackend implements VcpuBackend {
     // SDM 28.2.5 table 28-8: bits 9:7 address size, bits 17:15 segment register.
     op.addrSize = ((info >>> 7) & 7) === 0 ? 2 : 4;
     const seg = (info >>> 15) & 7;
-    op.esBase = this.read(F.GuestEsBase);
-    op.srcBase = op.in ? op.esBase : this.read(SEGMENT_FIELDS[seg < 6 ? seg : 3]!.base);
-    op.df = (this.read(F.GuestRflags) & EFLAGS_DF) !== 0;
-    const e = this.stringIoExit;
-    this.ioAssist.runOnGuest(op, memory!, port!, this.regs, e);
+    op.srcSeg = seg < 6 ? seg : 3;
+    op.guest = guest;
+    op.esBase = guest.es.base;
+    op.srcBase = op.in ? op.esBase : guest[SEGMENT_FIELDS[op.srcSeg]!.name].base;
+    op.df = (guest.eflags & EFLAGS_DF) !== 0;
+    const e = this.stringIoExit, assist = this.ioAssist;
+    const st = assist.runOnGuest(op, memory!, port!, this.regs, e);
+    if (st === IoAssistStatus.Unsupported) return this.unhandled(reason, assist.message);
+    if (st === IoAssistStatus.Exception) {
+      // The faulting element was not started; RIP stays on the instruction (inject drops the
+      // completion). VMX has no CR2 field: it travels in guestControl (flush). A fault-class
+      // exception pushes RF = 1 (SDM 17.3.1.1); entry injection pushes the RFLAGS it finds.
+      const s = this.state;
+      if (assist.vector === 14) { s.cr2 = assist.cr2 >>> 0; this.dirty |= StateParts.Control; }
+      if (faultSetsRf(assist.vector)) { s.eflags = (s.eflags | EFLAGS_RF) >>> 0; this.dirty |= StateParts.Basic; }
+      this.inject({ type: EventType.HardwareException, vector: assist.vector, errorCode: assist.hasErrorCode ? assist.errorCode : undefined });
+      return e;
+    }
     if (op.done) {
       this.completion = Completion.Advance;
-      this.completionLen = this.read(F.ExitInstrLen);
+      this.completionLen = this.exitLen;
     } else {
       this.completion = Completion.None;
     }
@@ -420,64 +494,158 @@ export class VmxBackend implements VcpuBackend {
     const at = Math.ceil(memory.size / TWO_MIB) * TWO_MIB;
     this.check("gpspaceMap(EPT tables)", sys.gpspaceMap(machine.gpspace, frame, at, MapPerm.R | MapPerm.W));
     this.check("frameMap(EPT tables)", sys.frameMap(frame));
-    const root = writeIdentityTables(NestedFormat.Ept, sys.ret.view!, at, memory.size);
-    this.write(F.EptPointer, ((root & ~0xfff) | (3 << 3) | 6) >>> 0);
+    this.eptView = sys.ret.view!;
+    this.eptAt = at;
+    const root = writeIdentityTables(NestedFormat.Ept, this.eptView, at, memory.size);
+    this.eptp = ((root & ~0xfff) | (3 << 3) | 6) >>> 0;
+    this.write(F.EptPointer, this.eptp);
     this.write(F.EptPointer | 1, 0);
     this.memAssist = new MemAssist({ memory, mmio, isMmio: (gpa) => gpa >= memory.size });
   }
 
   /**
-   * EPT violation (SDM 28.2.1 table 28-7): outside RAM it is MMIO. The MemAssist performs
-   * the instruction against the bus and moves the registers; an exception it raises is
-   * injected. A violation while delivering an event (IDT-vectoring valid) is not an
-   * instruction's access, so it is not emulated.
+   * EPT violation (SDM 28.2.1 table 28-7). Outside RAM it is MMIO: the MemAssist performs
+   * the instruction against the bus and moves the registers, and the exit is returned as an
+   * `mmio` exit with `count` (for the statistics; the run loop does not dispatch it); an
+   * exception the assist raises is injected. On RAM the backend's identity tables lost the
+   * page: it restores them and re-enters (see ramViolation). During event delivery on MMIO
+   * there is no instruction to emulate (see deliveryViolation).
    */
   private eptViolation(reason: number): VmExit | null {
     const gpa = this.read(F.GuestPhysAddr);
+    const q = this.exitQual;
     const assist = this.memAssist;
-    if (assist === null || (this.read(F.IdtVectoringInfo) & IntrInfo.Valid) !== 0 || gpa < this.memory!.size) {
-      return this.unhandled(reason, `EPT violation at guest-physical 0x${gpa.toString(16)}, qualification 0x${this.read(F.ExitQualification).toString(16)}`);
+    if (assist === null) {
+      return this.unhandled(reason, `EPT violation at guest-physical 0x${gpa.toString(16)}, qualification 0x${q.toString(16)}, with no EPT tables of the backend's (ept: false)`);
     }
+    if (gpa < this.memory!.size) return this.ramViolation(reason, gpa, q);
+    this.repairedGpa = -1;
+    if (this.reinjectInfo !== 0) return this.deliveryViolation(reason, gpa);
     this.completion = Completion.None;
     const st = assist.run(this.getState(StateParts.All), gpa);
     if (st === MemAssistStatus.Unsupported) return this.unhandled(reason, `MMIO at 0x${gpa.toString(16)}: ${assist.message}`);
     this.dirty |= StateParts.Gprs | StateParts.Basic;
+    const e = this.mmioExit;
+    e.gpa = gpa;
+    e.write = (q & 2) !== 0;
+    e.count = 0;
     if (st === MemAssistStatus.Exception) {
       if (assist.vector === 14) { this.state.cr2 = assist.cr2 >>> 0; this.dirty |= StateParts.Control; }
       this.inject({ type: EventType.HardwareException, vector: assist.vector, errorCode: assist.hasErrorCode ? assist.errorCode : undefined });
+    } else {
+      e.count = assist.count;
+    }
+    return e;
+  }
+
+  /**
+   * An EPT violation on guest RAM: the page should be mapped, so the backend rewrites its
+   * identity tables, flushes (INVEPT single-context, SDM 31.3) and re-enters, as KVM maps the
+   * page and re-enters. The IDT-vectoring event, if any, is re-injected by runOnce (SDM
+   * 27.2.4). With qualification bit 12 the faulting IRET had ended blocking by NMI; it runs
+   * again, so the blocking is set back first (SDM 28.2.1, "NMI unblocking due to IRET").
+   * A second violation at the same address right after a repair is unhandled.
+   */
+  private ramViolation(reason: number, gpa: number, q: number): VmExit | null {
+    if (this.repairedGpa === gpa) {
+      this.repairedGpa = -1;
+      return this.unhandled(reason, `EPT violation on guest RAM at 0x${gpa.toString(16)} (qualification 0x${q.toString(16)}) persists after the backend restored its identity EPT tables`);
+    }
+    this.repairedGpa = gpa;
+    this.completion = Completion.None;
+    writeIdentityTables(NestedFormat.Ept, this.eptView!, this.eptAt, this.memory!.size);
+    // A kernel without INVEPT caches no refused translation to flush (src/kernel/nested-paging.ts).
+    const err = this.sys.invept?.(this.dcb, 1, this.eptp, 0) ?? SysErr.Ok;
+    if (err !== SysErr.Ok) this.fail("invept", err, F.EptPointer);
+    if ((q & IntrInfo.NmiUnblocking) !== 0) {
+      this.write(F.GuestInterruptibility, this.exitIntr | INTR_BLOCKING_NMI);
+      this.exitIntr |= INTR_BLOCKING_NMI;
     }
     return null;
   }
 
-  /** Keep the exit's IDT-vectoring information for re-injection at the next run (SDM 27.2.4). */
+  /**
+   * An EPT violation on MMIO while the CPU delivered an event (IDT-vectoring information valid,
+   * SDM 27.2.4): the IDT, a stack or a TSS is outside RAM, and no instruction is there to
+   * emulate. KVM stops with KVM_INTERNAL_ERROR_DELIVERY_EV; the backend returns the named
+   * `unhandled` outcome `internal: "delivery-event"`. The event stays queued for re-injection.
+   */
+  private deliveryViolation(reason: number, gpa: number): UnhandledExit {
+    const info = this.reinjectInfo;
+    const type = (info & IntrInfo.TypeMask) >>> IntrInfo.TypeShift;
+    const e = this.unhandled(reason, `event delivery accessed MMIO at guest-physical 0x${gpa.toString(16)}: `
+      + `vector 0x${(info & 0xff).toString(16)} (${INTR_TYPE_NAMES[type]}); the guest's IDT, stack or TSS is outside RAM `
+      + "(KVM: KVM_INTERNAL_ERROR_DELIVERY_EV)");
+    e.internal = "delivery-event";
+    return e;
+  }
+
   /**
    * Exit 9: VMX exits on every task switch before any of it happened (SDM 26.1.2), so the
-   * VMM performs it, as KVM's emulator does. The TaskSwitchAssist runs the switching
-   * instruction, or delivers the event that went through an IDT task gate (from the
-   * IDT-vectoring information, which is then consumed, not re-injected), on a scratch core.
+   * VMM performs it, as KVM's emulator does. The TaskSwitchAssist performs the switching
+   * instruction, or the delivery of the event that reached an IDT task gate (from the
+   * IDT-vectoring information: consumed, not re-injected; an INT n/INT3/INTO/INT1 with its
+   * instruction length is executed again, so a fault before the commit point points at it),
+   * on a scratch core. A fault the switch raises (#TS, #NP, #SS, #GP, #PF, or #DF combined
+   * with the event, SDM 6.15 table 6-5) is not delivered there: it is injected at the next
+   * entry (SDM 27.6), with CR2 for #PF and RF = 1 for a fault, unless the exception bitmap
+   * (and for #PF the error-code mask/match, SDM 25.2) selects it; then it is the exception
+   * exit the processor's own switch would give, with the gate's event as IDT-vectoring
+   * information (re-injected at the next run) when the fault interrupted its delivery.
+   * A triple fault (a fault while delivering #DF through a task gate) is `shutdown`.
    */
   private taskSwitch(reason: number): VmExit | null {
     const memory = this.memory;
     if (memory === undefined) return this.unhandled(reason, "VMX exit 9 (task switch): the task-switch assist needs the GuestMemory");
-    this.taskAssist ??= new TaskSwitchAssist(memory);
-    const source = (this.read(F.ExitQualification) >>> 30) as TaskSwitchSource;
+    const assist = this.taskAssist ??= new TaskSwitchAssist(memory, this.guestFeatures);
+    const source = (this.exitQual >>> 30) as TaskSwitchSource;
     let event: TaskGateEvent | null = null;
-    const len = this.reinjectLen;
-    if (source === TaskSwitchSource.Gate && this.reinjectInfo !== 0) {
-      const info = this.reinjectInfo, ev = this.taskEvent;
+    const info = this.reinjectInfo, infoError = this.reinjectError, len = this.reinjectLen;
+    if (source === TaskSwitchSource.Gate && info !== 0) {
+      const ev = this.taskEvent;
       ev.type = ((info & IntrInfo.TypeMask) >>> IntrInfo.TypeShift) as EventType;
       ev.vector = info & 0xff;
       ev.hasErrorCode = (info & IntrInfo.DeliverErrorCode) !== 0;
-      ev.errorCode = this.reinjectError;
+      ev.errorCode = infoError;
       event = ev;
-      this.reinjectInfo = 0;
+      this.reinjectInfo = 0; // delivered by the switch
     }
     const st = this.getState(StateParts.All);
-    this.taskAssist.run(st, source, event, len);
+    const outcome = assist.perform(st, source, event, event === null ? 0 : len);
     this.setState(st, StateParts.All);
+    if (outcome === TaskSwitchOutcome.Shutdown) return this.shutdownExit;
+    if (outcome === TaskSwitchOutcome.Switched) return null;
+    const f = assist.fault;
+    if (this.exceptionExits(f.vector, f.errorCode)) {
+      const e = this.exceptionExit;
+      e.vector = f.vector; e.hasErrorCode = f.hasErrorCode; e.errorCode = f.hasErrorCode ? f.errorCode : 0;
+      this.completion = Completion.None;
+      if (f.duringEvent && event !== null) {
+        // SDM 27.2.4: IDT-vectoring information names the event whose delivery faulted.
+        this.reinjectInfo = info; this.reinjectError = infoError; this.reinjectLen = len;
+      }
+      return e;
+    }
+    if (f.vector === 14) st.cr2 = f.cr2 >>> 0;
+    // Entry injection pushes the RFLAGS it finds; the processor pushes RF = 1 for a fault (SDM 17.3.1.1).
+    if (faultSetsRf(f.vector)) st.eflags = (st.eflags | EFLAGS_RF) >>> 0;
+    this.inject({ type: EventType.HardwareException, vector: f.vector, errorCode: f.hasErrorCode ? f.errorCode : undefined });
     return null;
   }
 
+  /**
+   * Whether an exception of `vector` causes an exit through the exception bitmap (SDM
+   * 25.6.3; #PF: bit 14 when (error code AND mask) = match, its inverse otherwise).
+   */
+  private exceptionExits(vector: number, errorCode: number): boolean {
+    const bitmap = this.read(F.ExceptionBitmap);
+    if (vector !== 14) return ((bitmap >>> vector) & 1) !== 0;
+    // Exit on bit 14 = 1 when the masked error code matches, on bit 14 = 0 when it does not.
+    const matches = ((errorCode & this.read(F.PfErrorCodeMask)) >>> 0) === this.read(F.PfErrorCodeMatch);
+    return ((bitmap >>> 14) & 1) === (matches ? 1 : 0);
+  }
+
+  /** Keep the exit's IDT-vectoring information for re-injection at the next run (SDM 27.2.4). */
   private readVectoring(): void {
     const info = this.read(F.IdtVectoringInfo);
     if ((info & IntrInfo.Valid) === 0) return;
@@ -485,7 +653,7 @@ export class VmxBackend implements VcpuBackend {
     this.reinjectInfo = (info & (IntrInfo.Valid | 0xfff)) >>> 0;
     this.reinjectError = (info & IntrInfo.DeliverErrorCode) !== 0 ? this.read(F.IdtVectoringErrorCode) : 0;
     const type = (info & IntrInfo.TypeMask) >>> IntrInfo.TypeShift;
-    this.reinjectLen = type >= 4 && type <= 6 ? this.read(F.ExitInstrLen) : 0;
+    this.reinjectLen = type >= 4 && type <= 6 ? this.exitLen : 0;
   }
 
   /** Finish the previous exit's instruction (after any setState, which is flushed first). */
@@ -503,10 +671,10 @@ export class VmxBackend implements VcpuBackend {
     } else if (kind === Completion.MsrRead) {
       regs[Gpr.Eax] = this.msrExit.lo >>> 0; regs[Gpr.Edx] = this.msrExit.hi >>> 0;
     }
-    this.write(F.GuestRip, (this.read(F.GuestRip) + this.completionLen) >>> 0);
+    this.write(F.GuestRip, (this.exitRip + this.completionLen) >>> 0);
     // The instruction is done, so STI / MOV SS blocking over it has expired (SDM 25.4.2,
     // interruptibility state): an interrupt can be taken right after a completed HLT.
-    const intr = this.read(F.GuestInterruptibility);
+    const intr = this.exitIntr;
     if ((intr & INTR_BLOCKING_STI_MOVSS) !== 0) this.write(F.GuestInterruptibility, intr & ~INTR_BLOCKING_STI_MOVSS);
   }
 
@@ -521,6 +689,7 @@ export class VmxBackend implements VcpuBackend {
     this.completion = Completion.None;
     this.unhandledExit.code = reason;
     this.unhandledExit.message = message;
+    this.unhandledExit.internal = undefined;
     return this.unhandledExit;
   }
 
@@ -533,7 +702,7 @@ export class VmxBackend implements VcpuBackend {
       regs[Gpr.Esp] = s.esp; regs[Gpr.Ebp] = s.ebp; regs[Gpr.Esi] = s.esi; regs[Gpr.Edi] = s.edi;
       this.write(F.GuestRsp, s.esp); // the VMCS holds RSP; the frame's ESP slot is a copy
     }
-    if (d & StateParts.Basic) { this.write(F.GuestRip, s.eip); this.write(F.GuestRflags, s.eflags); }
+    if (d & StateParts.Basic) { this.write(F.GuestRip, s.eip); this.write(F.GuestRflags, s.eflags); this.exitRip = s.eip; }
     if (d & StateParts.Segments) for (let i = 0; i < 6; i++) this.writeSeg(i);
     if (d & StateParts.Control) {
       this.write(F.GuestCr0, s.cr0); this.write(F.GuestCr3, s.cr3); this.write(F.GuestCr4, s.cr4);
@@ -545,7 +714,10 @@ export class VmxBackend implements VcpuBackend {
       this.write(F.GuestIdtrBase, s.idtr.base); this.write(F.GuestIdtrLimit, s.idtr.limit);
       this.writeSeg(6); this.writeSeg(7);
     }
-    if (d & StateParts.Events) { this.write(F.GuestActivity, s.activity); this.write(F.GuestInterruptibility, s.interruptibility); }
+    if (d & StateParts.Events) {
+      this.write(F.GuestActivity, s.activity); this.write(F.GuestInterruptibility, s.interruptibility);
+      this.exitIntr = s.interruptibility;
+    }
     this.dirty = 0;
   }
 

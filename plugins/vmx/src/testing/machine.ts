@@ -1,7 +1,7 @@
 // Test helper: a real kernel (soft engine) with the VMX extension installed and the
 // MachineCaps a monitor core would create, built by hand through syscalls.
 import { bootKernel, softEngine } from "../../../../src/kernel/index.js";
-import { MapPerm, ObjType, Rights, SysErr, type Syscalls, type VmControlObject } from "../../../../src/kernel/api.js";
+import { MapPerm, ObjType, Rights, SysErr, type CPtr, type Syscalls, type VmControlObject } from "../../../../src/kernel/api.js";
 import type { MachineCaps } from "../../../../src/monitor/api.js";
 import type { VmxCaps } from "../kernel/caps.js";
 import { VmxExtension, type VmxHostCpu } from "../kernel/vmx-extension.js";
@@ -78,4 +78,26 @@ export function testMachine(opts: TestMachineOptions = {}): TestMachine {
   ok("map ram view", sys.frameMap(frame));
   const ram = sys.ret.view!;
   return { sys, ext, ram, caps: { ram: k.ram, gpspace, dispatcher, guestControl, guestRegs } };
+}
+
+/**
+ * VMX operation entered (enterVmxOperation) and a VMCS retyped and set up for the
+ * machine's dispatcher; with `current` (the default) VMPTRLD makes it the current VMCS.
+ */
+export function withVmcs(m: TestMachine, current = true): { dcb: CPtr; vmcs: CPtr } {
+  const { sys } = m;
+  enterVmxOperation(m);
+  const dcb = m.caps.dispatcher;
+  ok("retype vmcs", sys.ramRetype(m.caps.ram, ObjType.VmControl, 4096, "vmcs"));
+  const vmcs = sys.ret.cap;
+  ok("setupGuest", sys.dispatcherSetupGuest(dcb, { vmcontrol: vmcs, gpspace: m.caps.gpspace, guestControl: m.caps.guestControl }));
+  if (current) ok("vmptrld", sys.vmptrld(dcb, vmcs));
+  return { dcb, vmcs };
+}
+
+/** The guestControl frame mapped into the monitor: its 16 words (GuestControlWord). */
+export function guestControlWords(m: TestMachine): Uint32Array {
+  ok("map guestControl", m.sys.frameMap(m.caps.guestControl));
+  const bytes = m.sys.ret.view!;
+  return new Uint32Array(bytes.buffer, bytes.byteOffset, 16);
 }
