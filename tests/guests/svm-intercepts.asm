@@ -6,8 +6,9 @@
 ; Layout the driver reads: word at 7C02h = address of the step table, word at 7C04h =
 ; the number of steps, word at 7C06h = the INT 80h handler; each table entry is two words: the step's instruction address
 ; and the address after it (the expected nRIP).
-; Not reachable here (README): SLDT/STR/LLDT/LTR and task switches (protected mode),
-; XSETBV (#UD: no CR4.OSXSAVE), RSM (#UD outside SMM), MOV CR8 (#UD outside long mode),
+; The protected-mode intercepts (SLDT/STR/LLDT/LTR, task switches, #PF, selector error
+; codes, CPL checks, CR0 selective write, shutdown) are in svm-intercepts-pm.asm.
+; Not reachable here (README): XSETBV (#UD: no CR4.OSXSAVE), RSM (#UD outside SMM), MOV CR8 (#UD outside long mode),
 ; MWAIT_CONDITIONAL (MONITOR arms nothing), FERR_FREEZE, SMI.
 ; Build: nasm -i tests/guests/ -f bin -o tests/guests/svm-intercepts.img tests/guests/svm-intercepts.asm
 
@@ -21,14 +22,7 @@ MEM     equ 0x0600              ; scratch operand for the descriptor-table instr
     dw STEPS
     dw handler
 
-%assign n 0
-; step INSN...: one intercepted instruction, recorded in the table.
-%macro step 1+
-step_%[n]:
-    %1
-next_%[n]:
-%assign n n+1
-%endmacro
+%include "lib/steps.inc"
 
 start:
     xor ax, ax
@@ -37,18 +31,18 @@ start:
     mov sp, 0x7000
     xor ecx, ecx
     mov ebx, 0x20
-    step mov eax, cr0                   ; 00h read CR0, EXITINFO1 = bit 63 | EAX
+    step mov eax, cr0                   ; 00h read CR0 (EXITINFO1 0: no decode assists)
     step smsw ax                        ; 00h (SMSW is a CR0 read)
     step mov edx, cr2                   ; 02h
     step mov eax, cr3                   ; 03h
-    step mov esi, cr4                   ; 04h, EXITINFO1 = bit 63 | 6
+    step mov esi, cr4                   ; 04h
     step mov cr0, eax                   ; 10h
-    step clts                           ; 10h (a CR0 write), EXITINFO1 = 0
-    step lmsw ax                        ; 10h (a CR0 write), EXITINFO1 = 0
-    step mov cr3, ebx                   ; 13h, EXITINFO1 = bit 63 | 3
-    step mov cr4, edi                   ; 14h, EXITINFO1 = bit 63 | 7
+    step clts                           ; 10h (a CR0 write)
+    step lmsw ax                        ; 10h (a CR0 write)
+    step mov cr3, ebx                   ; 13h
+    step mov cr4, edi                   ; 14h
     step mov eax, dr7                   ; 27h
-    step mov dr1, ecx                   ; 31h, EXITINFO1 = bit 63 | 1
+    step mov dr1, ecx                   ; 31h
     step sidt [MEM]                     ; 66h
     step sgdt [MEM]                     ; 67h
     step lidt [MEM]                     ; 6Ah
@@ -59,11 +53,11 @@ start:
     step popf                           ; 71h
     step cpuid                          ; 72h (the backend's cpuid exit)
     step iret                           ; 74h
-    step int 0x21                       ; 75h, EXITINFO1 = 21h
+    step int 0x21                       ; 75h
     step invd                           ; 76h
     step pause                          ; 77h
     step hlt                            ; 78h (the backend's hlt exit)
-    step invlpg [MEM]                   ; 79h, EXITINFO1 = 600h (DS base 0)
+    step invlpg [MEM]                   ; 79h
     step db 0x0f, 0x01, 0xdf            ; 7Ah INVLPGA
     step out 0x80, al                   ; 7Bh (the backend's io exit), EXITINFO2 = next RIP
     step rdmsr                          ; 7Ch (the backend's msr exit)

@@ -2,12 +2,13 @@
 // would build them, for the end-to-end tests. Not a test file itself.
 import { expect } from "vitest";
 import { MapPerm, ObjType, SysErr, bootKernel, softEngine, type CPtr, type Syscalls } from "../../../src/kernel/index.js";
-import { GUEST_CONTROL_BYTES } from "../../../src/kernel/api.js";
-import type { Bus, MachineCaps, VmExit } from "../../../src/monitor/api.js";
+import { GUEST_CONTROL_BYTES, GuestFrameRole } from "../../../src/kernel/api.js";
+import { StateParts, type Bus, type MachineCaps, type VmExit } from "../../../src/monitor/api.js";
 import { FrameGuestMemory } from "../../../src/monitor/guest-memory.js";
 import { realModeState } from "../../../src/x86/state.js";
 import { SvmKernelExtension } from "./kernel/svm-extension.js";
 import { SvmBackend } from "./monitor/svm-backend.js";
+import { F } from "./vmcb.js";
 
 export const RAM_BYTES = 64 * 1024;
 export const ORG = 0x7c00;
@@ -59,3 +60,22 @@ export function expectKind<K extends VmExit["kind"]>(exit: VmExit, kind: K): Ext
   return exit as Extract<VmExit, { kind: K }>;
 }
 
+
+/** Binds an MSR permission map of ones (every RDMSR/WRMSR exits, APM 15.11) and points MSRPM_BASE_PA at it. */
+export function interceptAllMsrs(m: Machine): void {
+  const sys = m.sys;
+  expect(sys.ramRetype(m.caps.ram, ObjType.Frame, 8192)).toBe(SysErr.Ok);
+  const cap = sys.ret.cap;
+  expect(sys.frameMap(cap)).toBe(SysErr.Ok);
+  sys.ret.view!.fill(0xff);
+  expect(sys.dispatcherBindFrame(m.caps.dispatcher, GuestFrameRole.SvmMsrpm, cap)).toBe(SysErr.Ok);
+  expect(sys.capIdentify(cap)).toBe(SysErr.Ok);
+  m.backend.vmcb.write(F.MSRPM_BASE_PA, sys.ret.value >>> 0);
+}
+
+/** Moves the guest's RIP (the driver's "skip the instruction" after an exit). */
+export function setRip(m: Machine, rip: number): void {
+  const s = m.backend.getState(StateParts.Basic);
+  s.eip = rip;
+  m.backend.setState(s, StateParts.Basic);
+}

@@ -61,11 +61,84 @@ describe("NMI (APM 15.9, 15.20; SDM 6.7.1 blocking)", () => {
     expect(expectKind(m.backend.run(), "io").port).toBe(0x98);
   });
 
-  it("an INIT without its intercept stays pending (no guest CPU reset here)", () => {
+  it("an INIT without its intercept becomes #SX, error code 1 (VM_CR.R_INIT, APM 15.21.8): exit 5Eh when intercepted", () => {
     const m = machine([0xe6, 0x98]);
+    const v = m.backend.vmcb;
+    v.write(F.INTERCEPT_EXCEPTIONS, 1 << 30);
     m.backend.post(PendingEvent.Init);
+    const e = expectKind(m.backend.run(), "exception");
+    expect([e.vector, v.read(F.EXITCODE), v.read(F.EXITINFO1), v.read(F.RIP)]).toEqual([30, SvmExit.EXCP_BASE + 30, 1, ORG]);
+    expect(m.caps.guestRegs[11]).toBe(0); // consumed
     expect(expectKind(m.backend.run(), "io").port).toBe(0x98);
-    expect(m.caps.guestRegs[11]).toBe(PendingEvent.Init);
+  });
+
+  it("an INIT without either intercept is delivered to the guest as #SX through IVT[30]", () => {
+    const m = machine([0xe6, 0x98]);
+    m.ram.set([HANDLER & 0xff, HANDLER >>> 8, 0, 0], 30 * 4);
+    m.ram.set([0xe6, 0x9e, 0xcf], HANDLER); // out 0x9e, al; iret
+    const s = m.backend.getState(StateParts.Gprs);
+    s.esp = 0x7000;
+    m.backend.setState(s, StateParts.Gprs);
+    m.backend.post(PendingEvent.Init);
+    expect(expectKind(m.backend.run(), "io").port).toBe(0x9e);
+    expect(pushedIp(m)).toBe(ORG); // real mode: no error code on the stack
+    expect(m.caps.guestRegs[11]).toBe(0);
+    expect(expectKind(m.backend.run(), "io").port).toBe(0x98);
+  });
+
+  it("an INIT with its intercept exits 63h even when #SX is intercepted too", () => {
+    const m = machine([0xe6, 0x98]);
+    const v = m.backend.vmcb;
+    v.write(F.INTERCEPT_MISC1, v.read(F.INTERCEPT_MISC1) | Misc1.INIT);
+    v.write(F.INTERCEPT_EXCEPTIONS, 1 << 30);
+    m.backend.post(PendingEvent.Init);
+    expect(expectKind(m.backend.run(), "unhandled").code).toBe(SvmExit.INIT);
+    expect(m.caps.guestRegs[11]).toBe(0);
+  });
+});
+
+describe("SMI (APM 15.13.2, 15.17)", () => {
+  it("with the SMI intercept a posted SMI exits 62h before the next instruction and is consumed", () => {
+    const m = machine([0xe6, 0x98]);
+    const v = m.backend.vmcb;
+    v.write(F.INTERCEPT_MISC1, v.read(F.INTERCEPT_MISC1) | Misc1.SMI);
+    m.backend.post(PendingEvent.Smi);
+    expect(expectKind(m.backend.run(), "unhandled").code).toBe(SvmExit.SMI);
+    expect([v.read(F.RIP), v.read(F.NRIP)]).toEqual([ORG, 0]);
+    expect(m.caps.guestRegs[11]).toBe(0);
+    expect(expectKind(m.backend.run(), "io").port).toBe(0x98);
+  });
+
+  it("an SMI is held pending while GIF = 0 (between #VMEXIT and VMRUN) and taken at the next VMRUN", () => {
+    const m = machine([0xe6, 0x98, 0xe6, 0x99]);
+    const v = m.backend.vmcb;
+    v.write(F.INTERCEPT_MISC1, v.read(F.INTERCEPT_MISC1) | Misc1.SMI);
+    expect(expectKind(m.backend.run(), "io").port).toBe(0x98);
+    m.backend.post(PendingEvent.Smi);
+    expect(m.caps.guestRegs[11]).toBe(PendingEvent.Smi); // nothing takes it while GIF = 0
+    expect(expectKind(m.backend.run(), "unhandled").code).toBe(SvmExit.SMI);
+    expect(v.read(F.RIP)).toBe(ORG + 2);
+  });
+
+  it("without the intercept the SMI goes to the host's SMM (not modelled): consumed, the guest sees nothing", () => {
+    const m = machine([0xe6, 0x98]);
+    m.backend.post(PendingEvent.Smi);
+    const before = m.backend.getState(StateParts.All);
+    const esp = before.esp;
+    expect(expectKind(m.backend.run(), "io").port).toBe(0x98);
+    expect(m.caps.guestRegs[11]).toBe(0);
+    expect(m.backend.vmcb.read(F.RSP)).toBe(esp); // nothing was pushed
+  });
+
+  it("an SMI is taken before a posted INIT and NMI (external interventions first)", () => {
+    const m = machine([0xe6, 0x98]);
+    const v = m.backend.vmcb;
+    v.write(F.INTERCEPT_MISC1, v.read(F.INTERCEPT_MISC1) | Misc1.SMI | Misc1.INIT | Misc1.NMI);
+    m.backend.post(PendingEvent.Nmi); m.backend.post(PendingEvent.Init); m.backend.post(PendingEvent.Smi);
+    expect(expectKind(m.backend.run(), "unhandled").code).toBe(SvmExit.SMI);
+    expect(expectKind(m.backend.run(), "unhandled").code).toBe(SvmExit.INIT);
+    expect(expectKind(m.backend.run(), "unhandled").code).toBe(SvmExit.NMI);
+    expect(m.caps.guestRegs[11]).toBe(0);
   });
 });
 

@@ -11,14 +11,15 @@
 // MONITOR, MWAIT, XSETBV, descriptor-table reads/writes, TASK_SWITCH, CR0-15 reads/writes,
 // CR0 selective write, DR reads/writes; V_IRQ/V_TPR/V_INTR_PRIO/V_IGN_TPR/V_INTR_VECTOR
 // virtual interrupts (15.21.4); EVENTINJ of every type (15.20); EXITINTINFO (15.7.2);
-// NMI blocking kept per guest across VMRUNs (it is not in the VMCB); NMI/INIT posted by
-// the monitor in GuestControlWord.PendingEvents; TSC_OFFSET; GIF (cleared on #VMEXIT,
-// set by VMRUN); interrupt shadow; nRIP (15.7.1); EXITINFO1 for INTn, INVLPG and MOV CR/DR.
+// NMI blocking kept per guest across VMRUNs (it is not in the VMCB); SMI/NMI/INIT posted by
+// the monitor in GuestControlWord.PendingEvents (SMI intercept 62h, else consumed; INIT
+// without its intercept → #SX, VM_CR.R_INIT); TSC_OFFSET; GIF (cleared on #VMEXIT,
+// set by VMRUN); interrupt shadow; nRIP (15.7.1); #PF EXITINFO2. No decode assists (15.33: not in CPUID).
 // The SVM instructions VMRUN, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA are #GP(0) at
 // CPL > 0 before their intercept (APM 15.9: simple exceptions first); at CPL 0 they exit
 // when intercepted and are #UD otherwise (the guest has no SVM: CPUID hides it).
 // Not emulated (README): TLB_CONTROL and ASIDs beyond the non-zero check (no guest TLB),
-// VMCB clean bits (every VMRUN reloads everything, APM 15.15.4 allows it), SMI (no source),
+// VMCB clean bits (every VMRUN reloads everything, APM 15.15.4 allows it), SMM,
 // MWAIT_CONDITIONAL (the core's MONITOR arms nothing), long mode, host VMLOAD/VMSAVE.
 import {
   GuestControlWord,
@@ -64,7 +65,9 @@ const CR0_PE = 1;
 /** VMX-format D/B bit of CS (SDM 25.4.1): 32-bit code. */
 const ATTRIB_DB = 1 << 14;
 const SHADOW = Interruptibility.BlockingBySti | Interruptibility.BlockingByMovSs;
-const GP = 13;
+const GP = 13, PF = 14;
+/** #SX (APM 8.2): vector 30; error code 1 = an INIT redirected by VM_CR.R_INIT (APM 15.21.8). */
+const SX = 30, SX_INIT_REDIRECT = 1;
 /** INTERCEPT_MISC1 descriptor-table bits → core descExitMask bits (DescInsn order). */
 const DESC_INTERCEPTS: readonly (readonly [number, DescInsn])[] = [
   [Misc1.GDTR_READ, DescInsn.Sgdt], [Misc1.IDTR_READ, DescInsn.Sidt],
@@ -180,8 +183,8 @@ export class SvmKernelExtension implements SvmExtension {
    * Fn8000_0001 (value = ECX with SVM bit 2, valueHigh = EDX with LM bit 29),
    * Fn8000_0008 (value = EAX, physical-address bits 7:0) and Fn8000_000A (value = EAX,
    * SvmRev 1; valueHigh = EDX features: NP bit 0 (N_CR3 is honoured), NRIPS bit 3).
-   * Decode assists are partial (EXITINFO1 for INTn, INVLPG, MOV CR/DR; no instruction
-   * bytes for #PF/NPF in GUEST_INSN_LEN), so bit 7 is not reported.
+   * DecodeAssists (bit 7) is not reported (no instruction bytes for #PF/NPF in
+   * GUEST_INSN_LEN), so no exit carries decode information either (encodeExit).
    */
   readCapability(leaf: number, ret: SysRet): SysErr {
     switch (leaf) {
@@ -219,6 +222,8 @@ export class SvmKernelExtension implements SvmExtension {
     const gs = new SvmGuest(v, this.caps, guest.gpspace.paddr, guest.frames,
       host === undefined ? undefined : (pa) => host.mappingAt(pa) !== null);
     gs.nested = nested;
+    // The walker counts guest page-table accesses as writes for nested A/D (APM 15.25.5).
+    if (nested !== null && guest.vcpu !== undefined) nested.walkSource = guest.vcpu.exit;
     guest.ext = gs;
     return SysErr.Ok;
   }
@@ -289,22 +294,42 @@ export class SvmKernelExtension implements SvmExtension {
       vcpu.deliverEvent(type as EventType, type === EventInjType.NMI ? 2 : inj & EventInj.VECTOR_MASK, err, (inj & EventInj.EV) !== 0);
       // A fault during delivery that is intercepted: EXITINTINFO (from the core's vectoring
       // information, encodeExit) names the event, which was not delivered (APM 15.7.2).
-      const reason = exitReason(vcpu);
-      if (reason === CpuExitReason.Exception) return this.exceptionExit(v, vcpu);
-      if (reason === CpuExitReason.TripleFault) return SvmExit.SHUTDOWN;
-      if (reason === CpuExitReason.MemAbort) return npfExit(v, vcpu, gs);
+      const code = this.afterDelivery(v, vcpu, gs);
+      if (code >= 0) return code;
     }
 
     const misc1 = v.read(F.INTERCEPT_MISC1);
-    // Physical INIT/NMI posted by the monitor (GuestControlWord.PendingEvents), recognised
-    // at the first instruction boundary in guest mode (GIF = 1). Intercepted: #VMEXIT and
-    // the signal is consumed (the VMM handles it). An unintercepted NMI is delivered to the
-    // guest when it is not NMI-blocked; an unintercepted INIT stays pending (this kernel
-    // does not reset a guest CPU: a monitor that posts INIT intercepts it). No SMI source.
-    const pending = gc[GuestControlWord.PendingEvents]!;
-    if (pending & PendingEvent.Init && misc1 & Misc1.INIT) {
-      gc[GuestControlWord.PendingEvents] = pending & ~PendingEvent.Init;
-      return SvmExit.INIT;
+    // Physical SMI/INIT/NMI posted by the monitor (GuestControlWord.PendingEvents), recognised
+    // at the first instruction boundary in guest mode: GIF = 1 only from VMRUN to #VMEXIT, so
+    // a signal posted between VMRUNs is held pending until then (APM 15.17). SMI before INIT
+    // before NMI (external hardware interventions first, APM 8.5). Intercepted: #VMEXIT and
+    // the signal is consumed. An unintercepted NMI is delivered to the guest once it is not
+    // NMI-blocked.
+    let pending = gc[GuestControlWord.PendingEvents]!;
+    if (pending & PendingEvent.Smi) {
+      // APM 15.13.2: with the SMI intercept, #VMEXIT(SMI). Without it the SMI is the host's:
+      // its SMM handler runs and RSM returns to the guest, which sees nothing. No SMM is
+      // modelled, so the SMI is consumed with no guest-visible effect.
+      pending &= ~PendingEvent.Smi;
+      gc[GuestControlWord.PendingEvents] = pending;
+      if (misc1 & Misc1.SMI) return SvmExit.SMI;
+    }
+    if (pending & PendingEvent.Init) {
+      pending &= ~PendingEvent.Init;
+      gc[GuestControlWord.PendingEvents] = pending;
+      if (misc1 & Misc1.INIT) return SvmExit.INIT;
+      // APM 15.21.8: an INIT the VMM does not intercept is redirected to #SX (vector 30,
+      // error code 1) when VM_CR.R_INIT is set; this kernel runs with R_INIT = 1 (it never
+      // lets a guest reset the host CPU). #SX is an ordinary exception to the guest:
+      // exit 5Eh when intercepted, else delivered through the guest's IDT/IVT.
+      if (ic.exceptionBitmap & (1 << SX)) {
+        v.write(F.EXITINFO1, SX_INIT_REDIRECT);
+        return SvmExit.EXCP_BASE + SX;
+      }
+      vcpu.exit.reason = CpuExitReason.None;
+      vcpu.deliverEvent(EventType.HardwareException, SX, SX_INIT_REDIRECT, true);
+      const code = this.afterDelivery(v, vcpu, gs);
+      if (code >= 0) return code;
     }
     let nmiWait = (pending & PendingEvent.Nmi) !== 0;
     if (nmiWait && misc1 & Misc1.NMI) {
@@ -313,6 +338,7 @@ export class SvmKernelExtension implements SvmExtension {
     }
     let virq = virtualInterruptPending(v);
     let remaining = timeslice;
+    const startRetired = vcpu.retired; // the HLT idle time is the rest of the timeslice
     for (;;) {
       if (nmiWait) {
         // SDM 6.7.1: NMIs are blocked after one is delivered until the next IRET (and for
@@ -321,10 +347,10 @@ export class SvmKernelExtension implements SvmExtension {
         if ((scratchRip.interruptibility & (Interruptibility.BlockingByNmi | Interruptibility.BlockingByMovSs)) === 0) {
           nmiWait = false;
           gc[GuestControlWord.PendingEvents] = gc[GuestControlWord.PendingEvents]! & ~PendingEvent.Nmi;
+          vcpu.exit.reason = CpuExitReason.None;
           vcpu.deliverEvent(EventType.Nmi, 2, 0, false);
-          const reason = exitReason(vcpu);
-          if (reason === CpuExitReason.Exception) return this.exceptionExit(v, vcpu);
-          if (reason === CpuExitReason.TripleFault) return SvmExit.SHUTDOWN;
+          const code = this.afterDelivery(v, vcpu, gs);
+          if (code >= 0) return code;
         }
       }
       if (virq && vcpu.interruptible()) {
@@ -332,7 +358,10 @@ export class SvmKernelExtension implements SvmExtension {
         if (misc1 & Misc1.VINTR) return SvmExit.VINTR;
         v.setBits(B.V_IRQ, 0);
         virq = false;
+        vcpu.exit.reason = CpuExitReason.None;
         vcpu.deliverEvent(EventType.ExtInt, v.bits(B.V_INTR_VECTOR), 0, false);
+        const code = this.afterDelivery(v, vcpu, gs);
+        if (code >= 0) return code;
       }
       // The end of the timeslice is a physical interrupt to the host (INTR intercept,
       // required by hvkit.intercept-intr).
@@ -376,10 +405,10 @@ export class SvmKernelExtension implements SvmExtension {
           v.write(F.EXITINFO1, 0);
           return SvmExit.EXCP_BASE + GP;
         }
+        vcpu.exit.reason = CpuExitReason.None;
         vcpu.deliverEvent(EventType.HardwareException, GP, 0, true);
-        const reason = exitReason(vcpu);
-        if (reason === CpuExitReason.Exception) return this.exceptionExit(v, vcpu);
-        if (reason === CpuExitReason.TripleFault) return SvmExit.SHUTDOWN;
+        const code = this.afterDelivery(v, vcpu, gs);
+        if (code >= 0) return code;
         continue;
       }
       if (r === CpuExitReason.Instruction && vcpu.exit.insn === InsnIntercept.SvmInsn
@@ -424,9 +453,14 @@ export class SvmKernelExtension implements SvmExtension {
           return npfExit(v, vcpu, gs);
         case CpuExitReason.Halted:
           // HLT not intercepted: the guest waits for an interrupt. A pending virtual
-          // interrupt or NMI wakes it; otherwise it idles to the end of the timeslice. The
+          // interrupt or NMI wakes it; otherwise it idles to the end of the timeslice, and
+          // the TSC runs on meanwhile (EngineVcpu.wait: idle time, APM 17.4 / SDM 18.17). The
           // VMCB has no activity state: the next VMRUN resumes after the HLT (APM 15.9).
           if ((virq && vcpu.interruptible()) || nmiWait) continue;
+          if (vcpu.wait !== undefined) {
+            vcpu.getState(scratchRip);
+            if (scratchRip.activity === Activity.Hlt) vcpu.wait(timeslice - (vcpu.retired - startRetired));
+          }
           return SvmExit.INTR;
         default:
           return SvmExit.INTR;
@@ -434,10 +468,28 @@ export class SvmKernelExtension implements SvmExtension {
     }
   }
 
+  /**
+   * After the kernel delivers an event itself (EVENTINJ, #SX, NMI, V_IRQ, #GP): the exit
+   * the delivery stopped at (an intercepted fault with EXITINTINFO, shutdown, a nested page
+   * fault, or a task switch through a task gate, APM 15.14.1), or -1 to run on.
+   */
+  private afterDelivery(v: Vmcb, vcpu: EngineVcpu, gs: SvmGuest): number {
+    switch (exitReason(vcpu)) {
+      case CpuExitReason.Exception: return this.exceptionExit(v, vcpu);
+      case CpuExitReason.TripleFault: return SvmExit.SHUTDOWN;
+      case CpuExitReason.MemAbort: return npfExit(v, vcpu, gs);
+      case CpuExitReason.TaskSwitch: return SvmExit.TASK_SWITCH;
+      default: return -1;
+    }
+  }
+
   private exceptionExit(v: Vmcb, vcpu: EngineVcpu): number {
     const e = vcpu.exit;
-    // APM 15.12: EXITINFO1 holds the error code of exceptions that push one.
+    // APM 15.12: EXITINFO1 holds the error code of exceptions that push one. An intercepted
+    // #PF gives the faulting linear address in EXITINFO2 and leaves CR2 alone
+    // (the core does not load CR2 for an exception that stops it).
     v.write(F.EXITINFO1, e.hasErrorCode ? e.errorCode : 0);
+    if ((e.vector & 31) === PF) v.write(F.EXITINFO2, e.linear >>> 0);
     return SvmExit.EXCP_BASE + (e.vector & 31);
   }
 
@@ -471,8 +523,7 @@ export class SvmKernelExtension implements SvmExtension {
         v.write(F.NRIP, nextRip(s, e.instrLen));
         return;
       case SvmExit.SWINT:
-        // Decode assist (APM 15.33): EXITINFO1 = the INTn vector.
-        v.write(F.EXITINFO1, e.vector & 0xff);
+        // EXITINFO1 = the vector only with decode assists (APM 15.33.2), not reported: 0.
         v.write(F.NRIP, nextRip(s, e.instrLen));
         return;
       case SvmExit.IOIO: {
@@ -497,8 +548,7 @@ export class SvmKernelExtension implements SvmExtension {
         v.write(F.NRIP, nextRip(s, e.instrLen));
         return;
       case SvmExit.INVLPG:
-        // Decode assist (APM 15.33): EXITINFO1 = the linear address operand.
-        v.write(F.EXITINFO1, e.linear >>> 0);
+        // EXITINFO1 = the linear address only with decode assists (APM 15.33.3): 0.
         v.write(F.NRIP, nextRip(s, e.instrLen));
         return;
       case SvmExit.RDTSC: case SvmExit.RDPMC: case SvmExit.INVD: case SvmExit.PAUSE: case SvmExit.WBINVD:
@@ -513,20 +563,19 @@ export class SvmKernelExtension implements SvmExtension {
       case SvmExit.TASK_SWITCH: {
         // EXITINFO1 = the target TSS selector; EXITINFO2 = source bits and the error code of
         // an event that reached a task gate (TaskSwitchInfoHi). No nRIP: not an instruction
-        // intercept (a task switch may come from an event).
+        // intercept (a task switch may come from an event). Bit 48 = the EFLAGS.RF the switch
+        // would save in the outgoing TSS (APM 15.14.1): 1 for a fault through a task gate.
         let hi = e.tsSource === TaskSwitchSource.Iret ? TaskSwitchInfoHi.IRET : e.tsSource === TaskSwitchSource.Jmp ? TaskSwitchInfoHi.JMP : 0;
         if (e.tsHasErrorCode) hi |= TaskSwitchInfoHi.HAS_ERROR_CODE;
+        if (e.tsRf === true) hi |= 1 << 16; // EXITINFO2 bit 48
         v.write(F.EXITINFO1, e.tsSelector & 0xffff);
         v.write64(F.EXITINFO2, e.tsHasErrorCode ? e.tsErrorCode : 0, hi);
         return;
       }
       default:
         if (code >= SvmExit.CR_READ_BASE && code < SvmExit.EXCP_BASE || code === SvmExit.CR0_SEL_WRITE) {
-          // Decode assist (APM 15.33): MOV CR/DR sets EXITINFO1 bit 63 and the GPR in 3:0;
-          // LMSW (selective CR0 write) and CLTS leave it 0.
-          const gpr = code >= SvmExit.DR_READ_BASE && code < SvmExit.EXCP_BASE ? e.drGpr
-            : e.crAccessType === CrAccessType.MovToCr || e.crAccessType === CrAccessType.MovFromCr ? e.crGpr : -1;
-          if (gpr >= 0) v.write64(F.EXITINFO1, gpr & 0xf, 0x8000_0000);
+          // EXITINFO1 bit 63 + GPR for MOV CR/DR (0 for SMSW/LMSW/CLTS) is a decode assist
+          // (APM 15.33.1), not reported: EXITINFO1 stays 0 (the VMM decodes the instruction at RIP).
           v.write(F.NRIP, nextRip(s, e.instrLen));
         }
         return;
@@ -704,6 +753,9 @@ function programIntercepts(v: Vmcb, ic: InterceptControls, gs: SvmGuest): void {
   ic.taskSwitchExit = (misc1 & Misc1.TASK_SWITCH) !== 0;
   ic.softIntBitmap = misc1 & Misc1.INTN ? ALL_SOFT_INTS : null;
   ic.exceptionBitmap = v.read(F.INTERCEPT_EXCEPTIONS) >>> 0;
+  // APM 15.12: DR6 is updated as the #DB would update it before the #DB intercept (Intel
+  // leaves it alone, SDM 27.1; the core's default). The core keeps DR6: no VMCB field reaches it.
+  ic.dbExitSetsDr6 = true;
 }
 
 /** State-save area (+ GPRs from guestControl; RAX and RSP live in the VMCB) → state. */

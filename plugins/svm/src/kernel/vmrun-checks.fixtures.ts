@@ -64,6 +64,8 @@ export const BROKEN_ROWS: BrokenRow[] = [
   { check: "eventinj.type", breakIt: (v) => v.write(F.EVENTINJ, (EventInj.V | (1 << EventInj.TYPE_SHIFT) | 0x20) >>> 0) },
   { check: "eventinj.exception-vector", breakIt: (v) => v.write(F.EVENTINJ, (EventInj.V | (3 << EventInj.TYPE_SHIFT) | 2) >>> 0) },
   { check: "asid.zero", breakIt: (v) => v.write(F.GUEST_ASID, 0) },
+  // PAT power-on value 0007040600070406h with PA6 (byte 6) made type 2 (reserved).
+  { check: "g-pat.invalid", breakIt: (v) => v.write64(F.G_PAT, 0x00070406, 0x00020406) },
   { check: "hvkit.np-enable", breakIt: (v) => v.setBits(B.NP_ENABLE, 0) },
   { check: "hvkit.n-cr3", breakIt: (v) => v.write(F.N_CR3, v.read(F.N_CR3) + 0x1000) },
   {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { EventInj, F } from "../vmcb.js";
+import { B, EventInj, F } from "../vmcb.js";
 import { SOFT_SVM_CAPS, VMRUN_CHECKS, firstFailedCheck, type VmrunEnv } from "./vmrun-checks.js";
 import { BROKEN_ROWS, LONG_MODE_CAPS, validVmcb } from "./vmrun-checks.fixtures.js";
 
@@ -33,6 +33,20 @@ describe("VMRUN consistency checks (APM 15.5.1)", () => {
     expect(firstFailedCheck(v, env)).toBe(-1);
     v.write(F.CR0, 0x40000010);
     expect(firstFailedCheck(v, env)).toBe(-1);
+  });
+
+  it("G_PAT: every legal type (UC, WC, WT, WP, WB, UC-) passes; type 8 or a reserved type fails; without NP_ENABLE it is not loaded", () => {
+    const env = { caps: SOFT_SVM_CAPS, gpspacePaddr: GPSPACE_PADDR };
+    const v = validVmcb(GPSPACE_PADDR);
+    v.write64(F.G_PAT, 0x05040100, 0x07060504);
+    expect(firstFailedCheck(v, env)).toBe(-1);
+    const gpat = VMRUN_CHECKS.find((c) => c.name === "g-pat.invalid")!;
+    for (const [lo, hi] of [[0x08, 0], [0, 0x0300_0000], [0x0000_4000, 0]] as const) {
+      v.write64(F.G_PAT, lo, hi);
+      expect(gpat.violated(v, env), `${hi.toString(16)}:${lo.toString(16)}`).toBe(true);
+    }
+    v.setBits(B.NP_ENABLE, 0);
+    expect(gpat.violated(v, env)).toBe(false);
   });
 
   it("accepts injected #BP (vector 3) and a valid external interrupt", () => {

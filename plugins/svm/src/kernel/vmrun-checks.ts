@@ -19,8 +19,9 @@ export interface SvmCaps {
 export const SOFT_SVM_CAPS: SvmCaps = {
   longMode: false,
   physAddrBits: 32,
-  // VME, PVI, TSD, DE, PSE, PAE, MCE, PGE, PCE, OSFXSR, OSXMMEXCPT (APM 3.1.3).
-  cr4Supported: 0x7ff,
+  // VME, PVI, TSD, DE, PSE, PAE, MCE, PGE, PCE, OSFXSR, OSXMMEXCPT, and OSXSAVE (18), which
+  // the core takes while its CPUID reports XSAVE (APM 3.1.3). The core exports no CR4 mask.
+  cr4Supported: 0x407ff,
 };
 
 export interface VmrunEnv {
@@ -92,6 +93,15 @@ function eventInjValid(v: Vmcb): boolean {
 
 function eventInjType(v: Vmcb): number {
   return (v.read(F.EVENTINJ) & EventInj.TYPE_MASK) >>> EventInj.TYPE_SHIFT;
+}
+
+/** Four PAT fields (one dword of the PAT MSR) hold only the types UC 0, WC 1, WT 4, WP 5, WB 6, UC- 7 (APM 7.8.1). */
+function patValid(dword: number): boolean {
+  for (let i = 0; i < 4; i++) {
+    const t = (dword >>> (8 * i)) & 0xff;
+    if (t > 7 || t === 2 || t === 3) return false;
+  }
+  return true;
 }
 
 /** The checks, in order. Index + 1 is reported in EXITINFO1 of VMEXIT_INVALID (hvkit diagnostic). */
@@ -197,6 +207,11 @@ export const VMRUN_CHECKS: readonly VmrunCheck[] = [
     name: "asid.zero",
     rule: "APM 15.5.1: ASID is equal to zero",
     violated: (v) => v.read(F.GUEST_ASID) === 0,
+  },
+  {
+    name: "g-pat.invalid",
+    rule: "APM 15.25.4: with NP_ENABLE, VMRUN loads G_PAT as the guest's PAT: a PAn field with a reserved type (2, 3) or reserved bits 7:3 set (APM 7.8.1) is illegal state",
+    violated: (v) => v.bits(B.NP_ENABLE) !== 0 && (!patValid(v.read(F.G_PAT)) || !patValid(v.readHi(F.G_PAT))),
   },
   // --- rules of this kernel (not the APM's) ---
   {

@@ -6,7 +6,10 @@
 // VmExit union, one reused object per kind. Instruction exits are completed at the
 // next run() (KVM-like): IN data into AL/AX/EAX, CPUID results into EAX-EDX, RIP to
 // nRIP. String I/O (INS/OUTS, REP) runs through the shared IoAssist against the PIO
-// bus and guest memory, and is reported as one `io` exit with `count` (README).
+// bus and guest memory, and is reported as one `io` exit with `count` (README); nested
+// page faults on MMIO (`npt: true`) run through the MemAssist and are reported as one
+// `mmio` exit with `count`. Task switches (TASK_SWITCH intercept) are performed with the
+// shared TaskSwitchAssist and the guest re-entered.
 import { inject, injectable, type InjectionToken } from "tsyringe";
 import { MapPerm, NestedFormat, identityTablesBytes, writeIdentityTables } from "../../../../src/kernel/api.js";
 import { GUEST_FRAME_BYTES, GuestControlWord, GuestFrameRole, ObjType, PendingEvent, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls } from "../../../../src/kernel/api.js";
@@ -14,7 +17,11 @@ import {
   MemAssist,
   MemAssistStatus,
   IoAssist,
+  IoAssistStatus,
   StateParts,
+  TaskSwitchAssist,
+  TaskSwitchOutcome,
+  faultSetsRf,
   Tokens,
   newStringIo,
   busPortAccess,
@@ -23,6 +30,7 @@ import {
   type GuestMemory,
   type PortAccess,
   type StringIo,
+  type TaskGateEvent,
   type CpuidExit,
   type EntryFailureExit,
   type ExceptionExit,
@@ -30,6 +38,7 @@ import {
   type InterruptWindowExit,
   type IoExit,
   type MachineCaps,
+  type MmioExit,
   type MsrExit,
   type PreemptExit,
   type ShutdownExit,
@@ -38,9 +47,9 @@ import {
   type VcpuEvent,
   type VmExit,
 } from "../../../../src/monitor/api.js";
-import { Activity, EventType, Gpr, Interruptibility, type AccessSize, type X86State } from "../../../../src/x86/types.js";
+import { Activity, EventType, Gpr, Interruptibility, TaskSwitchSource, type AccessSize, type X86State } from "../../../../src/x86/types.js";
 import { resetState } from "../../../../src/x86/state.js";
-import { B, Efer, EventInj, F, IoioInfo, Misc1, Misc2, SvmExit, Vmcb, VMCB_BYTES } from "../vmcb.js";
+import { B, Efer, EventInj, EventInjType, F, IoioInfo, Misc1, Misc2, SvmExit, TaskSwitchInfoHi, Vmcb, VMCB_BYTES } from "../vmcb.js";
 import { VMRUN_CHECKS } from "../kernel/vmrun-checks.js";
 
 /** A host-side problem setting up or running the SVM vCPU (never caused by the guest). */
@@ -48,13 +57,15 @@ export class SvmBackendError extends Error {
   override readonly name = "SvmBackendError";
 }
 
-const EFLAGS_IF = 1 << 9, EFLAGS_DF = 1 << 10, EFLAGS_VM = 1 << 17;
+const EFLAGS_IF = 1 << 9, EFLAGS_DF = 1 << 10, EFLAGS_RF = 1 << 16, EFLAGS_VM = 1 << 17;
 const CR0_PE = 1;
 /** VMCB segment records in x86 Sreg order (ES, CS, SS, DS, FS, GS), as EXITINFO1.SEG numbers them. */
 const SREG_FIELDS = [F.ES, F.CS, F.SS, F.DS, F.FS, F.GS] as const;
 /** Exceptions that push an error code in protected mode (APM 8.2); none do in real mode. */
 const ERROR_CODE_VECTORS = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 17) | (1 << 21) | (1 << 29) | (1 << 30);
 const SIZE_MASK = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
+/** #VMEXIT(NPF) EXITINFO1 has the #PF error-code format (APM 15.25.6): bit 1 = write access. */
+const NPF_ERR_WRITE = 1 << 1;
 
 /** The intercepts this backend always sets (APM 15.9; INTR and SHUTDOWN are required by the hvkit kernel). */
 export const SVM_BACKEND_MISC1 = Misc1.INTR | Misc1.CPUID | Misc1.HLT | Misc1.IOIO_PROT | Misc1.SHUTDOWN;
@@ -121,6 +132,9 @@ for (let code = 0; code < 0x100; code++) {
   if (name !== null) UNHANDLED_MESSAGES.set(code, `SVM exit 0x${code.toString(16)} (${name}) has no VmExit kind in this backend`);
 }
 
+/** The `unhandled` message of a task-switch exit on a backend built without the GuestMemory. */
+const TASK_SWITCH_NO_MEMORY = "SVM exit 0x7d (task switch): the task-switch assist needs the GuestMemory";
+
 /** Options of the svm plugin that the backend reads (index.ts registers them). */
 export interface SvmBackendOptions {
   /**
@@ -134,7 +148,7 @@ export interface SvmBackendOptions {
 export const SvmBackendOptions: InjectionToken<SvmBackendOptions> = Symbol.for("hvkit:svm:BackendOptions");
 /** Default when no options are registered (see README "Nested paging"). */
 export const SVM_DEFAULT_OPTIONS: SvmBackendOptions = { npt: false };
-/** MMIO instructions one run() may complete through the MemAssist before it returns. */
+/** Exits one run() may handle itself (performed task switches) before it returns. */
 const ASSISTS_PER_RUN = 256;
 
 @injectable()
@@ -168,12 +182,17 @@ export class SvmBackend implements VcpuBackend {
   private readonly exceptionExit: ExceptionExit = { kind: "exception", vector: 0, errorCode: 0, hasErrorCode: false };
   private readonly entryFailureExit: EntryFailureExit = { kind: "entry-failure", code: SvmExit.INVALID, message: "" };
   private readonly msrExit: MsrExit = { kind: "msr", write: false, index: 0, lo: 0, hi: 0 };
-  private readonly unhandledExit: UnhandledExit = { kind: "unhandled", code: 0, message: "" };
+  private readonly unhandledExit: UnhandledExit = { kind: "unhandled", code: 0, message: "", internal: undefined };
+  /** A nested page fault the MemAssist performed (count set: the run loop only counts it). */
+  private readonly mmioExit: MmioExit = { kind: "mmio", gpa: 0, size: 1, write: false, data: 0, count: 0 };
   private readonly stringIoExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0, count: 0 };
   private readonly stringIo: StringIo = newStringIo();
   private readonly ioAssist = new IoAssist();
   /** With `npt: true`: MMIO instructions behind nested page faults. */
   private memAssist: MemAssist | null = null;
+  /** Built at the first TASK_SWITCH exit (it needs the GuestMemory). */
+  private taskAssist: TaskSwitchAssist | null = null;
+  private readonly taskEvent: TaskGateEvent = { type: EventType.ExtInt, vector: 0, errorCode: 0, hasErrorCode: false };
   private readonly portAccess: PortAccess | null;
   private readonly scratchTable = { base: 0, limit: 0 };
 
@@ -216,6 +235,8 @@ export class SvmBackend implements VcpuBackend {
     v.write(F.GUEST_ASID, SVM_BACKEND_ASID);
     // Guest memory is the GuestPhysSpace: nested paging, N_CR3 as the kernel filled it at setup.
     v.setBits(B.NP_ENABLE, 1);
+    // With nested paging VMRUN loads the guest's PAT from G_PAT (checked: g-pat.invalid): the reset value (APM 7.8.2).
+    v.write64(F.G_PAT, 0x00070406, 0x00070406);
     if (options.npt) this.enableNpt(mmio);
     // The power-on state (APM 14.1.3) until a BootContribution sets its own.
     this.setState(resetState(), StateParts.All);
@@ -226,8 +247,8 @@ export class SvmBackend implements VcpuBackend {
   }
 
   run(): VmExit {
-    // A nested page fault the MemAssist completed needs no monitor: re-enter at once, but
-    // return a preempt exit after a batch so a guest that only touches MMIO still yields.
+    // A task switch the assist performed needs no monitor: re-enter at once, but return a
+    // preempt exit after a batch so a guest looping through faulting switches still yields.
     for (let n = 0; n < ASSISTS_PER_RUN; n++) {
       const exit = this.runOnce();
       if (exit !== null) return exit;
@@ -253,25 +274,127 @@ export class SvmBackend implements VcpuBackend {
 
   /**
    * #VMEXIT(NPF) (APM 15.25.6): outside RAM it is MMIO; the MemAssist performs the
-   * instruction against the bus and moves the registers, and an exception it raises is
-   * injected. An NPF while delivering an event (EXITINTINFO valid) is not emulated.
+   * instruction against the bus and moves the registers, and the exit is returned as an
+   * `mmio` exit with `count` (for the statistics; the run loop does not dispatch it again);
+   * an exception the assist raises is injected (count 0). During an event's delivery
+   * (EXITINTINFO valid, APM 15.7.2) the faulting access is the delivery's own (IDT/IVT
+   * entry, stack push, guest page table): on MMIO it cannot be emulated (there is no
+   * instruction to assist): `unhandled` with `internal: "delivery-event"` (KVM's
+   * KVM_INTERNAL_ERROR_DELIVERY_EV); on RAM the fault is the nested tables' (not this
+   * backend's identity tables): `unhandled`, and the event stays queued (decodeExit) and
+   * is re-injected through EVENTINJ at the next run(), after the monitor fixed the tables.
    */
   private nestedPageFault(): VmExit | null {
     const v = this.vmcb;
     const gpa = v.read(F.EXITINFO2);
     const assist = this.memAssist;
-    if (assist === null || (v.read(F.EXITINTINFO) & EventInj.V) !== 0 || v.readHi(F.EXITINFO2) !== 0 || gpa < this.memory!.size) {
+    const mmio = v.readHi(F.EXITINFO2) !== 0 || (this.memory !== undefined && gpa >= this.memory.size);
+    const intInfo = v.read(F.EXITINTINFO);
+    if (mmio && (intInfo & EventInj.V) !== 0) {
+      const e = this.unhandled(SvmExit.NPF, `event delivery accessed MMIO at guest-physical 0x${gpa.toString(16)}: `
+        + `vector ${intInfo & EventInj.VECTOR_MASK} (EXITINTINFO 0x${(intInfo >>> 0).toString(16)}); the guest's IDT/IVT or stack `
+        + "is outside RAM (KVM: KVM_INTERNAL_ERROR_DELIVERY_EV)");
+      e.internal = "delivery-event";
+      return e;
+    }
+    if (assist === null || !mmio) {
       return this.unhandled(SvmExit.NPF, `nested page fault at guest-physical 0x${gpa.toString(16)}, error code 0x${v.read(F.EXITINFO1).toString(16)}`);
     }
     const s = this.getState(StateParts.All);
     const st = assist.run(s, gpa);
     if (st === MemAssistStatus.Unsupported) return this.unhandled(SvmExit.NPF, `MMIO at 0x${gpa.toString(16)}: ${assist.message}`);
     this.setState(s, StateParts.Gprs | StateParts.Basic);
+    const e = this.mmioExit;
+    e.gpa = gpa;
+    e.write = (v.read(F.EXITINFO1) & NPF_ERR_WRITE) !== 0;
+    e.count = 0;
     if (st === MemAssistStatus.Exception) {
       if (assist.vector === 14) v.write(F.CR2, assist.cr2 >>> 0);
       this.inject({ type: EventType.HardwareException, vector: assist.vector, errorCode: assist.hasErrorCode ? assist.errorCode : undefined });
+    } else {
+      e.count = assist.count;
+    }
+    return e;
+  }
+
+  /**
+   * #VMEXIT(TASK_SWITCH) (APM 15.14.1, 15.9): the switch has not begun. EXITINFO1 = the new
+   * TSS selector; EXITINFO2 bit 36 = IRET, bit 38 = JMP, neither for a far CALL or a task
+   * gate, bit 44 + bits 31:0 = the error code of an event reaching a gate. EXITINTINFO valid
+   * means a task gate of the IDT: it names the event, which the switch itself delivers (its
+   * error code pushed on the new stack, APM 12.3.2), so it is consumed here and not
+   * re-injected. A software event (TYPE 4, or TYPE 3 with nRIP set: INT3/INTO/ICEBP) raised
+   * by an instruction has nRIP ≠ 0; the assist executes that instruction again. The state
+   * comes from the VMCB and guestControl and goes back there. A fault the switch raises
+   * (#TS, #NP, #SS, #GP, #PF, or #DF when it combines with the event) is injected through
+   * EVENTINJ into the guest's IDT; EVENTINJ is not subject to exception intercepts (APM
+   * 15.20), so a fault whose intercept is set becomes the exception exit the processor's
+   * own switch would have given (interceptedFault).
+   * EXITINFO2 bit 48 (the RF the outgoing TSS would get) adds nothing here: it is the VMCB's
+   * live RFLAGS.RF, or 1 for a fault-class event through a gate, which the assist sets itself.
+   */
+  private taskSwitch(): VmExit | null {
+    const v = this.vmcb, memory = this.memory;
+    if (memory === undefined) return this.unhandled(SvmExit.TASK_SWITCH, TASK_SWITCH_NO_MEMORY);
+    const assist = this.taskAssist ??= new TaskSwitchAssist(memory, this.caps.guestFeatures);
+    const hi = v.readHi(F.EXITINFO2);
+    let source = hi & TaskSwitchInfoHi.IRET ? TaskSwitchSource.Iret : hi & TaskSwitchInfoHi.JMP ? TaskSwitchSource.Jmp : TaskSwitchSource.Call;
+    let event: TaskGateEvent | null = null;
+    let insnLen = 0;
+    const info = this.reinjectLo, infoHi = this.reinjectHi, infoRip = this.reinjectRip;
+    if (source === TaskSwitchSource.Call && (info & EventInj.V) !== 0) {
+      source = TaskSwitchSource.Gate;
+      const ev = this.taskEvent, nrip = this.reinjectRip;
+      const type = (info & EventInj.TYPE_MASK) >>> EventInj.TYPE_SHIFT;
+      ev.vector = info & EventInj.VECTOR_MASK;
+      ev.hasErrorCode = (info & EventInj.EV) !== 0;
+      ev.errorCode = ev.hasErrorCode ? this.reinjectHi >>> 0 : 0;
+      // EVENTINJ/EXITINTINFO types equal EventType's for INTR, NMI, exception and INTn; an
+      // exception with nRIP is INT3/INTO (#BP/#OF) or ICEBP (#DB), the instruction's event.
+      ev.type = type === EventInjType.EXCEPTION && nrip !== 0
+        ? (ev.vector === 1 ? EventType.PrivilegedSoftwareException : EventType.SoftwareException)
+        : type as EventType;
+      if (nrip !== 0) insnLen = ((nrip - v.read(F.RIP)) >>> 0) || 1;
+      event = ev;
+      this.reinjectLo = 0; // delivered by the switch: never re-injected
+    }
+    const s = this.getState(StateParts.All);
+    const outcome = assist.perform(s, source, event, insnLen);
+    this.setState(s, StateParts.All);
+    if (outcome === TaskSwitchOutcome.Shutdown) return this.shutdownExit;
+    if (outcome === TaskSwitchOutcome.Fault) {
+      const f = assist.fault;
+      if ((v.read(F.INTERCEPT_EXCEPTIONS) & (1 << f.vector)) !== 0) return this.interceptedFault(info, infoHi, infoRip);
+      if (f.vector === 14) v.write(F.CR2, f.cr2);
+      // The processor pushes RF = 1 for a fault; EVENTINJ delivers the EFLAGS it finds.
+      if (faultSetsRf(f.vector)) v.write(F.RFLAGS, (v.read(F.RFLAGS) | EFLAGS_RF) >>> 0);
+      this.inject({ type: EventType.HardwareException, vector: f.vector, errorCode: f.hasErrorCode ? f.errorCode : undefined });
     }
     return null;
+  }
+
+  /**
+   * A fault of a performed task switch whose exception intercept is set: the VMCB gets the
+   * exit the processor gives for it (APM 15.12: EXITCODE 40h + vector, EXITINFO1 = error
+   * code, EXITINFO2 = the address of a #PF, CR2 unchanged; EXITINTINFO = the gate's event
+   * when the fault interrupted its delivery, nRIP its return address for a software one,
+   * APM 15.7.2), and that event is queued for re-injection again as for any such exit.
+   */
+  private interceptedFault(info: number, infoHi: number, infoRip: number): VmExit {
+    const v = this.vmcb, f = this.taskAssist!.fault, e = this.exceptionExit;
+    v.setExitCode(SvmExit.EXCP_BASE + f.vector);
+    v.write64(F.EXITINFO1, f.hasErrorCode ? f.errorCode : 0, 0);
+    v.write64(F.EXITINFO2, f.vector === 14 ? f.cr2 : 0, 0);
+    if (f.duringEvent) {
+      v.write64(F.EXITINTINFO, info, infoHi);
+      v.write(F.NRIP, infoRip);
+      this.reinjectLo = info; this.reinjectHi = infoHi; this.reinjectRip = infoRip;
+    } else {
+      v.write64(F.EXITINTINFO, 0, 0);
+      v.write(F.NRIP, 0);
+    }
+    e.vector = f.vector; e.errorCode = f.hasErrorCode ? f.errorCode : 0; e.hasErrorCode = f.hasErrorCode;
+    return e;
   }
 
   private runOnce(): VmExit | null {
@@ -335,12 +458,14 @@ export class SvmBackend implements VcpuBackend {
   }
 
   /**
-   * Posts a physical NMI or INIT to the guest's processor (GuestControlWord.PendingEvents):
-   * at the next VMRUN it exits 61h / 63h when NMI / INIT is intercepted; an unintercepted
-   * NMI is delivered through vector 2 once the guest is not NMI-blocked; an unintercepted
-   * INIT stays pending (the kernel does not reset a guest CPU).
+   * Posts a physical SMI, NMI or INIT to the guest's processor
+   * (GuestControlWord.PendingEvents), recognised at the next VMRUN: exits 62h / 61h / 63h
+   * when intercepted. Unintercepted: an SMI is the host's (no SMM: consumed, nothing
+   * visible); an NMI is delivered through vector 2 once the guest is not NMI-blocked; an
+   * INIT becomes #SX (vector 30, error code 1: VM_CR.R_INIT, APM 15.21.8), an `exception`
+   * exit when exception 30 is intercepted.
    */
-  post(event: PendingEvent.Nmi | PendingEvent.Init): void {
+  post(event: PendingEvent.Nmi | PendingEvent.Init | PendingEvent.Smi): void {
     const r = this.regs;
     if (r.length <= GuestControlWord.PendingEvents) throw new RangeError("svm backend: the guestControl mapping is too short to hold PendingEvents");
     r[GuestControlWord.PendingEvents] = (r[GuestControlWord.PendingEvents]! | event) >>> 0;
@@ -405,6 +530,8 @@ export class SvmBackend implements VcpuBackend {
       }
       case SvmExit.NPF:
         return this.nestedPageFault();
+      case SvmExit.TASK_SWITCH:
+        return this.taskSwitch();
       case SvmExit.SHUTDOWN:
         return this.shutdownExit;
       case SvmExit.INTR:
@@ -435,11 +562,14 @@ export class SvmBackend implements VcpuBackend {
   /**
    * INS/OUTS (EXITINFO1.STR, APM 15.10.2): the IoAssist moves the data now; RIP goes to
    * EXITINFO2 at the next run only if the REP count is used up, otherwise the guest
-   * re-executes the instruction and exits again (interruptible REP).
+   * re-executes the instruction and exits again (interruptible REP). The assist gets the
+   * guest state (StringIo.guest): segment checks and, with CR0.PG, the guest page walk; a
+   * fault it raises (#GP/#SS(0), #PF with CR2) is injected at the instruction, after the
+   * elements before it moved.
    */
   private stringIoExitFor(code: number, info: number): VmExit {
     const port = this.portAccess, memory = this.memory, v = this.vmcb;
-    const why = stringIoUnsupported(port !== null, memory !== undefined, v.read(F.CR0));
+    const why = stringIoUnsupported(port !== null, memory !== undefined, v.read(F.CR0), true);
     if (why !== undefined) return this.unhandled(code, why);
     const op = this.stringIo, t = this.scratchTable;
     op.size = info & IoioInfo.SZ8 ? 1 : info & IoioInfo.SZ16 ? 2 : 4;
@@ -448,13 +578,23 @@ export class SvmBackend implements VcpuBackend {
     op.port = info >>> IoioInfo.PORT_SHIFT;
     op.addrSize = (info & IoioInfo.A32) !== 0 ? 4 : 2;
     const seg = (info >>> IoioInfo.SEG_SHIFT) & 7;
+    op.srcSeg = seg < 6 ? seg : 3;
+    op.guest = this.getState(StateParts.All);
     v.readTable(F.ES, t);
     op.esBase = t.base;
     if (op.in) op.srcBase = t.base;
     else { v.readTable(SREG_FIELDS[seg < 6 ? seg : 3]!, t); op.srcBase = t.base; }
     op.df = (v.read(F.RFLAGS) & EFLAGS_DF) !== 0;
-    const e = this.stringIoExit;
-    this.ioAssist.runOnGuest(op, memory!, port!, this.regs, e);
+    const e = this.stringIoExit, assist = this.ioAssist;
+    const st = assist.runOnGuest(op, memory!, port!, this.regs, e);
+    if (st === IoAssistStatus.Unsupported) return this.unhandled(code, assist.message);
+    if (st === IoAssistStatus.Exception) {
+      // The faulting element was not started; RIP stays on the instruction (completion None).
+      if (assist.vector === 14) v.write(F.CR2, assist.cr2 >>> 0);
+      if (faultSetsRf(assist.vector)) v.write(F.RFLAGS, (v.read(F.RFLAGS) | EFLAGS_RF) >>> 0);
+      this.inject({ type: EventType.HardwareException, vector: assist.vector, errorCode: assist.hasErrorCode ? assist.errorCode : undefined });
+      return e;
+    }
     if (op.done) {
       this.completion = Completion.IoOut; // only RIP moves
       this.completionRip = v.read(F.EXITINFO2); // APM 15.10.2: the next rIP
@@ -467,6 +607,7 @@ export class SvmBackend implements VcpuBackend {
   private unhandled(code: number, message: string): UnhandledExit {
     this.unhandledExit.code = code;
     this.unhandledExit.message = message;
+    this.unhandledExit.internal = undefined; // set again by the delivery-event path only
     return this.unhandledExit;
   }
 
