@@ -2,13 +2,14 @@
 // Run from the tsup build (vitest's module runner slows cross-module calls ~4x,
 // toolchain notes §7).
 import "reflect-metadata";
-import { X86Cpu, FlatMemory, realModeState, CpuExitReason } from "../src/x86/index.js";
+import { X86Cpu, FlatMemory, realModeState } from "../src/x86/index.js";
 import type { IoPorts } from "../src/x86/index.js";
 import { PioBus } from "../src/monitor/bus.js";
 import { ConsoleRecorder, VmConsole } from "../src/monitor/console.js";
 import { createMachine } from "../src/monitor/machine.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { benchPaging } from "./paging.js";
+import { measureMips } from "./mips.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -24,32 +25,12 @@ const LOOP = [
   0x01, 0xc8, 0x31, 0xc3, 0x46, 0x89, 0x05, 0x8b, 0x15, 0xd1, 0xe2, 0xe2, 0xf3, 0xeb, 0xf1,
 ];
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
-
 function benchCore(rounds: number, instructions: number): void {
   const mem = new FlatMemory(1 << 20);
   mem.bytes.set(LOOP, 0x10000);
   const cpu = new X86Cpu(mem, NO_IO);
   cpu.setState(realModeState(0x1000, 0));
-  cpu.run(1_000_000); // warm up the JIT
-  const mips: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    const reason = cpu.run(instructions);
-    const ns = Number(process.hrtime.bigint() - t0);
-    if (reason !== CpuExitReason.Budget) {
-      console.log(`core: the loop stopped early (reason ${reason}); figure not valid`);
-      return;
-    }
-    mips.push((instructions / ns) * 1000);
-  }
-  console.log(
-    `core: real-mode ALU/memory/LOOP guest: ${median(mips).toFixed(1)} MIPS median of ${rounds} ` +
-      `(min ${Math.min(...mips).toFixed(1)}, max ${Math.max(...mips).toFixed(1)}; ${instructions / 1e6}M instructions each)`,
-  );
+  measureMips(cpu, "real-mode ALU/memory/LOOP guest", rounds, instructions);
 }
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);

@@ -3,7 +3,8 @@
 // segments, CR0.PE|PG, CR3 -> 4 KiB identity page tables, the code page mapped at another
 // linear address), so the figure measures translation and the decoded/compiled fast path
 // alone, whatever state the descriptor-loading code is in.
-import { X86Cpu, FlatMemory, resetState, CpuExitReason } from "../src/x86/index.js";
+import { X86Cpu, FlatMemory, resetState } from "../src/x86/index.js";
+import { measureMips } from "./mips.js";
 import type { IoPorts } from "../src/x86/index.js";
 
 const NO_IO: IoPorts = { in: () => 0xffffffff, out: () => {} };
@@ -18,11 +19,6 @@ const LOOP32 = [
   0x01, 0xc8, 0x31, 0xc3, 0x46, 0x89, 0x07, 0x8b, 0x17, 0xd1, 0xe2, 0xe2, 0xf3, 0xeb, 0xf1,
 ];
 const PD = 0x10000, PT = 0x11000, CODE_PA = 0x100000, CODE_LA = 0x00800000, DATA_LA = 0x200000;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
 
 export function benchPaging(rounds: number, instructions: number): void {
   const mem = new FlatMemory(4 << 20);
@@ -41,20 +37,5 @@ export function benchPaging(rounds: number, instructions: number): void {
   s.cr0 = 0x80010011; s.cr3 = PD; s.edx = 0;
   s.eip = CODE_LA; s.edi = DATA_LA; s.esp = 0x8000;
   cpu.setState(s);
-  cpu.run(1_000_000); // warm up the JIT
-  const mips: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    const reason = cpu.run(instructions);
-    const ns = Number(process.hrtime.bigint() - t0);
-    if (reason !== CpuExitReason.Budget) {
-      console.log(`core: the paged loop stopped early (reason ${reason}, exit vector ${cpu.exit.vector}); figure not valid`);
-      return;
-    }
-    mips.push((instructions / ns) * 1000);
-  }
-  console.log(
-    `core: 32-bit protected mode with paging, same loop: ${median(mips).toFixed(1)} MIPS median of ${rounds} ` +
-      `(min ${Math.min(...mips).toFixed(1)}, max ${Math.max(...mips).toFixed(1)}; ${instructions / 1e6}M instructions each)`,
-  );
+  measureMips(cpu, "32-bit protected mode with paging, same loop", rounds, instructions);
 }
