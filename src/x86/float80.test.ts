@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BIG_P, DE, F80, IE, OE, PE, RC_DOWN, RC_NEAREST, RC_UP, RC_ZERO, UE, ZE, bigLn2, bigPi } from "./float80.js";
+import { BIG_P, DE, F80, IE, OE, PE, RC_DOWN, RC_NEAREST, RC_UP, RC_ZERO, UE, ZE, bigLn2, bigNorm, bigPi, bigTrigReduce } from "./float80.js";
 import { rng } from "./testing.js";
 
 const A = 0, B = 1, D = 2, D2 = 3;
@@ -367,5 +367,19 @@ describe("F80 big floats for the transcendentals", () => {
     expect(bigPi().e + BIG_P - 1).toBe(1); // 2^1 <= pi < 2^2
     expect(top128(bigLn2().m)).toBe("b17217f7d1cf79abc9e3b39803f2f6af");
     expect(bigLn2().e + BIG_P - 1).toBe(-1);
+  });
+
+  it("bigTrigReduce is exact modulo the 66-bit pi/2 (C90FDAA22168C234Ch * 2^-67), to the nearest multiple", () => {
+    // FLDPI's C90FDAA22168C235h * 2^-62 = 2 * pi66/2 + 2^-64 exactly.
+    const [q, s, r] = bigTrigReduce(bigNorm(0xc90fdaa22168c235n, -62));
+    expect([q, s, r.m, r.e + BIG_P - 1]).toEqual([2, 0, 1n << BigInt(BIG_P - 1), -64]);
+    // 3 pi66/2 + 1/8 reduces to quadrant 3, r = +1/8; pi66/2 - 1/8 to quadrant 1, r = -1/8.
+    const three = bigTrigReduce(bigNorm(3n * 0xc90fdaa22168c234cn + (1n << 64n), -67));
+    expect([three[0], three[1], three[2].e + BIG_P - 1]).toEqual([3, 0, -3]);
+    const below = bigTrigReduce(bigNorm(0xc90fdaa22168c234cn - (1n << 64n), -67));
+    expect([below[0], below[1], below[2].e + BIG_P - 1]).toEqual([1, 1, -3]);
+    // Under 1/2 nothing is subtracted.
+    const small = bigNorm(0x7fffn, -16);
+    expect(bigTrigReduce(small)).toEqual([0, 0, small]);
   });
 });

@@ -19,7 +19,7 @@
 // invalid operands (IE, indefinite result); pseudo-denormals are accepted as
 // denormals with exponent -16382 (DE).
 //
-// Not here: transcendental functions (fpu.ts, via float64).
+// The transcendentals use the BigInt big floats at the end of this file (not the slots).
 
 /** Exception flag bits, as in the status and control words (SDM 8.1.3, 8.1.5). */
 export const IE = 0x01, DE = 0x02, ZE = 0x04, OE = 0x08, UE = 0x10, PE = 0x20;
@@ -836,7 +836,7 @@ const F64 = new Float64Array(1);
 const F64_U32 = new Uint32Array(F64.buffer);
 
 // ---------------------------------------------------------------- big floats
-// The transcendentals (F2XM1, FYL2X, FYL2XP1, FPATAN) are evaluated on BigInt
+// The transcendentals (F2XM1, FYL2X, FYL2XP1, FPATAN, FSIN, FCOS, FSINCOS, FPTAN) are evaluated on BigInt
 // significands of BIG_P bits (series with well over 64 correct bits), then rounded once
 // to the 64-bit format. They allocate: acceptable for these rare, slow instructions.
 
@@ -943,4 +943,57 @@ export function bigAtan2(ay: Big, sx: number, ax: Big): Big {
   let a = yBig ? bigAtan(bigDiv(ax, ay)) : bigAtan(bigDiv(ay, ax));
   if (yBig) a = bigAdd({ m: bigPi().m, e: bigPi().e - 1 }, a, true);
   return sx ? bigAdd(bigPi(), a, true) : a;
+}
+
+// ---- FSIN, FCOS, FSINCOS, FPTAN (SDM Vol. 1 8.3.8, 8.3.10)
+// The reduction uses the x87's internal 66-bit pi, 0.C90FDAA2 2168C234 C h * 2^2 (SDM
+// Vol. 1 8.3.8), as the hardware does, not the exact pi: programs see Intel's results
+// (e.g. FSIN of double(pi) is 1.2246063538e-16, not sin's 1.2246467991e-16), and
+// code that uses the 66-bit pi as the SDM recommends gets consistent reductions. The
+// reduction itself is exact (BigInt), to the nearest multiple of pi66/2 (as FPREM1),
+// and the function of the reduced argument is evaluated to ~185 bits.
+
+/** pi66 / 2 = PI66 * 2^-67 (PI66 = 0xC90FDAA22168C234C, its two low bits zero). */
+const PI66 = 0xc90fdaa22168c234cn;
+
+/** |x| = q * pi66/2 + r exactly, q the nearest integer: [q mod 4, sign of r, |r|]. For finite |x| < 2^63. */
+export function bigTrigReduce(ax: Big): [number, number, Big] {
+  if (ax.m === 0n || ax.e + BIG_P - 1 < -1) return [0, 0, ax]; // |x| < 1/2 < pi66/4
+  const e = Math.min(ax.e, -67);
+  const x = ax.m << BigInt(ax.e - e), p = PI66 << BigInt(-67 - e);
+  const q = (2n * x + p) / (2n * p);
+  const r = x - q * p; // never 0: q * pi66/2 has more than 64 significant bits
+  return [Number(q & 3n), r < 0n ? 1 : 0, bigNorm(r < 0n ? -r : r, e)];
+}
+
+/** Just below v (by under one unit of its BIG_P-bit significand): a truncated series sum whose true value is smaller. */
+function below(v: Big): Big { return bigNorm((v.m << 1n) - 1n, v.e - 1); }
+
+/**
+ * The alternating Taylor series of sin (odd) or cos for 0 < r <= pi/4:
+ * t0 - t0 r^2/(k(k+1)) + ... When nothing was subtracted (r^2 below the precision
+ * kept) the result is taken just below the first term, where the true value lies.
+ */
+function trigSeries(r: Big, odd: boolean): Big {
+  const r2 = bigMul(r, r);
+  const t0 = odd ? r : bigInt(1);
+  let p = t0, pos = t0, negs: Big = { m: 0n, e: 0 };
+  for (let k = odd ? 2 : 1, n = 1; ; k += 2, n++) {
+    p = bigDiv(bigMul(p, r2), bigInt(k * (k + 1)));
+    if (negligible(p, pos)) break;
+    if (n & 1) negs = bigAdd(negs, p); else pos = bigAdd(pos, p);
+  }
+  return negs.m === 0n ? below(pos) : bigAdd(pos, negs, true);
+}
+/** sin(r), 0 < r <= pi/4. */
+export function bigSin(r: Big): Big { return trigSeries(r, true); }
+/** cos(r), 0 < r <= pi/4. */
+export function bigCos(r: Big): Big { return trigSeries(r, false); }
+/** tan(r) (or cot(r) when cot), 0 < r <= pi/4. */
+export function bigTan(r: Big, cot: boolean): Big {
+  // Below 2^-100, r^2/3 is beyond the precision kept: tan r lies just above r (the
+  // caller's sticky bit says so) and cot r = 1/r - r/3 just below 1/r.
+  if (r.e + BIG_P - 1 < -100) return cot ? below(bigDiv(bigInt(1), r)) : r;
+  const s = bigSin(r), c = bigCos(r);
+  return cot ? bigDiv(c, s) : bigDiv(s, c);
 }

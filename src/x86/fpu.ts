@@ -11,17 +11,18 @@
 // core checks it before decoding the operand; exec() checks again).
 //
 // Not emulated / precision notes:
-// - F2XM1 (|x| <= 1), FYL2X, FYL2XP1 (|x| < 1) and FPATAN are computed on 192-bit
-//   BigInt significands (float80.ts big floats) and rounded once per RC: the correctly
-//   rounded 64-bit result in practice (the hardware promises < 1 ulp). Zeros,
-//   infinities and out-of-domain arguments take the float64 path below.
-// - FPTAN, FSIN, FCOS, FSINCOS go through float64 (Math.*): about 53 correct bits, not
-//   the 64 of the hardware, and always PE; the special cases (NaN, infinities, zero,
-//   |x| >= 2^63) follow the SDM tables.
+// - F2XM1 (|x| <= 1), FYL2X, FYL2XP1 (|x| < 1), FPATAN, FSIN, FCOS, FSINCOS and FPTAN
+//   are computed on 192-bit BigInt significands (float80.ts big floats) and rounded
+//   once per RC (PC does not apply, SDM 8.1.5.2): the correctly rounded 64-bit result
+//   in practice (the hardware promises < 1 ulp, SDM 8.3.10). The trigonometric ones
+//   reduce |x| < 2^63 exactly by the x87's internal 66-bit pi (SDM 8.3.8), as Intel
+//   hardware does, so results near multiples of pi match the hardware, not the true
+//   sine (FSIN(FLDPI) = -2^-64). Zeros, infinities and out-of-domain arguments of
+//   F2XM1/FYL2X/FYL2XP1/FPATAN take the float64 path in transc().
 // - FISTTP is SSE3 (#UD on a P6). MMX state is not modelled (FXSAVE writes the x87
 //   part of the image; MXCSR and the XMM area are left as they are: no SSE).
 // - Reserved fields of the environment images are written as 0.
-import { BIG_P, Cls, DE, F80, IE, OE, PE, UE, ZE, bigAdd, bigAtan2, bigExp2m1, bigInt, bigLog2, bigLog2p1, bigMul, bigPi } from "./float80.js";
+import { BIG_P, Cls, DE, F80, IE, OE, PE, UE, ZE, bigAdd, bigAtan2, bigExp2m1, bigInt, bigLog2, bigLog2p1, bigMul, bigPi, bigCos, bigSin, bigTan, bigTrigReduce } from "./float80.js";
 import type { Big } from "./float80.js";
 import type { X87State } from "./types.js";
 
@@ -807,7 +808,8 @@ export class X87 {
   }
 
   /**
-   * Transcendentals through float64 (precision note in the header). kind: 0 F2XM1,
+   * Transcendentals: finite FSIN/FCOS/FSINCOS/FPTAN go to trig(), in-domain ones to
+   * transcBig(), the rest through float64 (header). kind: 0 F2XM1,
    * 1 FYL2X, 2 FPTAN, 3 FPATAN, 4 FYL2XP1, 5 FSINCOS, 6 FSIN, 7 FCOS.
    */
   private transc(kind: number): void {
@@ -833,6 +835,7 @@ export class X87 {
       return;
     }
     if (f.isDenormal(p0) || (two && f.isDenormal(p1))) f.exc |= DE;
+    if ((kind === 2 || kind >= 5) && c0 !== Cls.Inf) { this.trig(kind, p0, c0); return; }
     if (this.transcBig(kind, p0, p1, c0, c1)) {
       if (kind === 0) { this.commitTo(p0); return; }
       if (!this.commitTo(p1)) return;
@@ -840,9 +843,7 @@ export class X87 {
       return;
     }
     const x = f.toNumber(p0), y = two ? f.toNumber(p1) : 0;
-    let r = 0, r2 = 0, invalid = false, zdiv = false;
-    // FSIN/FCOS/FPTAN/FSINCOS: |x| >= 2^63 leaves ST0 and sets C2 (SDM Vol. 2 FSIN).
-    if ((kind === 2 || kind >= 5) && Number.isFinite(x) && Math.abs(x) >= 9223372036854775808) { this.setC2(true); return; }
+    let r = 0, invalid = false, zdiv = false;
     switch (kind) {
       case 0: r = Number.isFinite(x) ? Math.expm1(x * Math.LN2) : x > 0 ? x : -1; break;
       case 1: // y * log2(x)
@@ -854,22 +855,16 @@ export class X87 {
         if (x < -1 || (x === 0 && !Number.isFinite(y))) invalid = true;
         else r = y * (Math.log1p(x) / Math.LN2);
         break;
-      case 2: if (!Number.isFinite(x)) invalid = true; else { r = Math.tan(x); r2 = 1; } break;
       case 3: r = Math.atan2(y, x); break;
-      case 5: if (!Number.isFinite(x)) invalid = true; else { r = Math.sin(x); r2 = Math.cos(x); } break;
-      case 6: if (!Number.isFinite(x)) invalid = true; else r = Math.sin(x); break;
-      default: if (!Number.isFinite(x)) invalid = true; else r = Math.cos(x); break;
+      default: invalid = true; break; // FPTAN, FSINCOS, FSIN, FCOS of +-inf (finite ones: trig())
     }
     if (invalid) { f.exc |= IE; f.indefinite(S_R); f.indefinite(S_R2); }
     else if (zdiv) { f.exc |= ZE; f.fromNumber(S_R, r); }
     else {
       f.fromNumber(S_R, r);
-      if (kind === 2) f.fromNumber(S_R2, 1);
-      if (kind === 5) f.fromNumber(S_R2, r2);
       // Zeros and infinities out of FYL2X/FYL2XP1 are exact (a zero operand, log2(1), an infinite one).
       const exact = (kind === 0 && (x === 0 || !Number.isFinite(x))) || (kind === 3 && (y === 0 || (x === 0 && y === 0)))
-        || ((kind === 1 || kind === 4) && (r === 0 || !Number.isFinite(r)))
-        || ((kind === 5 || kind === 6 || kind === 2) && x === 0);
+        || ((kind === 1 || kind === 4) && (r === 0 || !Number.isFinite(r)));
       if (!exact) f.exc |= PE;
     }
     f.c1 = false;
@@ -884,6 +879,37 @@ export class X87 {
     if (kind === 2 || kind >= 5) this.setC2(false);
   }
   private commitTo(p: number): boolean { return this.commit(p); }
+
+  /**
+   * FSIN, FCOS, FSINCOS, FPTAN (kind 6, 7, 5, 2) of a finite ST0: reduced exactly by the
+   * x87's 66-bit pi (float80.ts bigTrigReduce; SDM Vol. 1 8.3.8), evaluated on big floats
+   * and rounded once per RC to 64 bits (PC does not apply, SDM 8.1.5.2); C1 = round-up
+   * of the value rounded for the new ST0 side (tan for FPTAN, cos for FSINCOS).
+   * |x| >= 2^63 sets C2 and changes nothing else (SDM Vol. 2 FSIN/FCOS/FSINCOS/FPTAN).
+   */
+  private trig(kind: number, p0: number, c0: Cls): void {
+    const f = this.f, s0 = f.signOf(p0);
+    if (c0 === Cls.Normal && f.expOf(p0) >= 0x3fff + 63) { this.setC2(true); return; }
+    if (c0 === Cls.Zero) { // exact: sin, tan = +-0, cos = +1 (SDM Vol. 2 tables)
+      f.set(S_R, kind === 7 ? 0 : s0, kind === 7 ? 0x3fff : 0, kind === 7 ? 0x80000000 : 0, 0);
+      f.set(S_R2, 0, 0x3fff, 0x80000000, 0);
+      f.c1 = false;
+    } else {
+      // |x| = q pi66/2 + rho, |rho| = r, sign sr: sin|x| = +-sin r (q even) or +-cos r,
+      // cos|x| = +-cos r (q even) or +-sin r, tan|x| = tan rho (q even) or -cot rho.
+      const [q, sr, r] = bigTrigReduce(f.bigOf(p0));
+      const odd = (q & 1) === 1, hi = q >> 1;
+      if (kind === 2) f.roundBig(S_R, s0 ^ sr ^ (odd ? 1 : 0), bigTan(r, odd), true);
+      else if (kind === 7) f.roundBig(S_R, odd ? sr ^ 1 ^ hi : hi, odd ? bigSin(r) : bigCos(r), true);
+      else f.roundBig(S_R, s0 ^ (odd ? hi : sr ^ hi), odd ? bigCos(r) : bigSin(r), true);
+      if (kind === 5) f.roundBig(S_R2, odd ? sr ^ 1 ^ hi : hi, odd ? bigSin(r) : bigCos(r), true);
+      else f.set(S_R2, 0, 0x3fff, 0x80000000, 0); // FPTAN's 1.0
+    }
+    const c1 = f.c1;
+    if (!this.commit(p0)) return;
+    if (kind === 2 || kind === 5) { this.push(S_R2); this.setC1(c1); }
+    this.setC2(false);
+  }
 
   /**
    * F2XM1, FYL2X, FYL2XP1 and FPATAN to the full 64 bits (float80.ts big floats, one
