@@ -63,13 +63,19 @@ export const enum SysErr {
   ExtensionInstalled = 14,
   /** VMX: a VMX instruction other than VMXON outside VMX operation (#UD, SDM 31.3). */
   NotInVmxOperation = 15,
+  /**
+   * VMX: VMLAUNCH/VMRESUME ended in a VMX abort (SDM 28.7), or the current VMCS is in the
+   * shutdown state a VMX abort leaves until VMCLEAR (the guest did not run); the abort
+   * indicator is in `ret.value` and at byte 4 of the VMCS region.
+   */
+  VmxAbort = 16,
 }
 
 /** Names for SysErr values, for messages. */
 export const SYS_ERR_NAMES: readonly string[] = [
   "ok", "cap-empty", "cap-wrong-type", "cap-no-right", "cap-stale", "cap-invalid", "cspace-full",
   "invalid-argument", "out-of-memory", "no-extension", "not-guest", "overlap", "vmfail-invalid",
-  "vmfail-valid", "extension-installed", "not-in-vmx-operation",
+  "vmfail-valid", "extension-installed", "not-in-vmx-operation", "vmx-abort",
 ];
 
 /**
@@ -79,7 +85,7 @@ export const SYS_ERR_NAMES: readonly string[] = [
 export interface SysRet {
   /** A new capability (copy, mint, retype). */
   cap: CPtr;
-  /** A scalar result (vmread), or the low 32 bits of a 64-bit one (rdmsrCap). */
+  /** A scalar result (vmread; the VMX-abort indicator with SysErr.VmxAbort), or the low 32 bits of a 64-bit one (rdmsrCap). */
   value: number;
   /** The high 32 bits of a 64-bit result (rdmsrCap). */
   valueHigh: number;

@@ -102,9 +102,11 @@ class RecordingVmx implements VmxExtension {
     (cur.ext as RecVmcs).fields.set(encoding, value);
     return SysErr.Ok;
   }
+  /** What vmlaunch returns (SysErr.VmxAbort stands for an extension's VMX abort, SDM 28.7). */
+  launchResult: SysErr = SysErr.Ok;
   vmlaunch(_dcb: DispatcherObject, _ret: SysRet): SysErr {
     this.calls.push("vmlaunch");
-    return SysErr.Ok;
+    return this.launchResult;
   }
   vmresume(_dcb: DispatcherObject, _ret: SysRet): SysErr {
     this.calls.push("vmresume");
@@ -821,6 +823,8 @@ describe("error codes", () => {
     t(w.sys.vmread(dcb, 0)); // VmFailInvalid
     ok(w.sys.vmptrld(dcb, vmcs));
     t(w.sys.vmwrite(dcb, VM_INSTRUCTION_ERROR, 0)); // VmFailValid
+    vmx.launchResult = SysErr.VmxAbort;
+    t(w.sys.vmlaunch(dcb)); // VmxAbort: the extension's result passes through unchanged
     ok(w.sys.vmxoff());
     t(w.sys.vmxoff()); // NotInVmxOperation
     while (w.sys.capCopy(w.ram) === SysErr.Ok);

@@ -263,9 +263,11 @@ export interface UnhandledExit {
    * Set when the backend stopped on a named internal error rather than an exit it does not
    * emulate. "delivery-event": an access to MMIO while the CPU was delivering an event (its
    * IDT, stack or TSS is outside RAM), KVM's KVM_INTERNAL_ERROR_DELIVERY_EV; the event stays
-   * pending (re-injected if the monitor runs the vCPU again).
+   * pending (re-injected if the monitor runs the vCPU again). "vmx-abort": the kernel reported
+   * a VMX abort (SDM 28.7, e.g. a bad VM-exit MSR area); the logical processor is in shutdown
+   * and every further run returns the same outcome.
    */
-  internal?: "delivery-event" | undefined;
+  internal?: "delivery-event" | "vmx-abort" | undefined;
 }
 
 /** A discriminated union; backends reuse one object per kind (no allocation per exit). */

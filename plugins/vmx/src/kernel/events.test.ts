@@ -6,10 +6,10 @@
 // 27.6, 28.2). A real-mode (unrestricted) guest with its IVT at 0.
 import { describe, expect, it } from "vitest";
 import { GuestControlWord, ObjType, PendingEvent, SysErr } from "../../../../src/kernel/api.js";
-import { testMachine, withVmcs, guestControlWords } from "../testing/machine.js";
+import { guestControlWords, guestEntry, testMachine, withVmcs, writeRealModeGuest } from "../testing/machine.js";
 import { ExitCtl, ExitReason, F, IntrInfo, Pin, Proc, Proc2 } from "../vmcs-fields.js";
 import { SOFT_CAPS } from "./caps.js";
-import { HOST_TIMER_VECTOR, pfExits, type VmcsState } from "./vmx-extension.js";
+import { HOST_TIMER_VECTOR, pfExits } from "./vmx-extension.js";
 
 const CODE = 0x1000;
 /** Every IVT entry points at 0000:HANDLERS + 4*vector, a HLT there. */
@@ -48,20 +48,13 @@ function machine(code: number[], setup: Setup = {}) {
   w(F.Proc2Controls, Proc2.EnableEpt | Proc2.UnrestrictedGuest | (setup.proc2 ?? 0));
   w(F.ExitControls, SOFT_CAPS.exit.mustBe1 | (setup.exit ?? 0));
   w(F.EntryControls, SOFT_CAPS.entry.mustBe1);
-  w(F.GuestCr0, setup.cr0 ?? 0x10); w(F.GuestRflags, 2); w(F.GuestRip, CODE); w(F.GuestRsp, STACK);
-  w(F.GuestCsAr, 0x9b); w(F.GuestCsLimit, 0xffff);
-  for (const enc of [F.GuestSsAr, F.GuestDsAr, F.GuestEsAr, F.GuestFsAr, F.GuestGsAr]) w(enc, 0x93);
-  for (const enc of [F.GuestSsLimit, F.GuestDsLimit, F.GuestEsLimit, F.GuestFsLimit, F.GuestGsLimit]) w(enc, 0xffff);
-  w(F.GuestTrAr, 0x8b); w(F.GuestLdtrAr, 0x10000); w(F.GuestIdtrLimit, 0x3ff);
+  writeRealModeGuest(w, CODE, setup.cr0 ?? 0x10); w(F.GuestRsp, STACK);
   for (const [enc, v] of setup.fields ?? []) w(enc, v);
   const r = setup.regs ?? {};
   gc[0] = r.eax ?? 0; gc[1] = r.ecx ?? 0; gc[2] = r.edx ?? 0; gc[3] = r.ebx ?? 0;
-  let launched = false;
+  const entry = guestEntry(m, dcb);
   const enter = () => {
-    expect(launched ? sys.vmresume(dcb) : sys.vmlaunch(dcb)).toBe(SysErr.Ok);
-    const failure = (m.ext.controls[0]!.ext as VmcsState).lastFailure;
-    expect(failure, failure?.check.name).toBeUndefined();
-    launched = true;
+    entry();
     return {
       reason: rd(F.ExitReason), qual: rd(F.ExitQualification), len: rd(F.ExitInstrLen), info: rd(F.ExitInstrInfo),
       // Signed, as the IntrInfo constants they are compared with.

@@ -90,7 +90,7 @@ function machine(code: number[], setup: Setup = {}) {
     const err = sys.vmlaunch(dcb);
     return { err, vmError: sys.ret.vmInstructionError, check: st().lastFailure?.check.name };
   };
-  return { m, sys, dcb, w, rd, st, launch, regs: g, areas: { entryLoad, exitStore, exitLoad } };
+  return { m, sys, dcb, vmcs, w, rd, st, launch, regs: g, areas: { entryLoad, exitStore, exitLoad } };
 }
 
 const RDMSR = [0x0f, 0x32], WRMSR = [0x0f, 0x30];
@@ -193,9 +193,10 @@ describe("VM-exit MSR-store and MSR-load areas (SDM 28.4, 28.6, 28.7)", () => {
     expect(g.st().view.abort).toBe(0);
   });
 
-  it("a store entry that fails (x2APIC index) is a VMX abort with indicator 1; the exit is still reported", () => {
+  it("a store entry that fails (x2APIC index) is a VMX abort with indicator 1: VMLAUNCH returns VmxAbort, the exit information is still written", () => {
     const g = machine([0x90], { exitStore: [[SYSENTER_CS, 0], [0x830, 0]], exitLoad: [[0x9b, 0]] });
-    g.launch();
+    expect(g.launch().err).toBe(SysErr.VmxAbort);
+    expect(g.sys.ret.value).toBe(VmxAbort.SaveGuestMsrs);
     expect(g.rd(F.ExitReason)).toBe(ExitReason.Hlt);
     expect(g.st().view.abort).toBe(VmxAbort.SaveGuestMsrs);
   });
@@ -221,16 +222,48 @@ describe("VM-exit MSR-store and MSR-load areas (SDM 28.4, 28.6, 28.7)", () => {
     ["reserved bits 63:32", [SYSENTER_CS, 0, 0, 2]],
   ] as const)("a host MSR-load entry naming %s is a VMX abort with indicator 4", (_n, bad) => {
     const g = machine([0x90], { exitLoad: [[SYSENTER_CS, 0], bad as Entry] });
-    g.launch();
+    expect(g.launch().err).toBe(SysErr.VmxAbort);
+    expect(g.sys.ret.value).toBe(VmxAbort.LoadHostMsrs);
     expect(g.rd(F.ExitReason)).toBe(ExitReason.Hlt);
     expect(g.st().view.abort).toBe(VmxAbort.LoadHostMsrs);
   });
 
-  it("a VM-entry failure processes the VM-exit MSR-load area (SDM 27.8)", () => {
+  it("a VM-entry failure processes the VM-exit MSR-load area (SDM 27.8); a failing entry there is a VMX abort", () => {
     const g = machine([0x90], { entryLoad: [[0x802, 0]], exitLoad: [[0x9b, 0]] });
-    g.launch();
+    expect(g.launch().err).toBe(SysErr.VmxAbort);
+    expect(g.sys.ret.value).toBe(VmxAbort.LoadHostMsrs);
     expect(g.rd(F.ExitReason)).toBe((FAIL | ExitReason.EntryFailMsrLoading) >>> 0);
     expect(g.st().view.abort).toBe(VmxAbort.LoadHostMsrs);
+  });
+
+  it("after a VMX abort the VMCS is in shutdown: VMRESUME and VMLAUNCH return VmxAbort without running the guest, also after VMPTRLD", () => {
+    // inc ax; hlt: each entry that runs the guest increments AX.
+    const g = machine([0x40], { exitStore: [[0x830, 0]] });
+    expect(g.launch().err).toBe(SysErr.VmxAbort);
+    expect([g.regs[0], g.rd(F.GuestRip)]).toEqual([1, CODE + 1]);
+    g.w(F.GuestRip, CODE);
+    g.w(F.ExitMsrStoreCount, 0); // the bad area is gone, but the processor stays in shutdown
+    g.sys.ret.value = 0;
+    expect(g.sys.vmresume(g.dcb)).toBe(SysErr.VmxAbort);
+    expect(g.sys.ret.value).toBe(VmxAbort.SaveGuestMsrs);
+    expect(g.sys.vmlaunch(g.dcb)).toBe(SysErr.VmxAbort);
+    expect(g.sys.vmptrld(g.dcb, g.vmcs)).toBe(SysErr.Ok);
+    expect(g.sys.vmresume(g.dcb)).toBe(SysErr.VmxAbort);
+    expect([g.regs[0], g.rd(F.GuestRip), g.rd(F.ExitReason)]).toEqual([1, CODE, ExitReason.Hlt]);
+    expect(g.st().view.abort).toBe(VmxAbort.SaveGuestMsrs);
+  });
+
+  it("VMCLEAR ends the shutdown and zeroes the abort indicator: the VMCS can be loaded and launched again", () => {
+    const g = machine([0x40], { exitStore: [[0x830, 0]] });
+    expect(g.launch().err).toBe(SysErr.VmxAbort);
+    expect(g.sys.vmclear(g.dcb, g.vmcs)).toBe(SysErr.Ok);
+    expect(g.st().view.abort).toBe(0);
+    expect(g.sys.vmptrld(g.dcb, g.vmcs)).toBe(SysErr.Ok);
+    expect(g.sys.vmresume(g.dcb)).toBe(SysErr.VmFailValid); // the launch state is clear
+    g.w(F.ExitMsrStoreCount, 0);
+    g.w(F.GuestRip, CODE);
+    expect(g.launch().err).toBe(SysErr.Ok);
+    expect([g.regs[0], g.rd(F.ExitReason)]).toEqual([2, ExitReason.Hlt]);
   });
 });
 

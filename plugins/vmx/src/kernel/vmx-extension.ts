@@ -32,6 +32,12 @@ export class VmcsState {
   hostOwned = false;
   /** The last entry failure, for diagnostics. */
   lastFailure: EntryFailure | undefined = undefined;
+  /**
+   * Nonzero after a VMX abort (SDM 28.7): its indicator. On hardware the logical processor
+   * is then in shutdown; here the VMCS is: VMLAUNCH/VMRESUME return SysErr.VmxAbort without
+   * running the guest until VMCLEAR.
+   */
+  aborted = 0;
   /** The entry checks, shortened while the checked fields stay as at the last passing entry. */
   readonly checks = new EntryCheckMemo();
   constructor(readonly view: VmcsView) {}
@@ -280,6 +286,9 @@ export class VmxExtension implements VmxExtensionApi {
     const st = vmcsState(ctl);
     if (st === undefined || (ctl.paddr & 0xfff) !== 0) return this.fail(dcb, VmxError.VmclearInvalidAddress, ret);
     st.launched = false;
+    // After a VMX abort VMCLEAR ends the VMCS's shutdown and zeroes the indicator: the monitor
+    // cannot map a VMCS region to clear it as SDM 25.2 lets software do.
+    if (st.aborted !== 0) { st.aborted = 0; st.view.dv.setUint32(VMCS_ABORT_OFFSET, 0, true); }
     if (this.current.get(dcb) === ctl) this.current.delete(dcb);
     return SysErr.Ok;
   }
@@ -399,25 +408,40 @@ export class VmxExtension implements VmxExtensionApi {
    * loading): exit reason with bit 31 and the qualification; the VM-exit MSR-load area is
    * processed, nothing is stored; the launch state does not change.
    */
-  private entryFailure(v: VmcsView, guest: GuestBinding, reason: number, qualification: number): SysErr {
+  private entryFailure(st: VmcsState, guest: GuestBinding, reason: number, qualification: number, ret: SysRet): SysErr {
+    const v = st.view;
     v.set(F.ExitReason, (EXIT_REASON_ENTRY_FAILURE | reason) >>> 0);
     v.set(F.ExitQualification, qualification);
     v.set(F.ExitIntrInfo, 0);
     v.set(F.IdtVectoringInfo, 0);
-    this.loadHostMsrs(v, guest);
+    this.loadHostMsrs(st, guest);
     publishExit(v, guest.guestControl);
-    return SysErr.Ok;
+    return this.aborted(st, ret);
+  }
+
+  /** SDM 28.7: record a VMX abort: the indicator at byte 4 of the VMCS region; the VMCS is in shutdown until VMCLEAR. */
+  private abort(st: VmcsState, indicator: number): void {
+    st.aborted = indicator;
+    st.view.dv.setUint32(VMCS_ABORT_OFFSET, indicator, true);
+  }
+
+  /** The result of an entry on `st`: VmxAbort with the indicator in ret.value after a VMX abort, else Ok. */
+  private aborted(st: VmcsState, ret: SysRet): SysErr {
+    if (st.aborted === 0) return SysErr.Ok;
+    ret.value = st.aborted;
+    return SysErr.VmxAbort;
   }
 
   /**
    * SDM 28.6: the VM-exit MSR-load area. The host is this kernel, whose MSRs no monitor may
    * set: each entry is checked by the SDM's rules (reserved bits, forbidden indices) and
    * nothing is loaded. A failing entry is a VMX abort (28.7): indicator 4 in the VMCS region;
-   * the exit is still reported (the kernel does not shut down).
+   * the exit information is still written (for diagnostics) and the entry returns VmxAbort.
    */
-  private loadHostMsrs(v: VmcsView, guest: GuestBinding): void {
+  private loadHostMsrs(st: VmcsState, guest: GuestBinding): void {
+    const v = st.view;
     if (processMsrList(guest.frames[GuestFrameRole.VmxExitMsrLoad], v.get(F.ExitMsrLoadAddr),
-      v.get(F.ExitMsrLoadCount), this.msrListMax, guest.vcpu, 2) !== 0) v.dv.setUint32(VMCS_ABORT_OFFSET, VmxAbort.LoadHostMsrs, true);
+      v.get(F.ExitMsrLoadCount), this.msrListMax, guest.vcpu, 2) !== 0) this.abort(st, VmxAbort.LoadHostMsrs);
   }
 
   private enter(dcb: DispatcherObject, ret: SysRet, launch: boolean): SysErr {
@@ -428,6 +452,8 @@ export class VmxExtension implements VmxExtensionApi {
     if (ctl === undefined) return SysErr.VmFailInvalid;
     const st = ctl.ext as VmcsState;
     const v = st.view;
+    // SDM 28.7: after a VMX abort the processor is in shutdown; nothing runs until VMCLEAR.
+    if (st.aborted !== 0) return this.aborted(st, ret);
     // SDM 27.1: launch-state checks come before the field checks.
     if (launch && st.launched) return this.fail(dcb, VmxError.VmlaunchNonClear, ret);
     if (!launch && !st.launched) return this.fail(dcb, VmxError.VmresumeNonLaunched, ret);
@@ -438,7 +464,7 @@ export class VmxExtension implements VmxExtensionApi {
       if (failure.kind !== "guest") return this.fail(dcb, failure.code, ret);
       // SDM 27.8: a guest-state failure is a VM exit with bit 31 set; guest state is not
       // saved (nothing was loaded) and the launch state does not change.
-      return this.entryFailure(v, guest, ExitReason.EntryFailGuestState, failure.qualification);
+      return this.entryFailure(st, guest, ExitReason.EntryFailGuestState, failure.qualification, ret);
     }
     this.loadGuest(v, guest, gs.state);
     const info = v.get(F.EntryIntrInfo);
@@ -454,7 +480,7 @@ export class VmxExtension implements VmxExtensionApi {
     // before it stay loaded in the guest vCPU (the guest-state area is not touched).
     const msrFail = processMsrList(guest.frames[GuestFrameRole.VmxEntryMsrLoad], v.get(F.EntryMsrLoadAddr),
       v.get(F.EntryMsrLoadCount), this.msrListMax, vcpu, 0);
-    if (msrFail !== 0) return this.entryFailure(v, guest, ExitReason.EntryFailMsrLoading, msrFail);
+    if (msrFail !== 0) return this.entryFailure(st, guest, ExitReason.EntryFailMsrLoading, msrFail, ret);
     const proc = v.get(F.ProcControls);
     const pin = v.get(F.PinControls);
     const proc2 = (proc & Proc.ActivateSecondary) !== 0 ? v.get(F.Proc2Controls) : 0;
@@ -529,8 +555,8 @@ export class VmxExtension implements VmxExtensionApi {
     // SDM 28.4: the guest's MSRs into the VM-exit MSR-store area (a failure is a VMX abort,
     // 28.7: indicator 1, no host MSRs loaded), then 28.6: the VM-exit MSR-load area.
     if (processMsrList(guest.frames[GuestFrameRole.VmxExitMsrStore], v.get(F.ExitMsrStoreAddr),
-      v.get(F.ExitMsrStoreCount), this.msrListMax, vcpu, 1) !== 0) v.dv.setUint32(VMCS_ABORT_OFFSET, VmxAbort.SaveGuestMsrs, true);
-    else this.loadHostMsrs(v, guest);
+      v.get(F.ExitMsrStoreCount), this.msrListMax, vcpu, 1) !== 0) this.abort(st, VmxAbort.SaveGuestMsrs);
+    else this.loadHostMsrs(st, guest);
     if (guest.guestControl.length > GuestControlWord.PendingEvents) guest.guestControl[GuestControlWord.PendingEvents] = ev.posted;
     // SDM 28.2.3: a VM exit during delivery of a software event injected by this entry
     // reports the VM-entry instruction length and leaves RIP on the instruction (before
@@ -546,7 +572,7 @@ export class VmxExtension implements VmxExtensionApi {
     }
     publishExit(v, guest.guestControl);
     if (launch) st.launched = true;
-    return SysErr.Ok;
+    return this.aborted(st, ret);
   }
 
   /**

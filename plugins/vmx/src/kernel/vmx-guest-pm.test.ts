@@ -13,10 +13,9 @@ import { describe, expect, it } from "vitest";
 import { GuestControlWord, ObjType, SysErr } from "../../../../src/kernel/api.js";
 import { TaskSwitchAssist, type GuestMemory, type TaskGateEvent } from "../../../../src/monitor/api.js";
 import type { EventType, SegmentReg, TaskSwitchSource, X86State } from "../../../../src/x86/types.js";
-import { testMachine, withVmcs, guestControlWords } from "../testing/machine.js";
+import { guestControlWords, guestEntry, testMachine, withVmcs, writeRealModeGuest } from "../testing/machine.js";
 import { ExitReason, F, IntrInfo, Proc, Proc2, SEGMENT_FIELDS } from "../vmcs-fields.js";
 import { SOFT_CAPS } from "./caps.js";
-import type { VmcsState } from "./vmx-extension.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const IMAGE = readFileSync(join(here, "../../../../tests/guests/vmx-exits-pm.img"));
@@ -165,17 +164,10 @@ function boot() {
   w(F.Proc2Controls, Proc2.EnableEpt | Proc2.UnrestrictedGuest);
   w(F.ExitControls, SOFT_CAPS.exit.mustBe1);
   w(F.EntryControls, SOFT_CAPS.entry.mustBe1);
-  w(F.GuestCr0, 0x10); w(F.GuestRflags, 2); w(F.GuestRip, ORG);
-  w(F.GuestCsAr, 0x9b); w(F.GuestCsLimit, 0xffff);
-  for (const enc of [F.GuestSsAr, F.GuestDsAr, F.GuestEsAr, F.GuestFsAr, F.GuestGsAr]) w(enc, 0x93);
-  for (const enc of [F.GuestSsLimit, F.GuestDsLimit, F.GuestEsLimit, F.GuestFsLimit, F.GuestGsLimit]) w(enc, 0xffff);
-  w(F.GuestTrAr, 0x8b); w(F.GuestLdtrAr, 0x10000); w(F.GuestIdtrLimit, 0x3ff);
-  let launched = false;
+  writeRealModeGuest(w, ORG);
+  const entry = guestEntry(m, dcb);
   const enter = (): Exit => {
-    expect(launched ? sys.vmresume(dcb) : sys.vmlaunch(dcb)).toBe(SysErr.Ok);
-    const failure = (m.ext.controls[0]!.ext as VmcsState).lastFailure;
-    expect(failure, failure?.check.name).toBeUndefined();
-    launched = true;
+    entry();
     return {
       reason: rd(F.ExitReason), qual: rd(F.ExitQualification), len: rd(F.ExitInstrLen), info: rd(F.ExitInstrInfo),
       linear: rd(F.GuestLinearAddr), intr: rd(F.ExitIntrInfo), intrErr: rd(F.ExitIntrErrorCode),

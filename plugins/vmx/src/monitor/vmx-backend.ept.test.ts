@@ -2,7 +2,9 @@
 // through the syscalls, and a guest's accesses to an MMIO device outside RAM exiting as EPT
 // violations (SDM 28.2.1) that the MemAssist performs against the MMIO bus.
 import { describe, expect, it } from "vitest";
-import { type AccessSize, type IoDevice, type VmExit } from "../../../../src/monitor/api.js";
+import {
+  MMIO_DEV as DEV, RecordingMmioDevice as RecordingDevice, REP_MOVSB_TO_DEVICE, exitText as kind, runToExit,
+} from "../../../../src/monitor/assist/mem-assist.fixtures.js";
 import { MmioBus, PioBus } from "../../../../src/monitor/bus.js";
 import { FrameGuestMemory } from "../../../../src/monitor/guest-memory.js";
 import { realModeState } from "../../../../src/x86/state.js";
@@ -11,14 +13,7 @@ import { testMachine } from "../testing/machine.js";
 import { SysErr } from "../../../../src/kernel/api.js";
 import { F } from "../vmcs-fields.js";
 
-const CODE = 0x1000, DEV = 0x2_0000;
-
-class RecordingDevice implements IoDevice {
-  readonly name = "mmio-recorder";
-  readonly log: string[] = [];
-  read(offset: number, size: AccessSize): number { this.log.push(`r${size}@${offset.toString(16)}`); return 0x1234_5678 & (size === 4 ? 0xffffffff : (1 << (8 * size)) - 1); }
-  write(offset: number, size: AccessSize, value: number): void { this.log.push(`w${size}@${offset.toString(16)}=${value.toString(16)}`); }
-}
+const CODE = 0x1000;
 
 function boot(code: number[], ept: boolean) {
   const m = testMachine({ ramBytes: 64 * 1024 });
@@ -33,17 +28,6 @@ function boot(code: number[], ept: boolean) {
   return { m, be, dev };
 }
 
-const kind = (e: VmExit): string => (e.kind === "unhandled" || e.kind === "entry-failure" ? `${e.kind}: ${e.message}` : e.kind);
-/** Run until an exit other than an assisted MMIO one; the assisted ones as `mmio/<count>`. */
-function runToExit(be: VmxBackend): { assisted: string[]; exit: VmExit } {
-  const assisted: string[] = [];
-  for (;;) {
-    const e = be.run();
-    if (e.kind !== "mmio") return { assisted, exit: e };
-    expect(e.count).toBeDefined();
-    assisted.push(`${e.write ? "w" : "r"}@${e.gpa.toString(16)}/${e.count}`);
-  }
-}
 /** Clear the backend's EPT leaf entry for `gpa` in its identity tables (a 4 KiB page: RAM < 2 MiB). */
 function unmapPage(be: VmxBackend, gpa: number): void {
   const t = be as unknown as { eptView: Uint8Array; eptAt: number; eptp: number };
@@ -80,15 +64,7 @@ describe("VmxBackend with ept: true", () => {
   });
 
   it("REP MOVSB from RAM into the device is one assisted exit with count 3; every assisted access returns to the run loop", () => {
-    const { be, m, dev } = boot([
-      0xb8, 0x00, 0x20, 0x8e, 0xc0, // mov ax, 0x2000; mov es, ax
-      0xbe, 0x00, 0x30,             // mov si, 0x3000 (RAM)
-      0xbf, 0x40, 0x00,             // mov di, 0x40 (the device)
-      0xb9, 0x03, 0x00,             // mov cx, 3
-      0xfc, 0xf3, 0xa4,             // cld; rep movsb
-      0x26, 0xa0, 0x00, 0x00,       // loop: mov al, es:[0]
-      0xeb, 0xfa,                   // jmp loop
-    ], true);
+    const { be, m, dev } = boot([...REP_MOVSB_TO_DEVICE], true);
     m.ram.set([1, 2, 3], 0x3000);
     const e = be.run();
     expect([e.kind, e.kind === "mmio" && e.count, e.kind === "mmio" && e.write]).toEqual(["mmio", 3, true]);

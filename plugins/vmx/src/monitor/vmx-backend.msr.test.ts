@@ -1,10 +1,13 @@
 // RDMSR/WRMSR exits through the VMX backend (real kernel, soft engine): every RDMSR/WRMSR
 // exits (no MSR bitmaps), the monitor answers, and the backend completes the read into
-// EDX:EAX at the next run. Exits the monitor does not emulate are `unhandled`, named.
+// EDX:EAX at the next run. Exits the monitor does not emulate are `unhandled`, named, and
+// so is a VMX abort the kernel reports (SDM 28.7).
 import { describe, expect, it } from "vitest";
 import { StateParts, type VmExit } from "../../../../src/monitor/api.js";
 import { EventType } from "../../../../src/x86/types.js";
 import { realModeState } from "../../../../src/x86/state.js";
+import { GuestFrameRole, ObjType, SysErr } from "../../../../src/kernel/api.js";
+import { F } from "../vmcs-fields.js";
 import { VmxBackend } from "./vmx-backend.js";
 import { testMachine } from "../testing/machine.js";
 
@@ -77,5 +80,46 @@ describe("VmxBackend: a refused MSR access", () => {
     expect(after.eax).toBe(0x55);
     expect(after.esp).toBe(0x8000 - 6);
     expect(ram[0x8000 - 6]! | (ram[0x8000 - 5]! << 8)).toBe(CODE);
+  });
+});
+
+describe("VmxBackend: a VMX abort (SDM 28.7)", () => {
+  /** Binds a VM-exit MSR-store area whose one entry names an x2APIC MSR: storing it fails, a VMX abort with indicator 1. */
+  function withBadStoreArea(m: ReturnType<typeof testMachine>): void {
+    const { sys } = m;
+    expect(sys.ramRetype(m.caps.ram, ObjType.Frame, 4096)).toBe(SysErr.Ok);
+    const cap = sys.ret.cap;
+    expect(sys.frameMap(cap)).toBe(SysErr.Ok);
+    new DataView(sys.ret.view!.buffer, sys.ret.view!.byteOffset).setUint32(0, 0x830, true);
+    expect(sys.capIdentify(cap)).toBe(SysErr.Ok);
+    const addr = sys.ret.value >>> 0;
+    expect(sys.dispatcherBindFrame(m.caps.dispatcher, GuestFrameRole.VmxExitMsrStore, cap)).toBe(SysErr.Ok);
+    expect(sys.vmwrite(m.caps.dispatcher, F.ExitMsrStoreAddr, addr)).toBe(SysErr.Ok);
+    expect(sys.vmwrite(m.caps.dispatcher, F.ExitMsrStoreCount, 1)).toBe(SysErr.Ok);
+  }
+
+  it("is unhandled with internal \"vmx-abort\", naming the indicator, and every later run stops the same way without running the guest", () => {
+    const m = testMachine();
+    m.ram.set([0x40, 0xf4], CODE); // inc ax; hlt
+    const be = new VmxBackend(m.sys, m.caps);
+    const s = realModeState(0, CODE);
+    s.eax = 0;
+    be.setState(s);
+    withBadStoreArea(m);
+    const abort = { kind: "unhandled", code: 12, message: "VMX abort, indicator 1 (SDM 28.7)", internal: "vmx-abort" };
+    expect(snap(be.run())).toEqual(abort); // code 12: the HLT exit that aborted
+    expect(be.getState(StateParts.Gprs).eax).toBe(1);
+    be.setState({ ...be.getState(StateParts.All), eip: CODE });
+    expect(snap(be.run())).toEqual(abort);
+    expect(be.getState(StateParts.Gprs).eax).toBe(1); // the INC did not run again
+    expect(snap(be.run())).toEqual(abort);
+  });
+
+  it("the same guest without the bad MSR-store area halts normally", () => {
+    const m = testMachine();
+    m.ram.set([0x40, 0xf4], CODE);
+    const be = new VmxBackend(m.sys, m.caps);
+    be.setState(realModeState(0, CODE));
+    expect(be.run().kind).toBe("hlt");
   });
 });

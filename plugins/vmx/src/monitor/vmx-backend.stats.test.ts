@@ -4,7 +4,8 @@
 import { EventEmitter } from "eventemitter3";
 import { describe, expect, it } from "vitest";
 import { GUEST_CONTROL_BYTES, SysErr } from "../../../../src/kernel/api.js";
-import type { AccessSize, IoDevice, MonitorEventMap } from "../../../../src/monitor/api.js";
+import type { MonitorEventMap } from "../../../../src/monitor/api.js";
+import { MMIO_DEV as DEV, MMIO_LATCH_GUEST, latchDevice } from "../../../../src/monitor/assist/mem-assist.fixtures.js";
 import { MmioBus, PioBus } from "../../../../src/monitor/bus.js";
 import { VmConsole } from "../../../../src/monitor/console.js";
 import { CpuidPolicy, defaultProfile } from "../../../../src/monitor/cpuid.js";
@@ -15,19 +16,16 @@ import { realModeState } from "../../../../src/x86/state.js";
 import { testMachine } from "../testing/machine.js";
 import { VmxBackend } from "./vmx-backend.js";
 
-const CODE = 0x1000, DEV = 0x2_0000;
+const CODE = 0x1000;
 
-function run(code: number[]) {
+function run(code: readonly number[]) {
   const m = testMachine({ ramBytes: 64 * 1024 });
   const sys = new CountingSyscalls(m.sys);
   expect(m.sys.frameMap(m.caps.guestControl)).toBe(SysErr.Ok);
   const gc = m.sys.ret.view!;
   // The whole guestControl area, as the monitor's machine maps it (src/monitor/machine.ts).
   const caps = { ...m.caps, guestRegs: new Uint32Array(gc.buffer, gc.byteOffset, GUEST_CONTROL_BYTES / 4) };
-  const writes: number[] = [];
-  const dev: IoDevice = {
-    name: "latch", read: () => 0x5a, write: (_o: number, _s: AccessSize, v: number) => { writes.push(v); },
-  };
+  const { dev, writes, reads } = latchDevice();
   const mmio = new MmioBus();
   mmio.insert({ space: "mmio", base: DEV, length: 0x1000 }, dev);
   const pio = new PioBus();
@@ -41,22 +39,16 @@ function run(code: number[]) {
     vcpu: be, pio, mmio, console: new VmConsole(), events: new EventEmitter<MonitorEventMap>(),
     cpuid: new CpuidPolicy(defaultProfile("vmx")), syscalls: sys,
   });
-  return { loop, writes, be, sys };
+  return { loop, writes, reads, be, sys };
 }
 
 describe("VMX exit statistics", () => {
   it("counts MMIO the MemAssist performed inside run() as mmio exits, with their syscalls, and dispatches none twice", async () => {
-    const { loop, writes } = run([
-      0xb8, 0x00, 0x20, 0x8e, 0xd8,       // mov ax, 0x2000; mov ds, ax
-      0xc6, 0x06, 0x00, 0x00, 0x11,       // mov byte [0], 0x11   (MMIO write)
-      0xa0, 0x04, 0x00,                   // mov al, [4]          (MMIO read: 0x5a)
-      0xa2, 0x08, 0x00,                   // mov [8], al          (MMIO write of what was read)
-      0xe6, 0xe9,                         // out 0xe9, al
-      0xfa, 0xf4,                         // cli; hlt
-    ]);
+    const { loop, writes, reads } = run(MMIO_LATCH_GUEST);
     const r = await loop.run();
     expect(r.reason).toBe("halted");
     expect(writes).toEqual([0x11, 0x5a, 0x5a]);
+    expect(reads()).toBe(1);
     expect(r.exits).toEqual({ mmio: 3, io: 1, hlt: 1 });
     // Each: the entry, and the VMCS reads of the state the assist needs.
     expect(loop.exitSyscalls().mmio).toBeGreaterThan(3 * 2);

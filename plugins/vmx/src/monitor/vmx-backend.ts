@@ -332,6 +332,7 @@ export class VmxBackend implements VcpuBackend {
       return this.failure(n, `${this.launched ? "VMRESUME" : "VMLAUNCH"} failed: VM-instruction error ${n} (SDM 31.4)`);
     }
     if (err === SysErr.VmFailInvalid) return this.failure(0, "VM entry failed: VMfailInvalid (no current VMCS)");
+    if (err === SysErr.VmxAbort) return this.vmxAbort(this.sys.ret.value);
     this.check(this.launched ? "vmresume" : "vmlaunch", err);
     return this.decodeExit();
   }
@@ -683,6 +684,18 @@ export class VmxBackend implements VcpuBackend {
     this.failureExit.code = code;
     this.failureExit.message = message;
     return this.failureExit;
+  }
+
+  /**
+   * SDM 28.7: a VMX abort (a VM-exit MSR area the kernel could not process) puts the logical
+   * processor in shutdown: `unhandled`, `internal: "vmx-abort"`, code = the exit reason of the
+   * exit that aborted. The kernel refuses every further entry on this VMCS until VMCLEAR, so
+   * each later run() returns the same outcome (the exit reason read again from the VMCS).
+   */
+  private vmxAbort(indicator: number): UnhandledExit {
+    const e = this.unhandled(this.read(F.ExitReason), `VMX abort, indicator ${indicator} (SDM 28.7)`);
+    e.internal = "vmx-abort";
+    return e;
   }
 
   private unhandled(reason: number, message: string): UnhandledExit {

@@ -1,10 +1,13 @@
 // Test helper: a real kernel (soft engine) with the VMX extension installed and the
-// MachineCaps a monitor core would create, built by hand through syscalls.
+// MachineCaps a monitor core would create, built by hand through syscalls, and the VMCS
+// set-up the kernel-half tests share.
+import { expect } from "vitest";
 import { bootKernel, softEngine } from "../../../../src/kernel/index.js";
 import { MapPerm, ObjType, Rights, SysErr, type CPtr, type Syscalls, type VmControlObject } from "../../../../src/kernel/api.js";
 import type { MachineCaps } from "../../../../src/monitor/api.js";
 import type { VmxCaps } from "../kernel/caps.js";
-import { VmxExtension, type VmxHostCpu } from "../kernel/vmx-extension.js";
+import { VmxExtension, type VmcsState, type VmxHostCpu } from "../kernel/vmx-extension.js";
+import { F } from "../vmcs-fields.js";
 
 /** Records every VMCS the kernel creates, so tests can corrupt one (wrong revision ...). */
 export class RecordingVmxExtension extends VmxExtension {
@@ -100,4 +103,33 @@ export function guestControlWords(m: TestMachine): Uint32Array {
   ok("map guestControl", m.sys.frameMap(m.caps.guestControl));
   const bytes = m.sys.ret.view!;
   return new Uint32Array(bytes.buffer, bytes.byteOffset, 16);
+}
+
+/**
+ * The guest-state fields of a real-mode guest at 0000:`rip` under unrestricted guest (SDM
+ * 26.3.1.2): CR0 = `cr0` (default ET), RFLAGS = 2, CS a 64 KiB accessed code segment, the
+ * data segments 64 KiB read/write, TR a busy 16-bit TSS, LDTR unusable, IDTR limit 3FFh.
+ * `w` is the test's VMWRITE (which checks the result).
+ */
+export function writeRealModeGuest(w: (enc: number, v: number) => void, rip: number, cr0 = 0x10): void {
+  w(F.GuestCr0, cr0); w(F.GuestRflags, 2); w(F.GuestRip, rip);
+  w(F.GuestCsAr, 0x9b); w(F.GuestCsLimit, 0xffff);
+  for (const enc of [F.GuestSsAr, F.GuestDsAr, F.GuestEsAr, F.GuestFsAr, F.GuestGsAr]) w(enc, 0x93);
+  for (const enc of [F.GuestSsLimit, F.GuestDsLimit, F.GuestEsLimit, F.GuestFsLimit, F.GuestGsLimit]) w(enc, 0xffff);
+  w(F.GuestTrAr, 0x8b); w(F.GuestLdtrAr, 0x10000); w(F.GuestIdtrLimit, 0x3ff);
+}
+
+/**
+ * A function that enters the guest: VMLAUNCH the first time, VMRESUME after. Each entry
+ * must return Ok with no entry failure recorded on the machine's first VMCS (the failing
+ * check's name is the assertion message).
+ */
+export function guestEntry(m: TestMachine, dcb: CPtr): () => void {
+  let launched = false;
+  return () => {
+    expect(launched ? m.sys.vmresume(dcb) : m.sys.vmlaunch(dcb)).toBe(SysErr.Ok);
+    const failure = (m.ext.controls[0]!.ext as VmcsState).lastFailure;
+    expect(failure, failure?.check.name).toBeUndefined();
+    launched = true;
+  };
 }
