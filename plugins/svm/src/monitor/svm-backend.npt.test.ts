@@ -7,7 +7,10 @@ import {
   GUEST_CONTROL_BYTES, MapPerm, NestedFormat, ObjType, SysErr, identityTablesBytes, writeIdentityTables, type CPtr,
 } from "../../../../src/kernel/api.js";
 import { bootKernel, softEngine } from "../../../../src/kernel/index.js";
-import { StateParts, type AccessSize, type IoDevice, type MachineCaps, type VmExit } from "../../../../src/monitor/api.js";
+import { StateParts, type MachineCaps } from "../../../../src/monitor/api.js";
+import {
+  MMIO_DEV as DEV, RecordingMmioDevice as RecordingDevice, REP_MOVSB_TO_DEVICE, exitText as kind, runToExit,
+} from "../../../../src/monitor/assist/mem-assist.fixtures.js";
 import { MmioBus, PioBus } from "../../../../src/monitor/bus.js";
 import { FrameGuestMemory } from "../../../../src/monitor/guest-memory.js";
 import { realModeState } from "../../../../src/x86/state.js";
@@ -15,14 +18,7 @@ import { SvmKernelExtension } from "../kernel/svm-extension.js";
 import { EventInj, F, Misc2, SvmExit } from "../vmcb.js";
 import { SvmBackend } from "./svm-backend.js";
 
-const RAM = 64 * 1024, CODE = 0x1000, DEV = 0x2_0000;
-
-class RecordingDevice implements IoDevice {
-  readonly name = "mmio-recorder";
-  readonly log: string[] = [];
-  read(offset: number, size: AccessSize): number { this.log.push(`r${size}@${offset.toString(16)}`); return 0x5678; }
-  write(offset: number, size: AccessSize, value: number): void { this.log.push(`w${size}@${offset.toString(16)}=${value.toString(16)}`); }
-}
+const RAM = 64 * 1024, CODE = 0x1000;
 
 function ok(err: SysErr): void { expect(err).toBe(SysErr.Ok); }
 
@@ -49,17 +45,6 @@ function boot(code: number[], npt: boolean) {
   return { be, dev, ram, sys, caps, k };
 }
 
-const kind = (e: VmExit): string => (e.kind === "unhandled" || e.kind === "entry-failure" ? `${e.kind}: ${e.message}` : e.kind);
-/** Run until an exit other than an assisted MMIO one; the assisted ones as `w|r@gpa/count`. */
-function runToExit(be: SvmBackend): { assisted: string[]; exit: VmExit } {
-  const assisted: string[] = [];
-  for (;;) {
-    const e = be.run();
-    if (e.kind !== "mmio") return { assisted, exit: e };
-    expect(e.count).toBeDefined();
-    assisted.push(`${e.write ? "w" : "r"}@${e.gpa.toString(16)}/${e.count}`);
-  }
-}
 
 describe("SvmBackend with npt: true", () => {
   it("an MMIO write and read reach the device through nested page faults and the MemAssist; each is an mmio exit with its count", () => {
@@ -80,15 +65,7 @@ describe("SvmBackend with npt: true", () => {
   });
 
   it("REP MOVSB from RAM into the device is one assisted exit with count 3; every assisted access returns to the run loop", () => {
-    const { be, dev, ram } = boot([
-      0xb8, 0x00, 0x20, 0x8e, 0xc0, // mov ax, 0x2000; mov es, ax
-      0xbe, 0x00, 0x30,             // mov si, 0x3000 (RAM)
-      0xbf, 0x40, 0x00,             // mov di, 0x40 (the device)
-      0xb9, 0x03, 0x00,             // mov cx, 3
-      0xfc, 0xf3, 0xa4,             // cld; rep movsb
-      0x26, 0xa0, 0x00, 0x00,       // loop: mov al, es:[0]
-      0xeb, 0xfa,                   // jmp loop
-    ], true);
+    const { be, dev, ram } = boot([...REP_MOVSB_TO_DEVICE], true);
     ram.set([1, 2, 3], 0x3000);
     expect(be.run()).toMatchObject({ kind: "mmio", gpa: 0x2_0040, write: true, count: 3 });
     expect(dev.log).toEqual(["w1@40=1", "w1@41=2", "w1@42=3"]);

@@ -5,7 +5,8 @@ import { EventEmitter } from "eventemitter3";
 import { describe, expect, it } from "vitest";
 import { GUEST_CONTROL_BYTES, MapPerm, ObjType, SysErr, type CPtr } from "../../../../src/kernel/api.js";
 import { bootKernel, softEngine } from "../../../../src/kernel/index.js";
-import type { AccessSize, IoDevice, MachineCaps, MonitorEventMap } from "../../../../src/monitor/api.js";
+import type { MachineCaps, MonitorEventMap } from "../../../../src/monitor/api.js";
+import { MMIO_DEV as DEV, MMIO_LATCH_GUEST, latchDevice } from "../../../../src/monitor/assist/mem-assist.fixtures.js";
 import { MmioBus, PioBus } from "../../../../src/monitor/bus.js";
 import { VmConsole } from "../../../../src/monitor/console.js";
 import { CpuidPolicy, defaultProfile } from "../../../../src/monitor/cpuid.js";
@@ -16,11 +17,11 @@ import { realModeState } from "../../../../src/x86/state.js";
 import { SvmKernelExtension } from "../kernel/svm-extension.js";
 import { SvmBackend } from "./svm-backend.js";
 
-const RAM = 64 * 1024, CODE = 0x1000, DEV = 0x2_0000;
+const RAM = 64 * 1024, CODE = 0x1000;
 
 function ok(err: SysErr): void { expect(err).toBe(SysErr.Ok); }
 
-function run(code: number[]) {
+function run(code: readonly number[]) {
   const k = bootKernel({ engine: softEngine(), ramBytes: RAM + 32 * 4096, timeslice: 1000 });
   ok(k.extensions.install(new SvmKernelExtension()));
   const inner = k.syscalls;
@@ -34,11 +35,7 @@ function run(code: number[]) {
   ram.set(code, CODE);
   const caps: MachineCaps = { ram: k.ram, gpspace, dispatcher, guestControl, guestRegs: new Uint32Array(gc.buffer, gc.byteOffset, GUEST_CONTROL_BYTES / 4) };
   const sys = new CountingSyscalls(inner);
-  const writes: number[] = [];
-  let reads = 0;
-  const dev: IoDevice = {
-    name: "latch", read: () => { reads++; return 0x5a; }, write: (_o: number, _s: AccessSize, v: number) => { writes.push(v); },
-  };
+  const { dev, writes, reads } = latchDevice();
   const mmio = new MmioBus();
   mmio.insert({ space: "mmio", base: DEV, length: 0x1000 }, dev);
   const pio = new PioBus();
@@ -51,19 +48,12 @@ function run(code: number[]) {
     vcpu: be, pio, mmio, console: new VmConsole(), events: new EventEmitter<MonitorEventMap>(),
     cpuid: new CpuidPolicy(defaultProfile("svm")), syscalls: sys,
   });
-  return { loop, writes, reads: () => reads };
+  return { loop, writes, reads };
 }
 
 describe("SVM exit statistics", () => {
   it("counts MMIO the MemAssist performed inside run() as mmio exits, with their syscalls, and dispatches none twice", async () => {
-    const { loop, writes, reads } = run([
-      0xb8, 0x00, 0x20, 0x8e, 0xd8,       // mov ax, 0x2000; mov ds, ax
-      0xc6, 0x06, 0x00, 0x00, 0x11,       // mov byte [0], 0x11   (MMIO write)
-      0xa0, 0x04, 0x00,                   // mov al, [4]          (MMIO read: 0x5a)
-      0xa2, 0x08, 0x00,                   // mov [8], al          (MMIO write of what was read)
-      0xe6, 0xe9,                         // out 0xe9, al
-      0xfa, 0xf4,                         // cli; hlt
-    ]);
+    const { loop, writes, reads } = run(MMIO_LATCH_GUEST);
     const r = await loop.run();
     expect(r.reason).toBe("halted");
     expect(writes).toEqual([0x11, 0x5a, 0x5a]);

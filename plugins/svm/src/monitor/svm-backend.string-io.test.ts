@@ -1,23 +1,16 @@
 // String I/O (INS/OUTS, REP) end to end: a real-mode guest on the real kernel and soft
 // engine, the SVM backend running the monitor's IoAssist against a real PIO bus.
 import { describe, expect, it } from "vitest";
-import { IO_ASSIST_MAX_ELEMENTS, StateParts, type AccessSize, type IoDevice } from "../../../../src/monitor/api.js";
+import { IO_ASSIST_MAX_ELEMENTS, StateParts } from "../../../../src/monitor/api.js";
+import {
+  PAGED_OUTS, STRING_IO_PORT as PORT, RecordingPortDevice as RecordingDevice, pagedOutsState, writePagedOutsGuest,
+} from "../../../../src/monitor/assist/io-assist.fixtures.js";
 import { PioBus } from "../../../../src/monitor/bus.js";
-import { realModeState, resetState } from "../../../../src/x86/state.js";
+import { realModeState } from "../../../../src/x86/state.js";
 import { ORG, expectKind, machine } from "../svm-machine.fixtures.js";
 import { F, IoioInfo } from "../vmcb.js";
 
-const MSG = 0x2000, BUF = 0x3000, PORT = 0x3f0;
-
-/** A one-port device: records every write, answers reads from a queue. */
-class RecordingDevice implements IoDevice {
-  readonly name = "recorder";
-  readonly written: number[] = [];
-  readonly sizes: AccessSize[] = [];
-  constructor(private readonly answers: number[] = []) {}
-  read(_offset: number, size: AccessSize): number { this.sizes.push(size); return this.answers.shift() ?? 0xff; }
-  write(_offset: number, size: AccessSize, value: number): void { this.sizes.push(size); this.written.push(value); }
-}
+const MSG = 0x2000, BUF = 0x3000;
 
 function boot(code: number[], dev: RecordingDevice, setup?: (s: ReturnType<typeof realModeState>) => void) {
   const pio = new PioBus();
@@ -114,41 +107,16 @@ describe("SvmBackend string I/O through the IoAssist", () => {
   });
 
   it("with paging, REP OUTSB reads through the guest page tables and a not-present page is #PF at the instruction", () => {
-    // 32-bit protected mode, paging: linear = physical except page 2 -> 6000h and page 3 not present.
-    const GDT = 0x1000, IDT = 0x1800, PD = 0x4000, PT = 0x5000, HANDLER = 0x8000;
-    const code = [
-      0xfc,                               // 7c00 cld
-      0xbe, 0x00, 0x20, 0x00, 0x00,       // 7c01 mov esi, 0x2000
-      0xb9, 0x03, 0x00, 0x00, 0x00,       // 7c06 mov ecx, 3
-      0x66, 0xba, 0xf0, 0x03,             // 7c0b mov dx, 0x3f0
-      0xf3, 0x6e,                         // 7c0f rep outsb
-      0xbe, 0xfe, 0x2f, 0x00, 0x00,       // 7c11 mov esi, 0x2ffe
-      0xb9, 0x04, 0x00, 0x00, 0x00,       // 7c16 mov ecx, 4
-      0xf3, 0x6e,                         // 7c1b rep outsb: 2 bytes, then page 3
-      0xf4,                               // 7c1d hlt
-    ];
+    // The shared paged guest (io-assist.fixtures.ts) at ORG: page 2 -> 6000h, page 3 not present.
+    const { HANDLER, STACK, SECOND_REP } = PAGED_OUTS;
     const dev = new RecordingDevice();
     const pio = new PioBus();
     expect(pio.insert({ space: "pio", base: PORT, length: 1 }, dev)).toBeUndefined();
-    const m = machine(code, 1000, pio);
+    const m = machine([], 1000, pio);
+    writePagedOutsGuest(m.ram, ORG);
     const dv = new DataView(m.ram.buffer, m.ram.byteOffset);
-    dv.setUint32(GDT + 8, 0x0000ffff, true); dv.setUint32(GDT + 12, 0x00cf9b00, true);
-    dv.setUint32(GDT + 16, 0x0000ffff, true); dv.setUint32(GDT + 20, 0x00cf9300, true);
-    // IDT 14: a 32-bit interrupt gate to HANDLER: mov eax, cr2; hlt.
-    dv.setUint32(IDT + 14 * 8, (0x08 << 16) | (HANDLER & 0xffff), true); dv.setUint32(IDT + 14 * 8 + 4, 0x8e00, true);
-    m.ram.set([0x0f, 0x20, 0xd0, 0xf4], HANDLER);
-    dv.setUint32(PD, PT | 3, true);
-    for (let i = 0; i < 16; i++) dv.setUint32(PT + i * 4, i === 3 ? 0 : ((i === 2 ? 0x6000 : i * 0x1000) | 3), true);
-    m.ram.set([0x61, 0x62, 0x63], 0x6000);
-    m.ram.set([0x78, 0x79], 0x6ffe);
-    m.ram.set([0x7a], 0x3000); // physical page 3: never read (linear page 3 is not present)
-    const s = resetState();
-    const flat = (sel: number, attrib: number) => ({ selector: sel, base: 0, limit: 0xffffffff, attrib });
-    s.cs = flat(0x08, 0xc09b); s.ss = flat(0x10, 0xc093); s.ds = flat(0x10, 0xc093); s.es = flat(0x10, 0xc093);
+    const s = pagedOutsState(ORG);
     s.fs = { selector: 0, base: 0, limit: 0, attrib: 0x10000 }; s.gs = { ...s.fs };
-    s.eip = ORG; s.esp = 0x9000; s.eflags = 2; s.cr0 = 0x80000011; s.cr3 = PD;
-    s.gdtr = { base: GDT, limit: 0x17 }; s.idtr = { base: IDT, limit: 0xff };
-    s.tr = { selector: 0, base: 0, limit: 0xffff, attrib: 0x8b };
     m.backend.setState(s);
     const be = m.backend;
 
@@ -162,7 +130,7 @@ describe("SvmBackend string I/O through the IoAssist", () => {
     // The handler ran: CR2 = the first byte of page 3; ESI/ECX as left by the two moved bytes.
     expect([st.eax, st.esi, st.ecx, st.eip]).toEqual([0x3000, 0x3000, 2, HANDLER + 3]);
     // #PF frame: error code 0 (read, supervisor, not present), EIP = the REP OUTSB, EFLAGS with RF.
-    expect([dv.getUint32(0x9000 - 16, true), dv.getUint32(0x9000 - 12, true), dv.getUint32(0x9000 - 4, true) & 0x10000])
-      .toEqual([0, 0x7c1b, 0x10000]);
+    expect([dv.getUint32(STACK - 16, true), dv.getUint32(STACK - 12, true), dv.getUint32(STACK - 4, true) & 0x10000])
+      .toEqual([0, ORG + SECOND_REP, 0x10000]);
   });
 });
