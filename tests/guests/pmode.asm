@@ -8,6 +8,7 @@
 ; 6.12 (exception and interrupt handling), 7 (task management); vol. 1 ch. 8 (x87 FPU).
 bits 16
 org 0x7c00
+%include "lib/gdt.inc"
 %include "lib/boot.inc"
 
 SECTORS    equ 24            ; image size in sectors, the boot sector included
@@ -808,11 +809,8 @@ s_gate:  db "pmode: call gate ok", 13, 10, 0
 ; ---------------------------------------------------------------- data
     align 8
 gdt:
-    dq 0
-    dw 0xffff, 0, 0x9a00, 0x00cf      ; KCODE: flat 32-bit code, DPL 0
-    dw 0xffff, 0, 0x9200, 0x00cf      ; KDATA
-    dw 0xffff, 0, 0xfa00, 0x00cf      ; UCODE: DPL 3
-    dw 0xffff, 0, 0xf200, 0x00cf      ; UDATA: DPL 3
+    GDT_KERNEL_FLAT
+    GDT_USER_FLAT
     dw 0x67, ADDR(tss1) & 0xffff      ; TSS1: 32-bit available TSS (type 9)
     db (ADDR(tss1) >> 16) & 0xff, 0x89, 0, ADDR(tss1) >> 24
     dw 0x67, ADDR(tss2) & 0xffff      ; TSS2

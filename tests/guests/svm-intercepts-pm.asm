@@ -50,6 +50,7 @@ CR0_BASE   equ 0x80000011    ; PG, ET, PE
     dw shutdown_entry
     dw skip_to
 
+%include "lib/gdt.inc"
 %include "lib/steps.inc"
 
 start:
@@ -286,11 +287,8 @@ gp_resume:                    ; a re-injected #GP: report its error code, resume
 ; ---------------------------------------------------------------- data
     align 8
 gdt:
-    dq 0
-    dw 0xffff, 0, 0x9a00, 0x00cf      ; KCODE: flat 32-bit code, DPL 0
-    dw 0xffff, 0, 0x9200, 0x00cf      ; KDATA
-    dw 0xffff, 0, 0xfa00, 0x00cf      ; UCODE: DPL 3
-    dw 0xffff, 0, 0xf200, 0x00cf      ; UDATA: DPL 3
+    GDT_KERNEL_FLAT
+    GDT_USER_FLAT
 %macro TSS_DESC 2                      ; label, access byte (89h available, 8Bh busy)
     dw %1_end - %1 - 1, ADDR(%1) & 0xffff
     db (ADDR(%1) >> 16) & 0xff, %2, 0, ADDR(%1) >> 24

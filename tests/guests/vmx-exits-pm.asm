@@ -19,6 +19,7 @@
 
 bits 16
 org 0x7c00
+%include "lib/gdt.inc"
 
 KCODE    equ 0x08
 KDATA    equ 0x10
@@ -231,9 +232,7 @@ STEPS equ 47
 
     align 8
 gdt:
-    dq 0
-    dw 0xffff, 0, 0x9a00, 0x00cf      ; KCODE: flat 32-bit code
-    dw 0xffff, 0, 0x9200, 0x00cf      ; KDATA
+    GDT_KERNEL_FLAT
     dw 0xffff, FS_BASE & 0xffff       ; FSDATA: base FS_BASE, 4 GiB
     db FS_BASE >> 16, 0x92, 0xcf, 0
 %macro tss_desc 1

@@ -3,7 +3,7 @@
 // writes their addresses into the VMCS, and the guest exits only where a bit is set.
 import { describe, expect, it } from "vitest";
 import { GuestFrameRole, ObjType, SysErr } from "../../../../src/kernel/api.js";
-import { enterVmxOperation, testMachine, withVmcs } from "../testing/machine.js";
+import { enterVmxOperation, testMachine, withVmcs, writeRealModeGuest } from "../testing/machine.js";
 import { ExitReason, F, Proc, Proc2, VmxError } from "../vmcs-fields.js";
 import { SOFT_CAPS, VmxMsr, vmxMsrValue } from "./caps.js";
 import type { VmcsState } from "./vmx-extension.js";
@@ -49,11 +49,7 @@ function runGuest(code: number[], setup: Setup = {}) {
   w(F.Proc2Controls, Proc2.EnableEpt | Proc2.UnrestrictedGuest);
   w(F.ExitControls, SOFT_CAPS.exit.mustBe1);
   w(F.EntryControls, SOFT_CAPS.entry.mustBe1);
-  w(F.GuestCr0, 0x10); w(F.GuestCr4, 0); w(F.GuestRflags, 2); w(F.GuestRip, CODE);
-  w(F.GuestCsAr, 0x9b); w(F.GuestCsLimit, 0xffff);
-  for (const enc of [F.GuestSsAr, F.GuestDsAr, F.GuestEsAr, F.GuestFsAr, F.GuestGsAr]) w(enc, 0x93);
-  for (const enc of [F.GuestSsLimit, F.GuestDsLimit, F.GuestEsLimit, F.GuestFsLimit, F.GuestGsLimit]) w(enc, 0xffff);
-  w(F.GuestTrAr, 0x8b); w(F.GuestLdtrAr, 0x10000);
+  writeRealModeGuest(w, CODE, 0x10, 0);
   w(F.IoBitmapA, bm.ioAAddr); w(F.IoBitmapB, bm.ioBAddr); w(F.MsrBitmap, bm.msrAddr);
   setup.prepare?.(bm, w);
   const g = m.caps.guestRegs;

@@ -4,7 +4,7 @@
 // qualification, guest-physical and guest-linear address fields.
 import { describe, expect, it } from "vitest";
 import { EptEntry, MapPerm, ObjType, SysErr } from "../../../../src/kernel/api.js";
-import { enterVmxOperation, testMachine } from "../testing/machine.js";
+import { enterVmxOperation, testMachine, writeRealModeGuest } from "../testing/machine.js";
 import { ExitReason, F, IntrInfo, Proc, Proc2, VmxError } from "../vmcs-fields.js";
 import { EptCap, SOFT_CAPS, VmxMsr, vmxMsrValue } from "./caps.js";
 import { eptPointerFor, type VmcsState } from "./vmx-extension.js";
@@ -41,12 +41,8 @@ function eptGuest(code: number[]) {
   w(F.EptPointer, eptPointerFor(PML4));
   w(F.ExitControls, SOFT_CAPS.exit.mustBe1);
   w(F.EntryControls, SOFT_CAPS.entry.mustBe1);
-  w(F.GuestCr0, 0x10); w(F.GuestCr4, 0); w(F.GuestRflags, 2); w(F.GuestRip, CODE);
-  w(F.GuestCsAr, 0x9b); w(F.GuestCsLimit, 0xffff);
-  for (const enc of [F.GuestSsAr, F.GuestDsAr, F.GuestEsAr, F.GuestFsAr, F.GuestGsAr]) w(enc, 0x93);
-  for (const enc of [F.GuestSsLimit, F.GuestDsLimit, F.GuestEsLimit, F.GuestFsLimit, F.GuestGsLimit]) w(enc, 0xffff);
-  w(F.GuestTrAr, 0x8b); w(F.GuestLdtrAr, 0x10000);
-  w(F.GuestRsp, 0x800); w(F.GuestIdtrLimit, 0x3ff);
+  writeRealModeGuest(w, CODE);
+  w(F.GuestRsp, 0x800);
   const rd = (enc: number) => { expect(sys.vmread(dcb, enc)).toBe(SysErr.Ok); return sys.ret.value >>> 0; };
   let launched = false;
   const run = () => {

@@ -111,12 +111,12 @@ export function guestControlWords(m: TestMachine): Uint32Array {
  * data segments 64 KiB read/write, TR a busy 16-bit TSS, LDTR unusable, IDTR limit 3FFh.
  * `w` is the test's VMWRITE (which checks the result).
  */
-export function writeRealModeGuest(w: (enc: number, v: number) => void, rip: number, cr0 = 0x10): void {
-  w(F.GuestCr0, cr0); w(F.GuestRflags, 2); w(F.GuestRip, rip);
+export function writeRealModeGuest(w: (enc: number, v: number) => void, rip: number, cr0 = 0x10, idtrLimit = 0x3ff): void {
+  w(F.GuestCr0, cr0); w(F.GuestCr4, 0); w(F.GuestRflags, 2); w(F.GuestRip, rip);
   w(F.GuestCsAr, 0x9b); w(F.GuestCsLimit, 0xffff);
   for (const enc of [F.GuestSsAr, F.GuestDsAr, F.GuestEsAr, F.GuestFsAr, F.GuestGsAr]) w(enc, 0x93);
   for (const enc of [F.GuestSsLimit, F.GuestDsLimit, F.GuestEsLimit, F.GuestFsLimit, F.GuestGsLimit]) w(enc, 0xffff);
-  w(F.GuestTrAr, 0x8b); w(F.GuestLdtrAr, 0x10000); w(F.GuestIdtrLimit, 0x3ff);
+  w(F.GuestTrAr, 0x8b); w(F.GuestLdtrAr, 0x10000); w(F.GuestIdtrLimit, idtrLimit);
 }
 
 /**
