@@ -280,6 +280,26 @@ export const VM_EXIT_KINDS: readonly VmExitKind[] = [
   "msr",
 ];
 
+/**
+ * One reused object per exit kind for a VcpuBackend's run(): the run loop handles an exit
+ * before it calls run() again, so a backend fills one of these and returns it instead of
+ * allocating per exit. `stringIo` and `mmio` carry `count` (an assist already performed them).
+ */
+export class ExitObjects {
+  readonly io: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0 };
+  readonly stringIo: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0, count: 0 };
+  readonly mmio: MmioExit = { kind: "mmio", gpa: 0, size: 1, write: false, data: 0, count: 0 };
+  readonly cpuid: CpuidExit = { kind: "cpuid", leaf: 0, subleaf: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 };
+  readonly msr: MsrExit = { kind: "msr", write: false, index: 0, lo: 0, hi: 0 };
+  readonly hlt: HltExit = { kind: "hlt", interruptsEnabled: false };
+  readonly shutdown: ShutdownExit = { kind: "shutdown", reason: "triple-fault" };
+  readonly preempt: PreemptExit = { kind: "preempt" };
+  readonly window: InterruptWindowExit = { kind: "interrupt-window" };
+  readonly exception: ExceptionExit = { kind: "exception", vector: 0, errorCode: 0, hasErrorCode: false };
+  readonly failure: EntryFailureExit = { kind: "entry-failure", code: 0, message: "" };
+  readonly unhandled: UnhandledExit = { kind: "unhandled", code: 0, message: "", internal: undefined };
+}
+
 export interface VcpuEvent {
   type: EventType;
   vector: number;

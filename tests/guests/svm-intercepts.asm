@@ -17,20 +17,8 @@ org 0x7c00
 
 MEM     equ 0x0600              ; scratch operand for the descriptor-table instructions
 
-    jmp short start
-    dw table
-    dw STEPS
-    dw handler
-
 %include "lib/steps.inc"
-
-start:
-    xor ax, ax
-    mov ds, ax
-    mov ss, ax
-    mov sp, 0x7000
-    xor ecx, ecx
-    mov ebx, 0x20
+    STEP_GUEST_ENTRY
     step mov eax, cr0                   ; 00h read CR0 (EXITINFO1 0: no decode assists)
     step smsw ax                        ; 00h (SMSW is a CR0 read)
     step mov edx, cr2                   ; 02h

@@ -20,20 +20,8 @@ org 0x7c00
 
 MEM     equ 0x0600              ; scratch operand for INVLPG and the descriptor-table instructions
 
-    jmp short start
-    dw table
-    dw STEPS
-    dw handler
-
 %include "lib/steps.inc"
-
-start:
-    xor ax, ax
-    mov ds, ax
-    mov ss, ax
-    mov sp, 0x7000
-    xor ecx, ecx
-    mov ebx, 0x20
+    STEP_GUEST_ENTRY
     step cpuid                          ; 10
     step rdtsc                          ; 16 (RDTSC exiting)
     step db 0x0f, 0x01, 0xf9            ; 51 RDTSCP (RDTSC exiting + enable RDTSCP)

@@ -14,6 +14,7 @@ import { inject, injectable, type InjectionToken } from "tsyringe";
 import { MapPerm, NestedFormat, identityTablesBytes, writeIdentityTables } from "../../../../src/kernel/api.js";
 import { GUEST_FRAME_BYTES, GuestControlWord, GuestFrameRole, ObjType, PendingEvent, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls } from "../../../../src/kernel/api.js";
 import {
+  ExitObjects,
   MemAssist,
   MemAssistStatus,
   IoAssist,
@@ -31,17 +32,7 @@ import {
   type PortAccess,
   type StringIo,
   type TaskGateEvent,
-  type CpuidExit,
-  type EntryFailureExit,
-  type ExceptionExit,
-  type HltExit,
-  type InterruptWindowExit,
-  type IoExit,
   type MachineCaps,
-  type MmioExit,
-  type MsrExit,
-  type PreemptExit,
-  type ShutdownExit,
   type UnhandledExit,
   type VcpuBackend,
   type VcpuEvent,
@@ -173,19 +164,8 @@ export class SvmBackend implements VcpuBackend {
   /** For a software INT n / INT3 / INTO / ICEBP: the return address (nRIP) RIP moves to first. */
   private reinjectRip = 0;
 
-  private readonly ioExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0 };
-  private readonly cpuidExit: CpuidExit = { kind: "cpuid", leaf: 0, subleaf: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 };
-  private readonly hltExit: HltExit = { kind: "hlt", interruptsEnabled: false };
-  private readonly shutdownExit: ShutdownExit = { kind: "shutdown", reason: "triple-fault" };
-  private readonly preemptExit: PreemptExit = { kind: "preempt" };
-  private readonly windowExit: InterruptWindowExit = { kind: "interrupt-window" };
-  private readonly exceptionExit: ExceptionExit = { kind: "exception", vector: 0, errorCode: 0, hasErrorCode: false };
-  private readonly entryFailureExit: EntryFailureExit = { kind: "entry-failure", code: SvmExit.INVALID, message: "" };
-  private readonly msrExit: MsrExit = { kind: "msr", write: false, index: 0, lo: 0, hi: 0 };
-  private readonly unhandledExit: UnhandledExit = { kind: "unhandled", code: 0, message: "", internal: undefined };
+  private readonly exits = new ExitObjects();
   /** A nested page fault the MemAssist performed (count set: the run loop only counts it). */
-  private readonly mmioExit: MmioExit = { kind: "mmio", gpa: 0, size: 1, write: false, data: 0, count: 0 };
-  private readonly stringIoExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0, count: 0 };
   private readonly stringIo: StringIo = newStringIo();
   private readonly ioAssist = new IoAssist();
   /** With `npt: true`: MMIO instructions behind nested page faults. */
@@ -253,7 +233,7 @@ export class SvmBackend implements VcpuBackend {
       const exit = this.runOnce();
       if (exit !== null) return exit;
     }
-    return this.preemptExit;
+    return this.exits.preempt;
   }
 
   /**
@@ -304,7 +284,7 @@ export class SvmBackend implements VcpuBackend {
     const st = assist.run(s, gpa);
     if (st === MemAssistStatus.Unsupported) return this.unhandled(SvmExit.NPF, `MMIO at 0x${gpa.toString(16)}: ${assist.message}`);
     this.setState(s, StateParts.Gprs | StateParts.Basic);
-    const e = this.mmioExit;
+    const e = this.exits.mmio;
     e.gpa = gpa;
     e.write = (v.read(F.EXITINFO1) & NPF_ERR_WRITE) !== 0;
     e.count = 0;
@@ -361,7 +341,7 @@ export class SvmBackend implements VcpuBackend {
     const s = this.getState(StateParts.All);
     const outcome = assist.perform(s, source, event, insnLen);
     this.setState(s, StateParts.All);
-    if (outcome === TaskSwitchOutcome.Shutdown) return this.shutdownExit;
+    if (outcome === TaskSwitchOutcome.Shutdown) return this.exits.shutdown;
     if (outcome === TaskSwitchOutcome.Fault) {
       const f = assist.fault;
       if ((v.read(F.INTERCEPT_EXCEPTIONS) & (1 << f.vector)) !== 0) return this.interceptedFault(info, infoHi, infoRip);
@@ -381,7 +361,7 @@ export class SvmBackend implements VcpuBackend {
    * APM 15.7.2), and that event is queued for re-injection again as for any such exit.
    */
   private interceptedFault(info: number, infoHi: number, infoRip: number): VmExit {
-    const v = this.vmcb, f = this.taskAssist!.fault, e = this.exceptionExit;
+    const v = this.vmcb, f = this.taskAssist!.fault, e = this.exits.exception;
     v.setExitCode(SvmExit.EXCP_BASE + f.vector);
     v.write64(F.EXITINFO1, f.hasErrorCode ? f.errorCode : 0, 0);
     v.write64(F.EXITINFO2, f.vector === 14 ? f.cr2 : 0, 0);
@@ -411,7 +391,7 @@ export class SvmBackend implements VcpuBackend {
     switch (this.completion) {
       case Completion.IoIn: {
         const size = this.completionSize;
-        const data = this.ioExit.data >>> 0;
+        const data = this.exits.io.data >>> 0;
         if (size === 4) v.write(F.RAX, data); // a 32-bit write zero-extends (APM 3.1.2)
         else {
           const mask = SIZE_MASK[size];
@@ -420,7 +400,7 @@ export class SvmBackend implements VcpuBackend {
         break;
       }
       case Completion.Cpuid: {
-        const c = this.cpuidExit;
+        const c = this.exits.cpuid;
         v.write(F.RAX, c.eax >>> 0);
         this.regs[Gpr.Eax] = c.eax >>> 0;
         this.regs[Gpr.Ebx] = c.ebx >>> 0;
@@ -430,9 +410,9 @@ export class SvmBackend implements VcpuBackend {
       }
       case Completion.MsrRead:
         // RDMSR loads EDX:EAX (a 32-bit write zero-extends RAX, APM 3.1.2).
-        v.write64(F.RAX, this.msrExit.lo >>> 0, 0);
-        this.regs[Gpr.Eax] = this.msrExit.lo >>> 0;
-        this.regs[Gpr.Edx] = this.msrExit.hi >>> 0;
+        v.write64(F.RAX, this.exits.msr.lo >>> 0, 0);
+        this.regs[Gpr.Eax] = this.exits.msr.lo >>> 0;
+        this.regs[Gpr.Edx] = this.exits.msr.hi >>> 0;
         break;
       default:
         break;
@@ -493,7 +473,7 @@ export class SvmBackend implements VcpuBackend {
         if (info & IoioInfo.STR) return this.stringIoExitFor(code, info);
         const size: AccessSize = info & IoioInfo.SZ8 ? 1 : info & IoioInfo.SZ16 ? 2 : 4;
         const isIn = (info & IoioInfo.TYPE_IN) !== 0;
-        const e = this.ioExit;
+        const e = this.exits.io;
         e.port = info >>> IoioInfo.PORT_SHIFT;
         e.size = size;
         e.in = isIn;
@@ -504,7 +484,7 @@ export class SvmBackend implements VcpuBackend {
         return e;
       }
       case SvmExit.CPUID: {
-        const e = this.cpuidExit;
+        const e = this.exits.cpuid;
         e.leaf = v.read(F.RAX);
         e.subleaf = this.regs[Gpr.Ecx]!;
         e.eax = 0; e.ebx = 0; e.ecx = 0; e.edx = 0;
@@ -513,13 +493,13 @@ export class SvmBackend implements VcpuBackend {
         return e;
       }
       case SvmExit.HLT:
-        this.hltExit.interruptsEnabled = (v.read(F.RFLAGS) & EFLAGS_IF) !== 0;
+        this.exits.hlt.interruptsEnabled = (v.read(F.RFLAGS) & EFLAGS_IF) !== 0;
         this.completion = Completion.Hlt;
         this.completionRip = v.read(F.NRIP);
-        return this.hltExit;
+        return this.exits.hlt;
       case SvmExit.MSR: {
         // APM 15.11: EXITINFO1 = 1 for WRMSR; ECX holds the index, EDX:EAX the value.
-        const e = this.msrExit;
+        const e = this.exits.msr;
         e.write = v.read(F.EXITINFO1) === 1;
         e.index = this.regs[Gpr.Ecx]! >>> 0;
         e.lo = e.write ? v.read(F.RAX) >>> 0 : 0;
@@ -533,20 +513,21 @@ export class SvmBackend implements VcpuBackend {
       case SvmExit.TASK_SWITCH:
         return this.taskSwitch();
       case SvmExit.SHUTDOWN:
-        return this.shutdownExit;
+        return this.exits.shutdown;
       case SvmExit.INTR:
-        return this.preemptExit;
+        return this.exits.preempt;
       case SvmExit.VINTR:
-        return this.windowExit;
+        return this.exits.window;
       case SvmExit.INVALID: {
-        const e = this.entryFailureExit;
+        const e = this.exits.failure;
+        e.code = SvmExit.INVALID;
         const idx = v.read(F.EXITINFO1) - 1;
         e.message = INVALID_MESSAGES[idx] ?? "VMEXIT_INVALID";
         return e;
       }
       default:
         if (code >= SvmExit.EXCP_BASE && code < SvmExit.EXCP_BASE + 32) {
-          const e = this.exceptionExit;
+          const e = this.exits.exception;
           e.vector = code - SvmExit.EXCP_BASE;
           e.errorCode = v.read(F.EXITINFO1);
           // The VMCB does not say whether an error code was pushed; protected-mode
@@ -585,7 +566,7 @@ export class SvmBackend implements VcpuBackend {
     if (op.in) op.srcBase = t.base;
     else { v.readTable(SREG_FIELDS[seg < 6 ? seg : 3]!, t); op.srcBase = t.base; }
     op.df = (v.read(F.RFLAGS) & EFLAGS_DF) !== 0;
-    const e = this.stringIoExit, assist = this.ioAssist;
+    const e = this.exits.stringIo, assist = this.ioAssist;
     const st = assist.runOnGuest(op, memory!, port!, this.regs, e);
     if (st === IoAssistStatus.Unsupported) return this.unhandled(code, assist.message);
     if (st === IoAssistStatus.Exception) {
@@ -605,10 +586,10 @@ export class SvmBackend implements VcpuBackend {
   }
 
   private unhandled(code: number, message: string): UnhandledExit {
-    this.unhandledExit.code = code;
-    this.unhandledExit.message = message;
-    this.unhandledExit.internal = undefined; // set again by the delivery-event path only
-    return this.unhandledExit;
+    this.exits.unhandled.code = code;
+    this.exits.unhandled.message = message;
+    this.exits.unhandled.internal = undefined; // set again by the delivery-event path only
+    return this.exits.unhandled;
   }
 
   getState(parts: number = StateParts.All): X86State {

@@ -13,10 +13,8 @@ import {
   GuestControlWord, ObjType, PendingEvent, SYS_ERR_NAMES, SysErr, type CPtr, type Syscalls,
 } from "../../../../src/kernel/api.js";
 import {
-  MemAssist, MemAssistStatus,
-  IoAssist, IoAssistStatus, StateParts, TaskSwitchAssist, TaskSwitchOutcome, faultSetsRf, Tokens, busPortAccess, type TaskGateEvent, newStringIo, stringIoUnsupported, type Bus, type CpuidExit, type GuestMemory, type PortAccess, type StringIo, type EntryFailureExit, type ExceptionExit, type HltExit,
-  type InterruptWindowExit, type IoExit, type MachineCaps, type MmioExit, type PreemptExit, type ShutdownExit,
-  type MsrExit, type UnhandledExit, type VcpuBackend, type VcpuEvent, type VmExit,
+  ExitObjects, MemAssist, MemAssistStatus,
+  IoAssist, IoAssistStatus, StateParts, TaskSwitchAssist, TaskSwitchOutcome, faultSetsRf, Tokens, busPortAccess, type TaskGateEvent, newStringIo, stringIoUnsupported, type Bus, type GuestMemory, type PortAccess, type StringIo, type EntryFailureExit, type IoExit, type MachineCaps, type UnhandledExit, type VcpuBackend, type VcpuEvent, type VmExit,
 } from "../../../../src/monitor/api.js";
 import { EventType, Gpr, TaskSwitchSource, type X86State } from "../../../../src/x86/types.js";
 import { resetState } from "../../../../src/x86/state.js";
@@ -134,20 +132,8 @@ export class VmxBackend implements VcpuBackend {
   private exitRip = 0;
   private exitIntr = 0;
 
-  // One reused object per exit kind (no allocation per exit).
-  private readonly ioExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0 };
-  private readonly cpuidExit: CpuidExit = { kind: "cpuid", leaf: 0, subleaf: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 };
-  private readonly hltExit: HltExit = { kind: "hlt", interruptsEnabled: false };
-  private readonly shutdownExit: ShutdownExit = { kind: "shutdown", reason: "triple-fault" };
-  private readonly preemptExit: PreemptExit = { kind: "preempt" };
-  private readonly windowExit: InterruptWindowExit = { kind: "interrupt-window" };
-  private readonly exceptionExit: ExceptionExit = { kind: "exception", vector: 0, errorCode: 0, hasErrorCode: false };
-  private readonly failureExit: EntryFailureExit = { kind: "entry-failure", code: 0, message: "" };
-  private readonly unhandledExit: UnhandledExit = { kind: "unhandled", code: 0, message: "", internal: undefined };
+  private readonly exits = new ExitObjects();
   /** An EPT violation the MemAssist performed (count set: the run loop only counts it). */
-  private readonly mmioExit: MmioExit = { kind: "mmio", gpa: 0, size: 1, write: false, data: 0, count: 0 };
-  private readonly stringIoExit: IoExit = { kind: "io", port: 0, size: 1, in: false, data: 0, count: 0 };
-  private readonly msrExit: MsrExit = { kind: "msr", write: false, index: 0, lo: 0, hi: 0 };
   private readonly stringIo: StringIo = newStringIo();
   private readonly ioAssist = new IoAssist();
   /** With `ept: true`: MMIO instructions behind EPT violations. */
@@ -304,7 +290,7 @@ export class VmxBackend implements VcpuBackend {
       const exit = this.runOnce();
       if (exit !== null) return exit;
     }
-    return this.preemptExit;
+    return this.exits.preempt;
   }
 
   private runOnce(): VmExit | null {
@@ -373,7 +359,7 @@ export class VmxBackend implements VcpuBackend {
       case ExitReason.IoInstruction: {
         const q = this.exitQual;
         if ((q & (1 << 4)) !== 0) return this.stringIoExitFor(reason, q);
-        const e = this.ioExit;
+        const e = this.exits.io;
         e.size = ((q & 7) + 1) as IoExit["size"];
         e.in = (q & (1 << 3)) !== 0;
         e.port = q >>> 16;
@@ -383,7 +369,7 @@ export class VmxBackend implements VcpuBackend {
         return e;
       }
       case ExitReason.Cpuid: {
-        const e = this.cpuidExit;
+        const e = this.exits.cpuid;
         e.leaf = regs[Gpr.Eax]!; e.subleaf = regs[Gpr.Ecx]!;
         e.eax = 0; e.ebx = 0; e.ecx = 0; e.edx = 0;
         this.completion = Completion.Cpuid;
@@ -391,13 +377,13 @@ export class VmxBackend implements VcpuBackend {
         return e;
       }
       case ExitReason.Hlt:
-        this.hltExit.interruptsEnabled = (this.read(F.GuestRflags) & 0x200) !== 0;
+        this.exits.hlt.interruptsEnabled = (this.read(F.GuestRflags) & 0x200) !== 0;
         this.completion = Completion.Advance;
         this.completionLen = this.exitLen;
-        return this.hltExit;
+        return this.exits.hlt;
       case ExitReason.Rdmsr: case ExitReason.Wrmsr: {
         // SDM 28.1: RDMSR/WRMSR exits leave EDX:EAX and ECX as the guest had them.
-        const e = this.msrExit;
+        const e = this.exits.msr;
         e.write = (reason & 0xffff) === ExitReason.Wrmsr;
         e.index = regs[Gpr.Ecx]!;
         e.lo = e.write ? regs[Gpr.Eax]! : 0; e.hi = e.write ? regs[Gpr.Edx]! : 0;
@@ -408,13 +394,13 @@ export class VmxBackend implements VcpuBackend {
       case ExitReason.EptViolation: return this.eptViolation(reason);
       case ExitReason.EptMisconfig:
         return this.unhandled(reason, `EPT misconfiguration at guest-physical 0x${this.read(F.GuestPhysAddr).toString(16)} (SDM 29.3.3.1): the backend's EPT tables are corrupt`);
-      case ExitReason.TripleFault: return this.shutdownExit;
+      case ExitReason.TripleFault: return this.exits.shutdown;
       case ExitReason.TaskSwitch: return this.taskSwitch(reason);
-      case ExitReason.ExternalInterrupt: return this.preemptExit;
-      case ExitReason.InterruptWindow: return this.windowExit;
+      case ExitReason.ExternalInterrupt: return this.exits.preempt;
+      case ExitReason.InterruptWindow: return this.exits.window;
       case ExitReason.ExceptionOrNmi: {
         const info = this.read(F.ExitIntrInfo);
-        const e = this.exceptionExit;
+        const e = this.exits.exception;
         e.vector = info & 0xff;
         e.hasErrorCode = (info & IntrInfo.DeliverErrorCode) !== 0;
         e.errorCode = e.hasErrorCode ? this.read(F.ExitIntrErrorCode) : 0;
@@ -458,7 +444,7 @@ export class VmxBackend implements VcpuBackend {
     op.esBase = guest.es.base;
     op.srcBase = op.in ? op.esBase : guest[SEGMENT_FIELDS[op.srcSeg]!.name].base;
     op.df = (guest.eflags & EFLAGS_DF) !== 0;
-    const e = this.stringIoExit, assist = this.ioAssist;
+    const e = this.exits.stringIo, assist = this.ioAssist;
     const st = assist.runOnGuest(op, memory!, port!, this.regs, e);
     if (st === IoAssistStatus.Unsupported) return this.unhandled(reason, assist.message);
     if (st === IoAssistStatus.Exception) {
@@ -526,7 +512,7 @@ export class VmxBackend implements VcpuBackend {
     const st = assist.run(this.getState(StateParts.All), gpa);
     if (st === MemAssistStatus.Unsupported) return this.unhandled(reason, `MMIO at 0x${gpa.toString(16)}: ${assist.message}`);
     this.dirty |= StateParts.Gprs | StateParts.Basic;
-    const e = this.mmioExit;
+    const e = this.exits.mmio;
     e.gpa = gpa;
     e.write = (q & 2) !== 0;
     e.count = 0;
@@ -614,11 +600,11 @@ export class VmxBackend implements VcpuBackend {
     const st = this.getState(StateParts.All);
     const outcome = assist.perform(st, source, event, event === null ? 0 : len);
     this.setState(st, StateParts.All);
-    if (outcome === TaskSwitchOutcome.Shutdown) return this.shutdownExit;
+    if (outcome === TaskSwitchOutcome.Shutdown) return this.exits.shutdown;
     if (outcome === TaskSwitchOutcome.Switched) return null;
     const f = assist.fault;
     if (this.exceptionExits(f.vector, f.errorCode)) {
-      const e = this.exceptionExit;
+      const e = this.exits.exception;
       e.vector = f.vector; e.hasErrorCode = f.hasErrorCode; e.errorCode = f.hasErrorCode ? f.errorCode : 0;
       this.completion = Completion.None;
       if (f.duringEvent && event !== null) {
@@ -664,13 +650,13 @@ export class VmxBackend implements VcpuBackend {
     this.completion = Completion.None;
     const regs = this.regs;
     if (kind === Completion.IoIn) {
-      const size = this.ioExit.size, mask = IO_MASK[size];
-      regs[Gpr.Eax] = ((regs[Gpr.Eax]! & ~mask) | (this.ioExit.data & mask)) >>> 0;
+      const size = this.exits.io.size, mask = IO_MASK[size];
+      regs[Gpr.Eax] = ((regs[Gpr.Eax]! & ~mask) | (this.exits.io.data & mask)) >>> 0;
     } else if (kind === Completion.Cpuid) {
-      const e = this.cpuidExit;
+      const e = this.exits.cpuid;
       regs[Gpr.Eax] = e.eax >>> 0; regs[Gpr.Ebx] = e.ebx >>> 0; regs[Gpr.Ecx] = e.ecx >>> 0; regs[Gpr.Edx] = e.edx >>> 0;
     } else if (kind === Completion.MsrRead) {
-      regs[Gpr.Eax] = this.msrExit.lo >>> 0; regs[Gpr.Edx] = this.msrExit.hi >>> 0;
+      regs[Gpr.Eax] = this.exits.msr.lo >>> 0; regs[Gpr.Edx] = this.exits.msr.hi >>> 0;
     }
     this.write(F.GuestRip, (this.exitRip + this.completionLen) >>> 0);
     // The instruction is done, so STI / MOV SS blocking over it has expired (SDM 25.4.2,
@@ -681,9 +667,9 @@ export class VmxBackend implements VcpuBackend {
 
   private failure(code: number, message: string): EntryFailureExit {
     this.completion = Completion.None;
-    this.failureExit.code = code;
-    this.failureExit.message = message;
-    return this.failureExit;
+    this.exits.failure.code = code;
+    this.exits.failure.message = message;
+    return this.exits.failure;
   }
 
   /**
@@ -700,10 +686,10 @@ export class VmxBackend implements VcpuBackend {
 
   private unhandled(reason: number, message: string): UnhandledExit {
     this.completion = Completion.None;
-    this.unhandledExit.code = reason;
-    this.unhandledExit.message = message;
-    this.unhandledExit.internal = undefined;
-    return this.unhandledExit;
+    this.exits.unhandled.code = reason;
+    this.exits.unhandled.message = message;
+    this.exits.unhandled.internal = undefined;
+    return this.exits.unhandled;
   }
 
   // ---------------------------------------------------------------- VMCS access
