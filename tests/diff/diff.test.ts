@@ -3,8 +3,10 @@
 // must have zero unexplained disagreements and complete QEMU runs; the others are run
 // and their counts printed. Skips with a reason when QEMU or NASM is missing.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { compareGuest } from "./compare.js";
+import { EXPLAINED } from "./explained.js";
 import { buildGuest } from "./guest.js";
 import { formatReport, planFor, runDiff } from "./harness.js";
 import { runHvkit } from "./hvkit.js";
@@ -18,6 +20,12 @@ function nasmMissing(): boolean {
 const noNasm = nasmMissing();
 
 describe("diff harness: generator and comparer (no QEMU needed)", () => {
+  it("the README lists every explained difference by id, and no other", () => {
+    const readme = readFileSync(new URL("./README.md", import.meta.url), "utf8");
+    const listed = [...readme.matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1]);
+    expect(listed).toEqual(EXPLAINED.map((e) => e.id));
+  });
+
   const v = variantByName("real16-alu")!;
   it("builds the same image for the same seed and a different one for another seed", (ctx) => {
     if (noNasm) ctx.skip("nasm not installed");
