@@ -205,6 +205,7 @@ function newExit(): CpuExit {
     msrIndex: 0, msrWrite: false,
     insn: 0, linear: 0, drNumber: 0, drRead: false, drGpr: 0, vmxInsn: VmxInsn.Vmclear, svmInsn: 0,
     insnMem: false, insnReg: 0, insnRm: 0, insnAddrSize: 2, insnSeg: DS, insnOffset: 0,
+    insnBase: NO_REG, insnIndex: NO_REG, insnScale: 0, insnDisp: 0, insnOpSize: 2,
     crNumber: 0, crAccessType: CrAccessType.MovToCr, crGpr: 0, lmswSource: 0, lmswMem: false, crSelective: false,
     descInsn: DescInsn.Sgdt, tsSelector: 0, tsSource: TaskSwitchSource.Call, tsHasErrorCode: false, tsErrorCode: 0, tsRf: false,
     memGpa: 0, memWrite: false, memFetch: false, memWalk: false, memLinear: 0, memLinearValid: false,
@@ -347,6 +348,11 @@ export class X86Cpu implements Cpu {
   private rm = 0;
   private eaSeg = DS;
   private eaOff = 0;
+  /** The memory operand's plan as the ModR/M (and SIB) named it: base, index (NO_REG: none), scale, raw displacement. */
+  private eaBase = NO_REG;
+  private eaIndex = NO_REG;
+  private eaScale = 0;
+  private eaDisp = 0;
 
   // Fault in flight.
   private fVec = 0;
@@ -870,40 +876,40 @@ export class X86Cpu implements Cpu {
     const mod = b >> 6, rm = b & 7;
     this.mod = mod; this.reg = (b >> 3) & 7; this.rm = rm;
     if (mod === 3) return;
-    let seg = DS, off: number;
+    let seg = DS, off: number, base = NO_REG, index = NO_REG, scale = 0, disp = 0;
+    const r = this.regs;
     if (this.asz === 2) {
-      const r = this.regs;
-      switch (rm) {
-        case 0: off = r[3] + r[6]; break;
-        case 1: off = r[3] + r[7]; break;
-        case 2: off = r[5] + r[6]; seg = SS; break;
-        case 3: off = r[5] + r[7]; seg = SS; break;
-        case 4: off = r[6]; break;
-        case 5: off = r[7]; break;
-        case 6: if (mod === 0) off = this.fetch16(); else { off = r[5]; seg = SS; } break;
-        default: off = r[3]; break;
+      switch (rm) { // SDM table 2-1
+        case 0: base = 3; index = 6; break;
+        case 1: base = 3; index = 7; break;
+        case 2: base = 5; index = 6; seg = SS; break;
+        case 3: base = 5; index = 7; seg = SS; break;
+        case 4: base = 6; break;
+        case 5: base = 7; break;
+        case 6: if (mod === 0) disp = this.fetch16(); else { base = 5; seg = SS; } break;
+        default: base = 3; break;
       }
-      if (mod === 1) off += sext8(this.fetch8());
-      else if (mod === 2) off += this.fetch16();
-      off &= 0xffff;
-    } else {
-      const r = this.regs;
+      if (mod === 1) disp = sext8(this.fetch8());
+      else if (mod === 2) disp = this.fetch16();
+      off = ((base !== NO_REG ? r[base] : 0) + (index !== NO_REG ? r[index] : 0) + disp) & 0xffff;
+    } else { // SDM tables 2-2, 2-3
       if (rm === 4) {
         const sib = this.fetch8();
-        const base = sib & 7, idx = (sib >> 3) & 7, sc = sib >> 6;
-        if (base === 5 && mod === 0) off = this.fetch32();
-        else { off = r[base]; if (base === 4 || base === 5) seg = SS; }
-        if (idx !== 4) off += r[idx] << sc >>> 0;
+        const sb = sib & 7, si = (sib >> 3) & 7;
+        if (sb === 5 && mod === 0) disp = this.fetch32();
+        else { base = sb; if (sb === 4 || sb === 5) seg = SS; }
+        if (si !== 4) { index = si; scale = sib >> 6; }
       } else if (rm === 5 && mod === 0) {
-        off = this.fetch32();
+        disp = this.fetch32();
       } else {
-        off = r[rm];
+        base = rm;
         if (rm === 5) seg = SS;
       }
-      if (mod === 1) off += sext8(this.fetch8());
-      else if (mod === 2) off += this.fetch32() | 0;
-      off >>>= 0;
+      if (mod === 1) disp = sext8(this.fetch8());
+      else if (mod === 2) disp = this.fetch32() | 0;
+      off = ((base !== NO_REG ? r[base] : 0) + (index !== NO_REG ? r[index] << scale >>> 0 : 0) + disp) >>> 0;
     }
+    this.eaBase = base; this.eaIndex = index; this.eaScale = scale; this.eaDisp = disp;
     this.eaSeg = this.segOv >= 0 ? this.segOv : seg;
     this.eaOff = off;
   }
@@ -2078,9 +2084,18 @@ export class X86Cpu implements Cpu {
     e.insnAddrSize = this.asz;
     e.insnSeg = this.eaSeg;
     e.insnOffset = e.insnMem ? this.eaOff : 0;
+    this.insnOperandPlan(e);
     e.linear = e.insnMem ? this.lin(this.eaSeg, this.eaOff) : 0;
     e.insn = InsnIntercept.VmxInsn;
     this.stopHere(CpuExitReason.Instruction);
+  }
+
+  /** The memory operand's base/index/scale/displacement and the operand size, for the VMX instruction information (SDM 28.2.5). */
+  private insnOperandPlan(e: CpuExit): void {
+    const mem = e.insnMem;
+    e.insnBase = mem ? this.eaBase : NO_REG; e.insnIndex = mem ? this.eaIndex : NO_REG;
+    e.insnScale = mem ? this.eaScale : 0; e.insnDisp = mem ? this.eaDisp : 0;
+    e.insnOpSize = this.osz;
   }
 
   /** Stop with CrAccess (SDM 26.1.3); the caller has decided that the access exits. */
@@ -2103,6 +2118,7 @@ export class X86Cpu implements Cpu {
     e.insnReg = this.reg; e.insnRm = this.rm;
     e.insnAddrSize = this.asz; e.insnSeg = this.eaSeg;
     e.insnOffset = e.insnMem ? this.eaOff : 0;
+    this.insnOperandPlan(e);
     e.linear = e.insnMem ? this.lin(this.eaSeg, this.eaOff) : 0;
     e.insn = InsnIntercept.DescTable;
     this.stopHere(CpuExitReason.Instruction);

@@ -335,6 +335,17 @@ export interface CpuExit {
   insnSeg: number;
   /** Memory form: the effective-address offset (before the segment base). */
   insnOffset: number;
+  /**
+   * Memory form: the registers the ModR/M and SIB named as base and index (8: none), the
+   * scale (0-3) and the displacement as encoded (16-bit forms unextended); the register
+   * form gives 8, 8, 0, 0. With insnOpSize (2 or 4, after a 66h prefix): what the VMX
+   * instruction-information field reports (SDM 28.2.5).
+   */
+  insnBase: number;
+  insnIndex: number;
+  insnScale: number;
+  insnDisp: number;
+  insnOpSize: number;
   // CR access (reason CrAccess)
   crNumber: number;
   crAccessType: CrAccessType;

@@ -22,7 +22,7 @@ import {
 } from "../vmcs-fields.js";
 import { EptCap, FeatureControl, SOFT_CAPS, VmxMsr, vmxMsrValue, type VmxCaps } from "./caps.js";
 import { EntryCheckMemo, type EntryEnv, type EntryFailure } from "./entry-checks.js";
-import { InsnOperand, NO_REG } from "./insn-operand.js";
+import { NO_REG } from "../../../../src/x86/decoder.js";
 
 /** Per-VMCS private state, kept in `VmControlObject.ext`. */
 export class VmcsState {
@@ -872,12 +872,10 @@ export class VmxExtension implements VmxExtensionApi {
         basic = insnExitReason(e);
         if (e.insn === InsnIntercept.Invlpg) qual = e.linear; // SDM 28.2.1: the linear-address operand
         else if (e.insn === InsnIntercept.DescTable) {
-          // SDM 28.2.1: the displacement; 28.2.5 tables 28-10/28-11, decoded from the
-          // instruction bytes (insn-operand.ts). Bytes that cannot be read: the effective
-          // offset as the displacement with base and index invalid (the same address).
-          const op = decodeOperand(guest, e);
-          qual = op !== null ? op.displacement() : e.insnMem ? e.insnOffset : 0;
-          v.set(F.ExitInstrInfo, descInstrInfo(e, op, (guest.ext as GuestState).state));
+          // SDM 28.2.1: the displacement; 28.2.5 tables 28-10/28-11, from the operand the
+          // core decoded when it stopped (CpuExit.insnBase ...).
+          qual = displacement(e);
+          v.set(F.ExitInstrInfo, descInstrInfo(e));
         }
         else if (e.insn === InsnIntercept.Icebp) {
           // SDM 26.2, 25.9.2: INT1 is a privileged software exception (type 5) that exits
@@ -892,9 +890,8 @@ export class VmxExtension implements VmxExtensionApi {
           // SDM 28.2.1: the qualification is the operand's displacement; 28.2.5 tables 28-9,
           // 28-13, 28-14 give the instruction information, decoded from the instruction bytes
           // as for the descriptor-table exits (same fallback).
-          const op = decodeOperand(guest, e);
-          qual = op !== null ? op.displacement() : e.insnMem ? e.insnOffset : 0;
-          v.set(F.ExitInstrInfo, vmxInstrInfo(e, op));
+          qual = displacement(e);
+          v.set(F.ExitInstrInfo, vmxInstrInfo(e));
         }
         break;
       // The host's timeslice ended: modelled as a host external interrupt (exit 1, SDM 25.6.1
@@ -1070,28 +1067,22 @@ function coreExceptionBitmap(v: VmcsView): number {
   return never ? (bitmap & ~(1 << 14)) >>> 0 : (bitmap | (1 << 14)) >>> 0;
 }
 
-/** The decoder of descriptor-table and VMX-instruction operands (one per kernel half; reused, see insn-operand.ts). */
-const OPERAND = new InsnOperand();
-
-/** The exiting instruction's operand from its bytes (through EPT when the monitor's tables are in use), or null. */
-function decodeOperand(guest: GuestBinding, e: CpuExit): InsnOperand | null {
-  const gs = guest.ext as GuestState;
-  const mem = gs.nestedOn && gs.nested !== null ? gs.nested : guest.gpspace.memory;
-  return OPERAND.decode(mem, gs.state, e.instrLen) ? OPERAND : null;
+/** SDM 28.2.1: the qualification of these exits is the displacement, sign-extended to 32 bits (0 for a register operand). */
+function displacement(e: CpuExit): number {
+  if (!e.insnMem) return 0;
+  return (e.insnAddrSize === 2 ? (e.insnDisp << 16) >> 16 : e.insnDisp | 0) >>> 0;
 }
 
 /**
  * The memory-operand bits shared by tables 28-9 to 28-14 (SDM 28.2.5): scaling 1:0 (0 without
  * an index), address size 9:7, segment 17:15, index 21:18 or invalid (22), base 26:23 or
- * invalid (27). Without a decoded operand: base and index invalid (the offset is then the
- * qualification, which names the same address).
+ * invalid (27), from the operand the core decoded (CpuExit.insnBase ...).
  */
-function memOperandInfo(e: CpuExit, op: InsnOperand | null): number {
-  const d = op?.d;
+function memOperandInfo(e: CpuExit): number {
   let info = ((e.insnAddrSize === 4 ? 1 : 0) << 7) | ((e.insnSeg & 7) << 15);
-  if (d === undefined || d.index === NO_REG) info |= 1 << 22;
-  else info |= ((d.index & 0xf) << 18) | (d.scale & 3);
-  info |= d === undefined || d.base === NO_REG ? 1 << 27 : (d.base & 0xf) << 23;
+  if (e.insnIndex === NO_REG) info |= 1 << 22;
+  else info |= ((e.insnIndex & 0xf) << 18) | (e.insnScale & 3);
+  info |= e.insnBase === NO_REG ? 1 << 27 : (e.insnBase & 0xf) << 23;
   return info;
 }
 
@@ -1101,23 +1092,20 @@ function memOperandInfo(e: CpuExit, op: InsnOperand | null): number {
  * 21:18 (invalid: 22), base 26:23 (invalid: 27), identity 29:28; table 28-10 bit 11 the
  * operand size (0 16-bit, 1 32-bit); table 28-11 bit 10 the register form with Reg1 in
  * 6:3, where address size, segment, base and index are undefined (written 0). Fields
- * the SDM leaves undefined (scaling without an index) are 0. Without a decoded operand
- * (`op` null): base and index invalid (the offset is then the qualification) and the
- * operand size of CS.D.
+ * the SDM leaves undefined (scaling without an index) are 0. The operand comes from the
+ * core's own decode (CpuExit.insnBase/insnIndex/insnScale/insnDisp/insnOpSize).
  */
-function descInstrInfo(e: CpuExit, op: InsnOperand | null, s: X86State): number {
+function descInstrInfo(e: CpuExit): number {
   const k = e.descInsn;
-  const d = op?.d;
-  const mem = d !== undefined ? d.mod !== 3 : e.insnMem;
-  let info = mem ? memOperandInfo(e, op) : 0;
+  const mem = e.insnMem;
+  let info = mem ? memOperandInfo(e) : 0;
   if (k <= DescInsn.Lidt) {
     // Identity: 0 SGDT, 1 SIDT, 2 LGDT, 3 LIDT (DescInsn order).
-    const osz = op !== null ? op.osz : (s.cs.attrib & (1 << 14)) !== 0 ? 4 : 2;
-    info |= ((k & 3) << 28) | (osz === 4 ? 1 << 11 : 0);
+    info |= ((k & 3) << 28) | (e.insnOpSize === 4 ? 1 << 11 : 0);
   } else {
     // Identity: 0 SLDT, 1 STR, 2 LLDT, 3 LTR (DescInsn order from Sldt).
     info |= ((k - DescInsn.Sldt) & 3) << 28;
-    if (!mem) info |= (1 << 10) | (((d !== undefined ? d.rm : e.insnRm) & 0xf) << 3);
+    if (!mem) info |= (1 << 10) | ((e.insnRm & 0xf) << 3);
   }
   return info >>> 0;
 }
@@ -1156,9 +1144,9 @@ function insnExitReason(e: CpuExit): number {
  * (memOperandInfo); VMREAD/VMWRITE register form: bit 10 and Reg1 6:3, the memory fields
  * undefined (written 0); VMREAD/VMWRITE/INVEPT/INVVPID: Reg2 31:28.
  */
-function vmxInstrInfo(e: CpuExit, op: InsnOperand | null): number {
-  const mem = op !== null ? op.d.mod !== 3 : e.insnMem;
-  let info = mem ? memOperandInfo(e, op) : 0;
+function vmxInstrInfo(e: CpuExit): number {
+  const mem = e.insnMem;
+  let info = mem ? memOperandInfo(e) : 0;
   const k = e.vmxInsn;
   if (k === VmxInsn.Vmread || k === VmxInsn.Vmwrite) {
     if (!mem) info |= (1 << 10) | ((e.insnRm & 0xf) << 3);
